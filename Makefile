@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# vhost-blk: an in-kernel virtio-blk backend in Rust.
+#
+#   make run          set everything up, boot the test VM, load the module and
+#                     show what /dev/vhost-blk offers
+#   make check        set everything up and run every test (host and VM)
+#
+# Other targets: deps kernel module lint tools test-host check-vm
+# check-debug clean. KFLAVOUR=debug selects the sanitizer kernel.
+
+KFLAVOUR ?= release
+export KFLAVOUR
+
+TESTING := tools/testing
+KDIR = $(shell $(TESTING)/kernel.sh --print-dir)
+KMAKE := $(TESTING)/kmake
+MODDIR := drivers/vhost/blk
+BUILD := build/$(KFLAVOUR)
+CARGO ?= cargo
+VM_TIMEOUT ?= 900
+
+RUST_SRCS := $(shell find $(MODDIR) -name '*.rs')
+C_SRCS := $(wildcard $(MODDIR)/*.c $(MODDIR)/*.h) include/uapi/linux/vhost_blk.h
+
+.PHONY: all deps kernel module lint rustfmt clippy checkpatch tools test-host \
+	check check-vm check-debug run clean help
+
+all: module tools
+
+help:
+	@sed -n '3,12p' Makefile
+
+deps:
+	@$(TESTING)/deps.sh
+
+kernel: deps
+	@$(TESTING)/kernel.sh
+
+# The module is built in place; a build for another kernel tree first
+# cleans the objects of the previous one.
+module: kernel
+	@mkdir -p $(BUILD)
+	@if [ "$$(cat build/.module-kdir 2>/dev/null)" != "$(KDIR)" ]; then \
+		$(KMAKE) -s -C $(KDIR) M=$(CURDIR) clean; \
+		echo "$(KDIR)" > build/.module-kdir; \
+	fi
+	$(KMAKE) -C $(KDIR) M=$(CURDIR) $(if $(CLIPPY),CLIPPY=1) modules
+	@cp $(MODDIR)/vhost_blk.ko $(BUILD)/vhost_blk.ko
+	@echo "module: $(BUILD)/vhost_blk.ko"
+
+# Style and lint: clippy over the module, kernel rustfmt, checkpatch --strict.
+lint: clippy rustfmt checkpatch
+
+clippy: kernel
+	@touch $(MODDIR)/vhost_blk_main.rs
+	$(MAKE) --no-print-directory module CLIPPY=1
+
+rustfmt: kernel
+	/usr/bin/rustfmt --check --edition 2021 --config-path $(KDIR)/.rustfmt.toml $(RUST_SRCS)
+	$(CARGO) fmt --all --check
+
+checkpatch: kernel
+	$(KDIR)/scripts/checkpatch.pl --no-tree --strict --terse -f $(C_SRCS)
+
+tools:
+	$(CARGO) build --release --workspace --quiet
+
+test-host:
+	$(CARGO) test --workspace --quiet
+
+check-vm: module tools
+	$(TESTING)/vm-run.sh --timeout $(VM_TIMEOUT) -- \
+		$(CURDIR)/target/release/vhost-blk-selftest --module $(CURDIR)/$(BUILD)/vhost_blk.ko
+
+check: deps test-host lint check-vm
+
+check-debug:
+	$(MAKE) --no-print-directory KFLAVOUR=debug VM_TIMEOUT=1800 check-vm
+
+run: module tools
+	$(TESTING)/vm-run.sh --timeout $(VM_TIMEOUT) -- \
+		$(CURDIR)/target/release/vhost-blk-selftest --show --module $(CURDIR)/$(BUILD)/vhost_blk.ko
+
+clean:
+	-$(KMAKE) -s -C $(KDIR) M=$(CURDIR) clean 2>/dev/null
+	rm -rf build target

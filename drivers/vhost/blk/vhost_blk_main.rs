@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! vhost-blk: an in-kernel virtio-blk backend.
+//!
+//! `/dev/vhost-blk` speaks the vhost ioctls of `include/uapi/linux/vhost.h`
+//! and the vhost-blk ioctls of `include/uapi/linux/vhost_blk.h`. See
+//! `Documentation/vhost-blk/` for the design.
+//!
+//! The crate is layered: `vcore` is pure, `unsafe`-free logic shared with
+//! the host-side cargo build; `ffi` holds every `unsafe` block, as owning
+//! wrappers of C objects; `dev` is the device built from both.
+
+use kernel::prelude::*;
+
+mod dev;
+mod ffi;
+// The core is a library shared with the cargo build, where its items are
+// `pub` API used by the host tests and the harness; not all of it is used
+// by the module itself.
+#[forbid(unsafe_code)]
+#[allow(unreachable_pub, dead_code)]
+#[path = "core/mod.rs"]
+mod vcore;
+
+module! {
+    type: VhostBlkModule,
+    name: "vhost_blk",
+    author: "The vhost-blk developers",
+    description: "In-kernel virtio-blk backend (vhost-blk)",
+    license: "GPL",
+}
+
+struct VhostBlkModule {
+    _misc: ffi::misc::MiscRegistration,
+}
+
+impl kernel::Module for VhostBlkModule {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let misc = ffi::misc::MiscRegistration::register()?;
+        pr_info!("registered /dev/vhost-blk\n");
+        Ok(Self { _misc: misc })
+    }
+}

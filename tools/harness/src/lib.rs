@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Userspace harness for `/dev/vhost-blk`.
+//!
+//! It plays the VMM (the vhost ioctls) and, as the data plane grows, the
+//! guest driver too. The selftests and the benchmarks are both built on
+//! this library.
+
+pub mod device;
+pub mod testing;
+
+pub use device::VhostBlk;

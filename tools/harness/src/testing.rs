@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A minimal test runner for the VM selftests: named cases, one line per
+//! result, and the closing `N passed, N failed` line.
+
+use std::fmt::Display;
+use std::io;
+
+/// The outcome of one test case: `Err` carries the reason of a failure.
+pub type CaseResult = Result<(), String>;
+
+/// Runs cases and counts their results.
+#[derive(Default)]
+pub struct Runner {
+    passed: usize,
+    failed: usize,
+    filter: Option<String>,
+}
+
+impl Runner {
+    /// A runner that runs only the cases whose name contains `filter`.
+    pub fn new(filter: Option<String>) -> Self {
+        Self {
+            filter,
+            ..Self::default()
+        }
+    }
+
+    /// Runs one case and prints its result.
+    pub fn run(&mut self, name: &str, case: impl FnOnce() -> CaseResult) {
+        if let Some(f) = &self.filter {
+            if !name.contains(f.as_str()) {
+                return;
+            }
+        }
+        match case() {
+            Ok(()) => {
+                self.passed += 1;
+                println!("ok - {name}");
+            }
+            Err(why) => {
+                self.failed += 1;
+                println!("FAIL - {name}: {why}");
+            }
+        }
+    }
+
+    /// Prints the summary line and returns the process exit status.
+    pub fn finish(self) -> i32 {
+        println!("{} passed, {} failed", self.passed, self.failed);
+        if self.failed == 0 && self.passed > 0 {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// Turns an `io::Result` into a [`CaseResult`] with context.
+pub fn ctx<T, C: Display>(r: io::Result<T>, what: C) -> Result<T, String> {
+    r.map_err(|e| format!("{what}: {e}"))
+}
+
+/// Checks that `r` failed with `errno`.
+pub fn expect_errno<T: std::fmt::Debug>(r: io::Result<T>, errno: i32, what: &str) -> CaseResult {
+    match r {
+        Ok(v) => Err(format!("{what}: succeeded ({v:?}), expected errno {errno}")),
+        Err(e) if e.raw_os_error() == Some(errno) => Ok(()),
+        Err(e) => Err(format!("{what}: failed with {e}, expected errno {errno}")),
+    }
+}
+
+/// Fails with `msg` unless `cond` holds.
+pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> CaseResult {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg())
+    }
+}

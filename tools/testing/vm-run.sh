@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot the vhost-blk test kernel under QEMU TCG with virtme-ng (2 vCPUs,
+# the host root filesystem read-only over 9p), load the freshly built
+# vhost_blk.ko, run one command, and exit with that command's status.
+#
+# Usage: tools/testing/vm-run.sh [options] -- COMMAND [ARGS...]
+#   --timeout SECONDS   kill the VM after this long (default 900)
+#   --no-module         do not load vhost_blk.ko before COMMAND
+#   --out DIR           keep the console log and guest dmesg here
+#                       (default: a fresh directory under build/vm/)
+#   KFLAVOUR=release|debug selects the kernel (tools/testing/kernel.sh).
+#
+# The run fails (exit 1) if the guest's kernel log shows a BUG, WARNING,
+# Oops, KASAN, lockdep, kmemleak, hung-task or soft-lockup report, even
+# when COMMAND succeeded. A VM that dies of the known multi-threaded TCG
+# text-patching race ("Oops: int3" before COMMAND finished) is booted
+# again, at most twice, and the retry is reported; any other crash fails.
+# Exit codes: COMMAND's status; 1 for a kernel report; 124 for a timeout;
+# 125 for a VM that never ran COMMAND.
+
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+timeout=900
+load_module=1
+out=
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--timeout) timeout=$2; shift 2 ;;
+	--no-module) load_module=0; shift ;;
+	--out) out=$2; shift 2 ;;
+	--) shift; break ;;
+	*) echo "vm-run: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
+	esac
+done
+[ $# -gt 0 ] || { echo "vm-run: no command given" >&2; exit 2; }
+
+flavour=${KFLAVOUR:-release}
+kdir=$("$here/kernel.sh" --print-dir)
+bzimage=$kdir/arch/x86/boot/bzImage
+[ -f "$kdir/.vhost-blk-built" ] && [ -f "$bzimage" ] ||
+	{ echo "vm-run: no built $flavour kernel at $kdir; run 'make kernel'" >&2; exit 2; }
+module=$top/build/$flavour/vhost_blk.ko
+if [ $load_module = 1 ] && [ ! -f "$module" ]; then
+	echo "vm-run: $module missing; run 'make module'" >&2
+	exit 2
+fi
+[ $load_module = 1 ] || module=
+
+if [ -z "$out" ]; then
+	mkdir -p "$top/build/vm"
+	out=$(mktemp -d "$top/build/vm/run.XXXXXX")
+fi
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+append="printk.time=1 panic=-1 null_blk.nr_devices=0 loglevel=7"
+[ "$flavour" = debug ] && append="$append panic_on_warn=1 kmemleak=on"
+
+# The command runs through guest-run.sh, which prints a status marker.
+cmd=("$here/guest-run.sh" "$out" "${module:-none}" "$@")
+printf -v cmdline '%q ' "${cmd[@]}"
+
+kernel_report() {
+	# Kernel log lines (they carry a printk timestamp) that report a bug.
+	grep -a -E '^\[ *[0-9]+\.[0-9]+\]' "$@" 2>/dev/null |
+		grep -a -E 'BUG:|WARNING:|Oops|KASAN|kmemleak: [0-9]+ new suspected|possible (circular|recursive) locking|lockdep|INFO: task .* blocked for more than|hung task|soft lockup|hard LOCKUP|Kernel panic|general protection fault|UBSAN:|Call Trace:|rcu: INFO' |
+		grep -a -v -E 'Lock dependency validator|lockdep: .*(hash|classes)|kmemleak: Kernel memory leak detector initialized|kmemleak: Automatic memory scanning thread' || true
+}
+
+attempt=0
+while :; do
+	attempt=$((attempt + 1))
+	log=$out/console.log
+	rm -f "$log" "$out/dmesg.txt" "$out/kmemleak.txt"
+	echo "vm-run: booting $flavour kernel (attempt $attempt, timeout ${timeout}s, logs in $out)" >&2
+	set +e
+	timeout -k 20 "$timeout" vng --disable-kvm --cpus 2 --memory 2G --verbose \
+		-r "$bzimage" --rwdir "$out" --append "$append" \
+		--exec "$cmdline" </dev/null 2>&1 | tee "$log"
+	vm_status=${PIPESTATUS[0]}
+	set -e
+
+	rc=$(grep -a -o -E '^VHOST_BLK_VM_RC=[0-9]+' "$log" | tail -1 | cut -d= -f2 || true)
+	report=$(kernel_report "$log" "$out/dmesg.txt" "$out/kmemleak.txt")
+	if [ -z "$rc" ] && [ $attempt -lt 3 ] && grep -a -q -E 'Oops: int3' "$log" &&
+		! grep -a -q 'VHOST_BLK_VM_STARTED' "$log"; then
+		echo "vm-run: the VM died of 'Oops: int3' before the command started" \
+			"(the known MTTCG text-patching race); booting again" >&2
+		continue
+	fi
+	break
+done
+
+if [ "$vm_status" = 124 ] || [ "$vm_status" = 137 ]; then
+	echo "vm-run: FAIL: timed out after ${timeout}s" >&2
+	[ -n "$report" ] && printf 'vm-run: kernel log reports:\n%s\n' "$report" >&2
+	exit 124
+fi
+if [ -n "$report" ]; then
+	printf 'vm-run: FAIL: the guest kernel log reports problems:\n%s\n' "$report" >&2
+	exit 1
+fi
+if [ -z "$rc" ]; then
+	echo "vm-run: FAIL: the VM ended (status $vm_status) without running the command to completion" >&2
+	exit 125
+fi
+echo "vm-run: command exited $rc; guest kernel log clean" >&2
+exit "$rc"
