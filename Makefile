@@ -20,11 +20,11 @@ BUILD := build/$(KFLAVOUR)
 CARGO ?= cargo
 VM_TIMEOUT ?= 900
 
-RUST_SRCS := $(shell find $(MODDIR) -name '*.rs')
-C_SRCS := $(wildcard $(MODDIR)/*.c $(MODDIR)/*.h) include/uapi/linux/vhost_blk.h
+RUST_SRCS := $(shell find $(MODDIR) tools -name '*.rs')
+C_SRCS := $(filter-out %.mod.c,$(wildcard $(MODDIR)/*.c $(MODDIR)/*.h)) include/uapi/linux/vhost_blk.h
 
-.PHONY: all deps kernel module lint rustfmt clippy checkpatch tools test-host \
-	check check-vm check-debug run clean help
+.PHONY: all deps kernel module lint rustfmt fmt clippy checkpatch tools test-host \
+	check check-vm check-debug run clean module-clean help
 
 all: module tools
 
@@ -42,7 +42,7 @@ kernel: deps
 module: kernel
 	@mkdir -p $(BUILD)
 	@if [ "$$(cat build/.module-kdir 2>/dev/null)" != "$(KDIR)" ]; then \
-		$(KMAKE) -s -C $(KDIR) M=$(CURDIR) clean; \
+		$(MAKE) --no-print-directory module-clean; \
 		echo "$(KDIR)" > build/.module-kdir; \
 	fi
 	$(KMAKE) -C $(KDIR) M=$(CURDIR) $(if $(CLIPPY),CLIPPY=1) modules
@@ -58,7 +58,10 @@ clippy: kernel
 
 rustfmt: kernel
 	/usr/bin/rustfmt --check --edition 2021 --config-path $(KDIR)/.rustfmt.toml $(RUST_SRCS)
-	$(CARGO) fmt --all --check
+
+# Format every Rust file (module and tools) the kernel's way.
+fmt: kernel
+	/usr/bin/rustfmt --edition 2021 --config-path $(KDIR)/.rustfmt.toml $(RUST_SRCS)
 
 checkpatch: kernel
 	$(KDIR)/scripts/checkpatch.pl --no-tree --strict --terse -f $(C_SRCS)
@@ -82,6 +85,11 @@ run: module tools
 	$(TESTING)/vm-run.sh --timeout $(VM_TIMEOUT) -- \
 		$(CURDIR)/target/release/vhost-blk-selftest --show --module $(CURDIR)/$(BUILD)/vhost_blk.ko
 
-clean:
-	-$(KMAKE) -s -C $(KDIR) M=$(CURDIR) clean 2>/dev/null
+# Kbuild's own `M=... clean` would also sweep cargo's target/.
+module-clean:
+	find drivers \( -name '*.o' -o -name '*.ko' -o -name '*.mod' -o -name '*.mod.c' \
+		-o -name '.*.cmd' -o -name '*.rmeta' -o -name 'modules.order' \) -delete
+	rm -f Module.symvers modules.order
+
+clean: module-clean
 	rm -rf build target

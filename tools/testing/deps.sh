@@ -32,7 +32,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 missing_apt=()
 for p in "${APT_PACKAGES[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+	[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] ||
 		missing_apt+=("$p")
 done
 
@@ -49,8 +49,11 @@ if [ ${#missing_apt[@]} -gt 0 ]; then
 		die "apt-get install ${missing_apt[*]} failed"
 fi
 
+# (Outputs are captured before matching: with pipefail, `cmd | grep -q`
+# fails when grep exits early and cmd gets SIGPIPE.)
 have_bindgen() {
-	command -v bindgen >/dev/null && bindgen --version 2>/dev/null | grep -q "bindgen $BINDGEN_VERSION"
+	command -v bindgen >/dev/null || return 1
+	[ "$(bindgen --version 2>/dev/null)" = "bindgen $BINDGEN_VERSION" ]
 }
 if ! have_bindgen; then
 	[ $check_only = 1 ] && die "bindgen-cli $BINDGEN_VERSION missing (run: make deps)"
@@ -61,12 +64,15 @@ if ! have_bindgen; then
 fi
 
 have_vng() {
-	command -v vng >/dev/null && python3 -m pip show virtme-ng 2>/dev/null | grep -q "^Version: $VIRTME_NG_VERSION\$"
+	command -v vng >/dev/null || return 1
+	local info
+	info=$(python3 -m pip show virtme-ng 2>/dev/null) || return 1
+	[[ $'\n'$info$'\n' == *$'\n'"Version: $VIRTME_NG_VERSION"$'\n'* ]]
 }
 if ! have_vng; then
 	[ $check_only = 1 ] && die "virtme-ng $VIRTME_NG_VERSION missing (run: make deps)"
 	say "installing virtme-ng $VIRTME_NG_VERSION (pip)"
-	python3 -m pip install -q --disable-pip-version-check "virtme-ng==$VIRTME_NG_VERSION" ||
+	python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "virtme-ng==$VIRTME_NG_VERSION" ||
 		die "pip install virtme-ng==$VIRTME_NG_VERSION failed"
 fi
 

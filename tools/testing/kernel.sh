@@ -47,6 +47,7 @@ key=$({
 	/usr/bin/rustc --version
 	PATH="$PATH:$HOME/.cargo/bin" bindgen --version
 	gcc --version | head -1
+	[ "$flavour" = release ] || clang --version | head -1
 	cat "${fragments[@]}"
 	[ ${#patches[@]} -eq 0 ] || cat "${patches[@]}"
 } | sha256sum | cut -c1-16)

@@ -7,6 +7,8 @@
 //! this library.
 
 pub mod device;
+pub mod driver;
+pub mod mem;
 pub mod testing;
 
 pub use device::VhostBlk;

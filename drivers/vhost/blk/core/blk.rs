@@ -192,7 +192,11 @@ pub fn for_each_data_piece<E>(
 ) -> Result<(), E> {
     let mut skip = range.offset;
     let mut left = range.len;
-    for s in chain.segments().iter().filter(|s| s.writable == range.writable) {
+    for s in chain
+        .segments()
+        .iter()
+        .filter(|s| s.writable == range.writable)
+    {
         if left == 0 {
             break;
         }
@@ -309,7 +313,9 @@ pub fn check_range(
 
 fn check_extent(limits: &BlkLimits, sector: u64, len: u64) -> Result<(), Reject> {
     let lbs = u64::from(limits.logical_block_size);
-    let byte = sector.checked_mul(SECTOR_SIZE).ok_or(Reject::BeyondCapacity)?;
+    let byte = sector
+        .checked_mul(SECTOR_SIZE)
+        .ok_or(Reject::BeyondCapacity)?;
     if byte % lbs != 0 || len % lbs != 0 {
         return Err(Reject::Misaligned);
     }
@@ -398,9 +404,7 @@ pub fn parse(
         VIRTIO_BLK_T_FLUSH if limits.flush => (Op::Flush, out_data),
         VIRTIO_BLK_T_GET_ID => (Op::GetId, in_data),
         VIRTIO_BLK_T_DISCARD if limits.max_discard_seg > 0 => (Op::Discard, out_data),
-        VIRTIO_BLK_T_WRITE_ZEROES if limits.max_write_zeroes_seg > 0 => {
-            (Op::WriteZeroes, out_data)
-        }
+        VIRTIO_BLK_T_WRITE_ZEROES if limits.max_write_zeroes_seg > 0 => (Op::WriteZeroes, out_data),
         _ => return reject(Reject::Unsupported(ty)),
     };
     // Data must flow the way the type says, and only there.

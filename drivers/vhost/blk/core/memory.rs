@@ -186,7 +186,8 @@ impl<'a> MemTable<'a> {
 
     /// Whether every byte of `[gpa, gpa + len)` is mapped.
     pub fn covers(&self, gpa: u64, len: u64) -> bool {
-        self.for_each_piece(gpa, len, |_, _| Ok::<(), ()>(())).is_ok()
+        self.for_each_piece(gpa, len, |_, _| Ok::<(), ()>(()))
+            .is_ok()
     }
 
     /// Copies guest memory at `gpa` into `buf`.

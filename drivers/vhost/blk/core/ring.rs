@@ -559,7 +559,9 @@ fn walk_indirect(
     chain: &mut Chain,
 ) -> Result<(), RingError> {
     let len = ind.len;
-    if len == 0 || u64::from(len) % DESC_SIZE != 0 || u64::from(len) / DESC_SIZE > u64::from(MAX_INDIRECT)
+    if len == 0
+        || u64::from(len) % DESC_SIZE != 0
+        || u64::from(len) / DESC_SIZE > u64::from(MAX_INDIRECT)
     {
         return Err(RingError::IndirectBadLength(len));
     }

@@ -97,12 +97,21 @@ fn features_round_trip() -> CaseResult {
         libc::EOPNOTSUPP,
         "VHOST_SET_FEATURES(+RING_PACKED)",
     )?;
-    expect_errno(dev.set_features(u64::MAX), libc::EOPNOTSUPP, "VHOST_SET_FEATURES(all ones)")?;
+    expect_errno(
+        dev.set_features(u64::MAX),
+        libc::EOPNOTSUPP,
+        "VHOST_SET_FEATURES(all ones)",
+    )?;
     let again = ctx(dev.get_features(), "VHOST_GET_FEATURES again")?;
-    ensure(again == f, || format!("features changed from {f:#x} to {again:#x}"))?;
+    ensure(again == f, || {
+        format!("features changed from {f:#x} to {again:#x}")
+    })?;
 
     let b = ctx(dev.get_backend_features(), "VHOST_GET_BACKEND_FEATURES")?;
-    ctx(dev.set_backend_features(b), "VHOST_SET_BACKEND_FEATURES(offered)")?;
+    ctx(
+        dev.set_backend_features(b),
+        "VHOST_SET_BACKEND_FEATURES(offered)",
+    )?;
     expect_errno(
         dev.set_backend_features(b | 1 << 63),
         libc::EOPNOTSUPP,
@@ -115,7 +124,10 @@ fn bad_pointers_fault() -> CaseResult {
     for (cmd, name) in [
         (uapi::VHOST_GET_FEATURES, "VHOST_GET_FEATURES"),
         (uapi::VHOST_SET_FEATURES, "VHOST_SET_FEATURES"),
-        (uapi::VHOST_GET_BACKEND_FEATURES, "VHOST_GET_BACKEND_FEATURES"),
+        (
+            uapi::VHOST_GET_BACKEND_FEATURES,
+            "VHOST_GET_BACKEND_FEATURES",
+        ),
     ] {
         expect_errno(dev.ioctl_ptr(cmd, std::ptr::null_mut()), libc::EFAULT, name)?;
         // A kernel address is never valid as a user pointer.
@@ -165,13 +177,16 @@ fn module_unloads(module: Option<&Path>) -> CaseResult {
             "rmmod succeeded while /dev/vhost-blk was open".into()
         })?;
     }
-    ensure(run("rmmod", "vhost_blk")?, || "rmmod vhost_blk failed".into())?;
+    ensure(run("rmmod", "vhost_blk")?, || {
+        "rmmod vhost_blk failed".into()
+    })?;
     ensure(!Path::new(DEVICE_PATH).exists(), || {
         format!("{DEVICE_PATH} still exists after rmmod")
     })?;
-    ensure(run("insmod", module.to_str().ok_or("bad module path")?)?, || {
-        "insmod after rmmod failed".into()
-    })?;
+    ensure(
+        run("insmod", module.to_str().ok_or("bad module path")?)?,
+        || "insmod after rmmod failed".into(),
+    )?;
     ctx(VhostBlk::open(), "open after reload").map(|_| ())?;
     ensure(run("rmmod", "vhost_blk")?, || "second rmmod failed".into())
 }

@@ -1,0 +1,540 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Host tests of virtio-blk request parsing (`core/blk.rs`): every request
+//! type, and one test per `Reject` reason and for a missing status byte.
+
+mod common;
+
+use common::Fixture;
+use vhost_blk_core::blk::*;
+use vhost_blk_core::memory::{MemTable, UserMemory};
+use vhost_blk_core::ring::RingFeatures;
+use vhost_blk_harness::driver::Buf;
+
+const LIMITS: BlkLimits = BlkLimits {
+    capacity: 2048,
+    logical_block_size: 512,
+    read_only: false,
+    flush: true,
+    max_discard_seg: 4,
+    max_discard_sectors: 1024,
+    max_write_zeroes_seg: 2,
+    max_write_zeroes_sectors: 512,
+    max_transfer: 1 << 20,
+};
+
+struct T {
+    f: Fixture,
+}
+
+impl T {
+    fn new() -> Self {
+        Self {
+            f: Fixture::new(
+                64,
+                RingFeatures {
+                    indirect: true,
+                    event_idx: false,
+                    notify_on_empty: false,
+                },
+            ),
+        }
+    }
+
+    fn header(&mut self, ty: u32, sector: u64) -> u64 {
+        let h = self.f.buf(16);
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&ty.to_le_bytes());
+        b[8..].copy_from_slice(&sector.to_le_bytes());
+        self.f.mem.write(h, &b).unwrap();
+        h
+    }
+
+    /// Submits `bufs` and parses the chain against `limits`.
+    fn parse(
+        &mut self,
+        bufs: &[Buf],
+        limits: &BlkLimits,
+    ) -> Result<Result<Request, Rejection>, NoStatus> {
+        self.f.drv.add_chain(&self.f.mem, bufs).unwrap();
+        assert!(self.f.pop().unwrap());
+        let mut regions = self.f.regions.clone();
+        let table = MemTable::validate(&mut regions).unwrap();
+        parse(&self.f.mem, &table, &self.f.chain, limits)
+    }
+
+    fn ok(&mut self, bufs: &[Buf]) -> Request {
+        self.parse(bufs, &LIMITS).unwrap().unwrap()
+    }
+
+    fn rejected(&mut self, bufs: &[Buf], limits: &BlkLimits) -> Rejection {
+        self.parse(bufs, limits).unwrap().unwrap_err()
+    }
+}
+
+fn reject(bufs: impl FnOnce(&mut T) -> Vec<Buf>, limits: &BlkLimits) -> (Reject, u8) {
+    let mut t = T::new();
+    let b = bufs(&mut t);
+    let r = t.rejected(&b, limits);
+    assert_eq!(r.status, r.reason.status());
+    (r.reason, r.status)
+}
+
+#[test]
+fn read_request() {
+    let mut t = T::new();
+    let h = t.header(VIRTIO_BLK_T_IN, 8);
+    let (d1, d2, s) = (t.f.buf(512), t.f.buf(1024), t.f.buf(1));
+    let r = t.ok(&[
+        Buf::r(h, 16),
+        Buf::w(d1, 512),
+        Buf::w(d2, 1024),
+        Buf::w(s, 1),
+    ]);
+    assert_eq!(r.op, Op::Read);
+    assert_eq!(r.sector, 8);
+    assert_eq!(r.status_addr, s);
+    assert_eq!(
+        r.data,
+        DataRange {
+            writable: true,
+            offset: 0,
+            len: 1536
+        }
+    );
+    let mut pieces = Vec::new();
+    for_each_data_piece(&t.f.chain, &r.data, |a, n| {
+        pieces.push((a, n));
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+    assert_eq!(pieces, vec![(d1, 512), (d2, 1024)]);
+}
+
+#[test]
+fn write_request_with_header_and_status_merged_into_data_buffers() {
+    // ANY_LAYOUT: one readable buffer holds header + data; the status byte
+    // is the last byte of a larger writable buffer.
+    let mut t = T::new();
+    let buf = t.f.buf(16 + 1024);
+    let mut hdr = [0u8; 16];
+    hdr[..4].copy_from_slice(&VIRTIO_BLK_T_OUT.to_le_bytes());
+    hdr[8..].copy_from_slice(&2u64.to_le_bytes());
+    t.f.mem.write(buf, &hdr).unwrap();
+    let s = t.f.buf(1);
+    let r = t.ok(&[Buf::r(buf, 16 + 1024), Buf::w(s, 1)]);
+    assert_eq!(r.op, Op::Write);
+    assert_eq!(r.sector, 2);
+    assert_eq!(
+        r.data,
+        DataRange {
+            writable: false,
+            offset: 16,
+            len: 1024
+        }
+    );
+    let mut pieces = Vec::new();
+    for_each_data_piece(&t.f.chain, &r.data, |a, n| {
+        pieces.push((a, n));
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+    assert_eq!(pieces, vec![(buf + 16, 1024)]);
+}
+
+#[test]
+fn header_split_across_descriptors_is_reassembled() {
+    let mut t = T::new();
+    let h = t.header(VIRTIO_BLK_T_IN, 77);
+    let (d, s) = (t.f.buf(512), t.f.buf(1));
+    let r = t.ok(&[
+        Buf::r(h, 5),
+        Buf::r(h + 5, 7),
+        Buf::r(h + 12, 4),
+        Buf::w(d, 512),
+        Buf::w(s, 1),
+    ]);
+    assert_eq!((r.op, r.sector), (Op::Read, 77));
+}
+
+#[test]
+fn flush_get_id_discard_write_zeroes() {
+    let mut t = T::new();
+    let h = t.header(VIRTIO_BLK_T_FLUSH, 0);
+    let s = t.f.buf(1);
+    assert_eq!(t.ok(&[Buf::r(h, 16), Buf::w(s, 1)]).op, Op::Flush);
+
+    let h = t.header(VIRTIO_BLK_T_GET_ID, 0);
+    let id = t.f.buf(20);
+    let r = t.ok(&[Buf::r(h, 16), Buf::w(id, 20), Buf::w(s, 1)]);
+    assert_eq!(r.op, Op::GetId);
+    let mut regions = t.f.regions.clone();
+    let table = MemTable::validate(&mut regions).unwrap();
+    let n = write_data(
+        &t.f.mem,
+        &table,
+        &t.f.chain,
+        &r.data,
+        b"serial-0123456789abcdef",
+    )
+    .unwrap();
+    assert_eq!(n, 20, "GET_ID writes at most the buffer");
+    let mut back = [0u8; 20];
+    t.f.mem.read(id, &mut back).unwrap();
+    assert_eq!(&back, b"serial-0123456789abc");
+
+    for (ty, op, flags) in [
+        (VIRTIO_BLK_T_DISCARD, Op::Discard, 0u32),
+        (VIRTIO_BLK_T_WRITE_ZEROES, Op::WriteZeroes, 1),
+    ] {
+        let h = t.header(ty, 0);
+        let seg = t.f.buf(32);
+        let mut b = [0u8; 32];
+        b[..8].copy_from_slice(&100u64.to_le_bytes());
+        b[8..12].copy_from_slice(&8u32.to_le_bytes());
+        b[12..16].copy_from_slice(&flags.to_le_bytes());
+        b[16..24].copy_from_slice(&200u64.to_le_bytes());
+        b[24..28].copy_from_slice(&16u32.to_le_bytes());
+        t.f.mem.write(seg, &b).unwrap();
+        let r = t.ok(&[Buf::r(h, 16), Buf::r(seg, 32), Buf::w(s, 1)]);
+        assert_eq!(r.op, op);
+        let mut regions = t.f.regions.clone();
+        let table = MemTable::validate(&mut regions).unwrap();
+        let r0 = read_range(&t.f.mem, &table, &t.f.chain, &r, 0).unwrap();
+        let r1 = read_range(&t.f.mem, &table, &t.f.chain, &r, 1).unwrap();
+        assert_eq!((r0.sector, r0.num_sectors, r0.unmap), (100, 8, flags == 1));
+        assert_eq!((r1.sector, r1.num_sectors, r1.unmap), (200, 16, false));
+    }
+}
+
+// ---- one test per Reject ----
+
+#[test]
+fn short_header_is_ioerr() {
+    let (why, st) = reject(
+        |t| {
+            let h = t.header(VIRTIO_BLK_T_IN, 0);
+            let s = t.f.buf(1);
+            vec![Buf::r(h, 15), Buf::w(s, 1)]
+        },
+        &LIMITS,
+    );
+    assert_eq!((why, st), (Reject::ShortHeader, VIRTIO_BLK_S_IOERR));
+}
+
+#[test]
+fn too_many_segments_is_ioerr() {
+    let mut t = T::new();
+    let n = vhost_blk_core::ring::MAX_CHAIN_SEGS + 1;
+    let h = t.header(VIRTIO_BLK_T_OUT, 0);
+    let d = t.f.buf(512);
+    let s = t.f.buf(1);
+    let mut bufs = vec![Buf::r(h, 16)];
+    bufs.extend((0..n).map(|_| Buf::r(d, 512)));
+    bufs.push(Buf::w(s, 1));
+    let table = t.f.buf(16 * bufs.len() as u64);
+    t.f.drv.add_indirect(&t.f.mem, table, &bufs).unwrap();
+    assert!(t.f.pop().unwrap());
+    let mut regions = t.f.regions.clone();
+    let mt = MemTable::validate(&mut regions).unwrap();
+    let r = parse(&t.f.mem, &mt, &t.f.chain, &LIMITS)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        (r.reason, r.status, r.status_addr),
+        (Reject::TooManySegments, VIRTIO_BLK_S_IOERR, s)
+    );
+}
+
+#[test]
+fn data_in_the_wrong_direction_is_ioerr() {
+    // A read with readable data after the header.
+    let (why, _) = reject(
+        |t| {
+            let h = t.header(VIRTIO_BLK_T_IN, 0);
+            let (d, s) = (t.f.buf(512), t.f.buf(1));
+            vec![Buf::r(h, 16), Buf::r(d, 512), Buf::w(s, 1)]
+        },
+        &LIMITS,
+    );
+    assert_eq!(why, Reject::WrongDirection);
+    // A write with writable data before the status.
+    let (why, _) = reject(
+        |t| {
+            let h = t.header(VIRTIO_BLK_T_OUT, 0);
+            let (d, s) = (t.f.buf(512), t.f.buf(1));
+            vec![Buf::r(h, 16), Buf::w(d, 512), Buf::w(s, 1)]
+        },
+        &LIMITS,
+    );
+    assert_eq!(why, Reject::WrongDirection);
+    // A flush carrying data.
+    let (why, st) = reject(
+        |t| {
+            let h = t.header(VIRTIO_BLK_T_FLUSH, 0);
+            let (d, s) = (t.f.buf(512), t.f.buf(1));
+            vec![Buf::r(h, 16), Buf::r(d, 512), Buf::w(s, 1)]
+        },
+        &LIMITS,
+    );
+    assert_eq!((why, st), (Reject::WrongDirection, VIRTIO_BLK_S_IOERR));
+}
+
+#[test]
+fn length_not_a_block_multiple_is_ioerr() {
+    let (why, st) = reject(
+        |t| {
+            let h = t.header(VIRTIO_BLK_T_IN, 0);
+            let (d, s) = (t.f.buf(513), t.f.buf(1));
+            vec![Buf::r(h, 16), Buf::w(d, 513), Buf::w(s, 1)]
+        },
+        &LIMITS,
+    );
+    assert_eq!((why, st), (Reject::BadLength, VIRTIO_BLK_S_IOERR));
+}
+
+#[test]
+fn misaligned_to_logical_block_is_ioerr() {
+    let big = BlkLimits {
+        logical_block_size: 4096,
+        ..LIMITS
+    };
+    let (why, _) = reject(
+        |t| {
+            let h = t.header(VIRTIO_BLK_T_IN, 1);
+            let (d, s) = (t.f.buf(4096), t.f.buf(1));
+            vec![Buf::r(h, 16), Buf::w(d, 4096), Buf::w(s, 1)]
+        },
+        &big,
+    );
+    assert_eq!(why, Reject::Misaligned);
+}
+
+#[test]
+fn beyond_capacity_is_ioerr() {
+    for sector in [2047u64, 2048, u64::MAX / 512, u64::MAX] {
+        let (why, st) = reject(
+            |t| {
+                let h = t.header(VIRTIO_BLK_T_IN, sector);
+                let (d, s) = (t.f.buf(1024), t.f.buf(1));
+                vec![Buf::r(h, 16), Buf::w(d, 1024), Buf::w(s, 1)]
+            },
+            &LIMITS,
+        );
+        assert_eq!(
+            (why, st),
+            (Reject::BeyondCapacity, VIRTIO_BLK_S_IOERR),
+            "sector {sector}"
+        );
+    }
+    // The last full block is fine.
+    let mut t = T::new();
+    let h = t.header(VIRTIO_BLK_T_IN, 2046);
+    let (d, s) = (t.f.buf(1024), t.f.buf(1));
+    t.ok(&[Buf::r(h, 16), Buf::w(d, 1024), Buf::w(s, 1)]);
+}
+
+#[test]
+fn larger_than_max_transfer_is_ioerr() {
+    let small = BlkLimits {
+        max_transfer: 512,
+        ..LIMITS
+    };
+    let (why, _) = reject(
+        |t| {
+            let h = t.header(VIRTIO_BLK_T_OUT, 0);
+            let (d, s) = (t.f.buf(1024), t.f.buf(1));
+            vec![Buf::r(h, 16), Buf::r(d, 1024), Buf::w(s, 1)]
+        },
+        &small,
+    );
+    assert_eq!(why, Reject::TooLarge);
+}
+
+#[test]
+fn writes_to_a_read_only_device_are_ioerr() {
+    let ro = BlkLimits {
+        read_only: true,
+        ..LIMITS
+    };
+    for ty in [
+        VIRTIO_BLK_T_OUT,
+        VIRTIO_BLK_T_DISCARD,
+        VIRTIO_BLK_T_WRITE_ZEROES,
+    ] {
+        let (why, st) = reject(
+            |t| {
+                let h = t.header(ty, 0);
+                let (d, s) = (t.f.buf(512), t.f.buf(1));
+                vec![Buf::r(h, 16), Buf::r(d, 16), Buf::w(s, 1)]
+            },
+            &ro,
+        );
+        assert_eq!(
+            (why, st),
+            (Reject::ReadOnly, VIRTIO_BLK_S_IOERR),
+            "type {ty}"
+        );
+    }
+    // Reads still work.
+    let mut t = T::new();
+    let h = t.header(VIRTIO_BLK_T_IN, 0);
+    let (d, s) = (t.f.buf(512), t.f.buf(1));
+    assert!(t
+        .parse(&[Buf::r(h, 16), Buf::w(d, 512), Buf::w(s, 1)], &ro)
+        .unwrap()
+        .is_ok());
+}
+
+#[test]
+fn unknown_and_unoffered_types_are_unsupp() {
+    let none = BlkLimits {
+        flush: false,
+        max_discard_seg: 0,
+        max_write_zeroes_seg: 0,
+        ..LIMITS
+    };
+    for (ty, limits) in [
+        (2u32, &LIMITS),
+        (10, &LIMITS), // GET_LIFETIME
+        (14, &LIMITS), // SECURE_ERASE
+        (u32::MAX, &LIMITS),
+        (VIRTIO_BLK_T_FLUSH, &none),
+        (VIRTIO_BLK_T_DISCARD, &none),
+        (VIRTIO_BLK_T_WRITE_ZEROES, &none),
+    ] {
+        let (why, st) = reject(
+            |t| {
+                let h = t.header(ty, 0);
+                let s = t.f.buf(1);
+                vec![Buf::r(h, 16), Buf::w(s, 1)]
+            },
+            limits,
+        );
+        assert_eq!((why, st), (Reject::Unsupported(ty), VIRTIO_BLK_S_UNSUPP));
+    }
+}
+
+#[test]
+fn discard_range_lists_are_checked() {
+    let run = |ty: u32, len: u32| {
+        reject(
+            |t| {
+                let h = t.header(ty, 0);
+                let (d, s) = (t.f.buf(u64::from(len.max(1))), t.f.buf(1));
+                let mut v = vec![Buf::r(h, 16)];
+                if len > 0 {
+                    v.push(Buf::r(d, len));
+                }
+                v.push(Buf::w(s, 1));
+                v
+            },
+            &LIMITS,
+        )
+    };
+    assert_eq!(
+        run(VIRTIO_BLK_T_DISCARD, 0),
+        (Reject::BadRangeList, VIRTIO_BLK_S_IOERR)
+    );
+    assert_eq!(
+        run(VIRTIO_BLK_T_DISCARD, 24),
+        (Reject::BadRangeList, VIRTIO_BLK_S_IOERR)
+    );
+    assert_eq!(
+        run(VIRTIO_BLK_T_DISCARD, 16 * 5),
+        (Reject::TooManyRanges, VIRTIO_BLK_S_UNSUPP)
+    );
+    assert_eq!(
+        run(VIRTIO_BLK_T_WRITE_ZEROES, 16 * 3),
+        (Reject::TooManyRanges, VIRTIO_BLK_S_UNSUPP)
+    );
+}
+
+#[test]
+fn discard_ranges_are_checked_one_by_one() {
+    assert_eq!(check_range(&LIMITS, Op::Discard, 0, 8, 0), Ok(()));
+    assert_eq!(check_range(&LIMITS, Op::WriteZeroes, 0, 8, 1), Ok(()));
+    // Discard must not carry UNMAP; reserved bits are refused for both.
+    assert_eq!(
+        check_range(&LIMITS, Op::Discard, 0, 8, 1),
+        Err(Reject::BadRangeFlags)
+    );
+    assert_eq!(
+        check_range(&LIMITS, Op::WriteZeroes, 0, 8, 2),
+        Err(Reject::BadRangeFlags)
+    );
+    assert_eq!(Reject::BadRangeFlags.status(), VIRTIO_BLK_S_UNSUPP);
+    assert_eq!(
+        check_range(&LIMITS, Op::Discard, 0, 1025, 0),
+        Err(Reject::RangeTooLarge)
+    );
+    assert_eq!(
+        check_range(&LIMITS, Op::WriteZeroes, 0, 513, 0),
+        Err(Reject::RangeTooLarge)
+    );
+    assert_eq!(Reject::RangeTooLarge.status(), VIRTIO_BLK_S_IOERR);
+    assert_eq!(
+        check_range(&LIMITS, Op::Discard, 2040, 9, 0),
+        Err(Reject::BeyondCapacity)
+    );
+    assert_eq!(
+        check_range(&LIMITS, Op::Discard, u64::MAX, 1, 0),
+        Err(Reject::BeyondCapacity)
+    );
+}
+
+#[test]
+fn missing_or_read_only_status_byte_stops_the_queue() {
+    let mut t = T::new();
+    let h = t.header(VIRTIO_BLK_T_IN, 0);
+    // Only readable buffers: no status byte at all.
+    assert_eq!(t.parse(&[Buf::r(h, 16)], &LIMITS), Err(NoStatus));
+    let d = t.f.buf(512);
+    assert_eq!(
+        t.parse(&[Buf::r(h, 16), Buf::r(d, 1)], &LIMITS),
+        Err(NoStatus)
+    );
+}
+
+#[test]
+fn random_headers_never_panic_and_always_classify() {
+    let mut rng = common::Rng::new(7);
+    for _ in 0..2000 {
+        let mut t = T::new();
+        let ty = if rng.below(2) == 0 {
+            rng.below(16) as u32
+        } else {
+            rng.next() as u32
+        };
+        let h = t.header(ty, rng.next() >> rng.below(64));
+        let mut bufs = vec![Buf::r(h, 1 + rng.below(16) as u32)];
+        if bufs[0].len < 16 {
+            bufs.push(Buf::r(h + u64::from(bufs[0].len), 16 - bufs[0].len));
+        }
+        for _ in 0..rng.below(4) {
+            let len = rng.below(4096) as u32 + 1;
+            let a = t.f.buf(u64::from(len));
+            bufs.push(if rng.below(2) == 0 {
+                Buf::r(a, len)
+            } else {
+                Buf::w(a, len)
+            });
+        }
+        bufs.sort_by_key(|b| b.writable);
+        let s = t.f.buf(1);
+        bufs.push(Buf::w(s, 1));
+        match t.parse(&bufs, &LIMITS).unwrap() {
+            Ok(r) => {
+                assert_eq!(r.status_addr, s);
+                if matches!(r.op, Op::Read | Op::Write) {
+                    assert_eq!(r.data.len % 512, 0);
+                    assert!(r.sector + u64::from(r.data.len / 512) <= LIMITS.capacity);
+                }
+            }
+            Err(rej) => {
+                assert_eq!(rej.status_addr, s);
+                assert!(rej.status == VIRTIO_BLK_S_IOERR || rej.status == VIRTIO_BLK_S_UNSUPP);
+            }
+        }
+    }
+}
