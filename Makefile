@@ -4,10 +4,14 @@
 #
 #   make run          set everything up, boot the test VM, load the module and
 #                     show what /dev/vhost-blk offers
-#   make check        set everything up and run every test (host and VM)
+#   make check        set everything up and run every test: host tests, lints,
+#                     the VM runner's self-test, the VM selftests on the
+#                     release kernel and again on the debug (KASAN, lockdep,
+#                     kmemleak) kernel
 #
-# Other targets: deps kernel module lint tools test-host check-vm
-# check-debug clean. KFLAVOUR=debug selects the sanitizer kernel.
+# Other targets: deps kernel module lint fmt tools test-host check-runner
+# check-vm check-debug check-release clean. KFLAVOUR=debug selects the
+# sanitizer kernel for kernel, module and check-vm.
 
 KFLAVOUR ?= release
 export KFLAVOUR
@@ -24,12 +28,12 @@ RUST_SRCS := $(shell find $(MODDIR) tools -name '*.rs')
 C_SRCS := $(filter-out %.mod.c,$(wildcard $(MODDIR)/*.c $(MODDIR)/*.h)) include/uapi/linux/vhost_blk.h
 
 .PHONY: all deps kernel module lint rustfmt fmt clippy checkpatch tools test-host \
-	check check-vm check-debug run clean module-clean help
+	check check-release check-runner check-vm check-debug run clean module-clean help
 
 all: module tools
 
 help:
-	@sed -n '3,12p' Makefile
+	@sed -n '3,16p' Makefile
 
 deps:
 	@$(TESTING)/deps.sh
@@ -76,7 +80,13 @@ check-vm: module tools
 	$(TESTING)/vm-run.sh --timeout $(VM_TIMEOUT) -- \
 		$(CURDIR)/target/release/vhost-blk-selftest --module $(CURDIR)/$(BUILD)/vhost_blk.ko
 
-check: deps test-host lint check-vm
+check-runner: kernel
+	$(TESTING)/runner-selftest.sh
+
+# Everything on the release kernel only (faster while developing).
+check-release: deps test-host lint check-runner check-vm
+
+check: check-release check-debug
 
 check-debug:
 	$(MAKE) --no-print-directory KFLAVOUR=debug VM_TIMEOUT=1800 check-vm

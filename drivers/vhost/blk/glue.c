@@ -6,11 +6,15 @@
  * 6.12's Rust support has no miscdevice abstraction, so the registration
  * lives here; everything above the file_operations is Rust.
  */
+#include <linux/blkdev.h>
 #include <linux/compat.h>
 #include <linux/err.h>
+#include <linux/eventfd.h>
+#include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/sched/mm.h>
 
 #include "glue.h"
 
@@ -62,4 +66,75 @@ int vhost_blk_misc_register(void)
 void vhost_blk_misc_deregister(void)
 {
 	misc_deregister(&vhost_blk_misc);
+}
+
+/* The owner's address space: a reference on its users (mmget). */
+struct mm_struct *vhost_blk_mm_get_current(void)
+{
+	return get_task_mm(current);
+}
+
+void vhost_blk_mm_put(struct mm_struct *mm)
+{
+	mmput(mm);
+}
+
+bool vhost_blk_mm_is_current(const struct mm_struct *mm)
+{
+	return current->mm == mm;
+}
+
+/* Eventfds for kick, call and err. */
+struct eventfd_ctx *vhost_blk_eventfd_get(int fd, int *err)
+{
+	struct eventfd_ctx *ctx = eventfd_ctx_fdget(fd);
+
+	if (IS_ERR(ctx)) {
+		*err = PTR_ERR(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+void vhost_blk_eventfd_signal(struct eventfd_ctx *ctx)
+{
+	eventfd_signal(ctx);
+}
+
+void vhost_blk_eventfd_put(struct eventfd_ctx *ctx)
+{
+	eventfd_ctx_put(ctx);
+}
+
+/* The backing block device: a reference on a file the VMM opened. */
+struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info,
+				 int *err)
+{
+	struct block_device *bdev;
+	struct file *file = fget(fd);
+
+	if (!file) {
+		*err = -EBADF;
+		return NULL;
+	}
+	if (!S_ISBLK(file_inode(file)->i_mode)) {
+		fput(file);
+		*err = -ENOTBLK;
+		return NULL;
+	}
+	bdev = file_bdev(file);
+	memset(info, 0, sizeof(*info));
+	info->capacity = bdev_nr_sectors(bdev);
+	info->logical_block_size = bdev_logical_block_size(bdev);
+	info->max_discard_sectors = bdev_max_discard_sectors(bdev);
+	info->max_write_zeroes_sectors = bdev_write_zeroes_sectors(bdev);
+	info->read_only = !(file->f_mode & FMODE_WRITE) || bdev_read_only(bdev);
+	info->write_cache = bdev_write_cache(bdev);
+	info->fua = bdev_fua(bdev);
+	return file;
+}
+
+void vhost_blk_fput(struct file *file)
+{
+	fput(file);
 }

@@ -8,13 +8,55 @@
 #ifndef _VHOST_BLK_GLUE_H
 #define _VHOST_BLK_GLUE_H
 
+#include <linux/types.h>
+
 /* Implemented in Rust. */
 int vhost_blk_rs_open(void **devp);
 void vhost_blk_rs_release(void *dev);
 long vhost_blk_rs_ioctl(void *dev, unsigned int cmd, unsigned long arg);
 
 /* Implemented in glue.c. */
+struct eventfd_ctx;
+struct file;
+struct mm_struct;
+
 int vhost_blk_misc_register(void);
 void vhost_blk_misc_deregister(void);
+
+struct mm_struct *vhost_blk_mm_get_current(void);
+void vhost_blk_mm_put(struct mm_struct *mm);
+bool vhost_blk_mm_is_current(const struct mm_struct *mm);
+
+struct eventfd_ctx *vhost_blk_eventfd_get(int fd, int *err);
+void vhost_blk_eventfd_signal(struct eventfd_ctx *ctx);
+void vhost_blk_eventfd_put(struct eventfd_ctx *ctx);
+
+/**
+ * struct vhost_blk_bdev_info - what a backing block device offers
+ * @capacity: size in 512-byte sectors
+ * @logical_block_size: in bytes
+ * @max_discard_sectors: 0 if discard is not supported
+ * @max_write_zeroes_sectors: 0 if write-zeroes is not offloaded
+ * @read_only: the file lacks write access or the device is read-only
+ * @write_cache: the device has a volatile write cache
+ * @fua: the device supports FUA
+ * @pad: zero
+ *
+ * Mirrored by BdevInfo in ffi/bdev.rs.
+ */
+struct vhost_blk_bdev_info {
+	u64 capacity;
+	u32 logical_block_size;
+	u32 max_discard_sectors;
+	u32 max_write_zeroes_sectors;
+	u8 read_only;
+	u8 write_cache;
+	u8 fua;
+	u8 pad;
+};
+
+struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info,
+				 int *err);
+void vhost_blk_fput(struct file *file);
 
 #endif /* _VHOST_BLK_GLUE_H */

@@ -7,7 +7,11 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use vhost_blk_core::uapi;
+use vhost_blk_core::memory::MemRegion;
+use vhost_blk_core::ring::VringAddrs;
+use vhost_blk_core::uapi::{
+    self, VhostBlkBackend, VhostBlkSerial, VhostVringAddr, VhostVringFile, VhostVringState,
+};
 
 /// The default device node.
 pub const DEVICE_PATH: &str = "/dev/vhost-blk";
@@ -83,5 +87,122 @@ impl VhostBlk {
     /// `VHOST_SET_BACKEND_FEATURES`.
     pub fn set_backend_features(&self, features: u64) -> io::Result<()> {
         self.set_u64(uapi::VHOST_SET_BACKEND_FEATURES, features)
+    }
+
+    fn ioctl_struct<T>(&self, cmd: u32, v: &mut T) -> io::Result<()> {
+        self.ioctl_ptr(cmd, (v as *mut T).cast()).map(|_| ())
+    }
+
+    /// `VHOST_SET_OWNER`.
+    pub fn set_owner(&self) -> io::Result<()> {
+        self.ioctl_val(uapi::VHOST_SET_OWNER, 0).map(|_| ())
+    }
+
+    /// `VHOST_RESET_OWNER`.
+    pub fn reset_owner(&self) -> io::Result<()> {
+        self.ioctl_val(uapi::VHOST_RESET_OWNER, 0).map(|_| ())
+    }
+
+    /// `VHOST_SET_MEM_TABLE` with `regions`; `header_padding` and each
+    /// region's flags are written as given (tests set them non-zero).
+    pub fn set_mem_table_raw(
+        &self,
+        regions: &[MemRegion],
+        header_padding: u32,
+        region_flags: u64,
+    ) -> io::Result<()> {
+        let mut buf: Vec<u64> = Vec::with_capacity(1 + 4 * regions.len());
+        buf.push(u64::from(regions.len() as u32) | (u64::from(header_padding) << 32));
+        for r in regions {
+            buf.extend([r.guest_phys_addr, r.size, r.userspace_addr, region_flags]);
+        }
+        self.ioctl_ptr(uapi::VHOST_SET_MEM_TABLE, buf.as_mut_ptr().cast())
+            .map(|_| ())
+    }
+
+    /// `VHOST_SET_MEM_TABLE`.
+    pub fn set_mem_table(&self, regions: &[MemRegion]) -> io::Result<()> {
+        self.set_mem_table_raw(regions, 0, 0)
+    }
+
+    /// `VHOST_SET_VRING_NUM`.
+    pub fn set_vring_num(&self, index: u32, num: u32) -> io::Result<()> {
+        self.ioctl_struct(
+            uapi::VHOST_SET_VRING_NUM,
+            &mut VhostVringState { index, num },
+        )
+    }
+
+    /// `VHOST_SET_VRING_BASE`.
+    pub fn set_vring_base(&self, index: u32, num: u32) -> io::Result<()> {
+        self.ioctl_struct(
+            uapi::VHOST_SET_VRING_BASE,
+            &mut VhostVringState { index, num },
+        )
+    }
+
+    /// `VHOST_GET_VRING_BASE`.
+    pub fn get_vring_base(&self, index: u32) -> io::Result<u32> {
+        let mut s = VhostVringState { index, num: 0 };
+        self.ioctl_struct(uapi::VHOST_GET_VRING_BASE, &mut s)?;
+        Ok(s.num)
+    }
+
+    /// `VHOST_SET_VRING_ADDR` with explicit flags.
+    pub fn set_vring_addr_flags(&self, index: u32, a: &VringAddrs, flags: u32) -> io::Result<()> {
+        let mut v = VhostVringAddr {
+            index,
+            flags,
+            desc_user_addr: a.desc,
+            used_user_addr: a.used,
+            avail_user_addr: a.avail,
+            log_guest_addr: 0,
+        };
+        self.ioctl_struct(uapi::VHOST_SET_VRING_ADDR, &mut v)
+    }
+
+    /// `VHOST_SET_VRING_ADDR`.
+    pub fn set_vring_addr(&self, index: u32, a: &VringAddrs) -> io::Result<()> {
+        self.set_vring_addr_flags(index, a, 0)
+    }
+
+    fn set_vring_file(&self, cmd: u32, index: u32, fd: i32) -> io::Result<()> {
+        self.ioctl_struct(cmd, &mut VhostVringFile { index, fd })
+    }
+
+    /// `VHOST_SET_VRING_KICK` (`fd` -1 detaches).
+    pub fn set_vring_kick(&self, index: u32, fd: i32) -> io::Result<()> {
+        self.set_vring_file(uapi::VHOST_SET_VRING_KICK, index, fd)
+    }
+
+    /// `VHOST_SET_VRING_CALL` (`fd` -1 detaches).
+    pub fn set_vring_call(&self, index: u32, fd: i32) -> io::Result<()> {
+        self.set_vring_file(uapi::VHOST_SET_VRING_CALL, index, fd)
+    }
+
+    /// `VHOST_SET_VRING_ERR` (`fd` -1 detaches).
+    pub fn set_vring_err(&self, index: u32, fd: i32) -> io::Result<()> {
+        self.set_vring_file(uapi::VHOST_SET_VRING_ERR, index, fd)
+    }
+
+    /// `VHOST_BLK_SET_BACKEND` (`fd` -1 detaches).
+    pub fn set_backend_flags(&self, fd: i32, flags: u32) -> io::Result<()> {
+        self.ioctl_struct(
+            uapi::VHOST_BLK_SET_BACKEND,
+            &mut VhostBlkBackend { fd, flags },
+        )
+    }
+
+    /// `VHOST_BLK_SET_BACKEND`.
+    pub fn set_backend(&self, fd: i32) -> io::Result<()> {
+        self.set_backend_flags(fd, 0)
+    }
+
+    /// `VHOST_BLK_SET_SERIAL`.
+    pub fn set_serial(&self, serial: &[u8; uapi::VIRTIO_BLK_ID_BYTES]) -> io::Result<()> {
+        self.ioctl_struct(
+            uapi::VHOST_BLK_SET_SERIAL,
+            &mut VhostBlkSerial { serial: *serial },
+        )
     }
 }

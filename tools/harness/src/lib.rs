@@ -9,6 +9,8 @@
 pub mod device;
 pub mod driver;
 pub mod mem;
+pub mod nullb;
+pub mod selftests;
 pub mod testing;
 
 pub use device::VhostBlk;

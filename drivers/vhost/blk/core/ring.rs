@@ -273,15 +273,22 @@ pub fn valid_size(num: u32) -> bool {
     num != 0 && num <= MAX_QUEUE_SIZE && num.is_power_of_two()
 }
 
+/// Checks the alignment of a queue's rings (virtio 1.2, 2.7: descriptor
+/// table 16, available ring 2, used ring 4).
+pub fn check_alignment(a: &VringAddrs) -> Result<(), ConfigError> {
+    if a.desc % 16 != 0 || a.avail % 2 != 0 || a.used % 4 != 0 {
+        return Err(ConfigError::Misaligned);
+    }
+    Ok(())
+}
+
 /// Checks the alignment and extent of a queue's rings for size `num`
 /// (virtio 1.2, 2.7: descriptor table 16, available ring 2, used ring 4).
 pub fn check_addrs(num: u32, a: &VringAddrs) -> Result<(), ConfigError> {
     if !valid_size(num) {
         return Err(ConfigError::BadSize);
     }
-    if a.desc % 16 != 0 || a.avail % 2 != 0 || a.used % 4 != 0 {
-        return Err(ConfigError::Misaligned);
-    }
+    check_alignment(a)?;
     let n = u64::from(num);
     let extents = [
         (a.desc, DESC_SIZE * n),

@@ -118,6 +118,108 @@ pub struct VhostBlkSerial {
     pub serial: [u8; VIRTIO_BLK_ID_BYTES],
 }
 
+/// `VHOST_VRING_F_LOG`: log used-ring writes (dirty logging; not
+/// supported by vhost-blk).
+pub const VHOST_VRING_F_LOG: u32 = 0;
+
+/// The largest queue index vhost-blk serves, plus one.
+pub const VHOST_BLK_MAX_QUEUES: u32 = 16;
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[off..off + 8]);
+    u64::from_ne_bytes(v)
+}
+
+impl VhostVringState {
+    /// Size of the C struct.
+    pub const SIZE: usize = 8;
+    /// Decodes the C struct (native byte order, as ioctls are).
+    pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
+        Self {
+            index: u32_at(b, 0),
+            num: u32_at(b, 4),
+        }
+    }
+    /// Encodes the C struct.
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[..4].copy_from_slice(&self.index.to_ne_bytes());
+        b[4..].copy_from_slice(&self.num.to_ne_bytes());
+        b
+    }
+}
+
+impl VhostVringFile {
+    /// Size of the C struct.
+    pub const SIZE: usize = 8;
+    /// Decodes the C struct.
+    pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
+        Self {
+            index: u32_at(b, 0),
+            fd: u32_at(b, 4) as i32,
+        }
+    }
+}
+
+impl VhostVringAddr {
+    /// Size of the C struct.
+    pub const SIZE: usize = 40;
+    /// Decodes the C struct.
+    pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
+        Self {
+            index: u32_at(b, 0),
+            flags: u32_at(b, 4),
+            desc_user_addr: u64_at(b, 8),
+            used_user_addr: u64_at(b, 16),
+            avail_user_addr: u64_at(b, 24),
+            log_guest_addr: u64_at(b, 32),
+        }
+    }
+}
+
+impl VhostMemoryHeader {
+    /// Size of the C struct without its regions.
+    pub const SIZE: usize = 8;
+    /// Decodes the C struct.
+    pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
+        Self {
+            nregions: u32_at(b, 0),
+            padding: u32_at(b, 4),
+        }
+    }
+}
+
+impl VhostMemoryRegion {
+    /// Size of the C struct.
+    pub const SIZE: usize = 32;
+    /// Decodes the C struct.
+    pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
+        Self {
+            guest_phys_addr: u64_at(b, 0),
+            memory_size: u64_at(b, 8),
+            userspace_addr: u64_at(b, 16),
+            flags_padding: u64_at(b, 24),
+        }
+    }
+}
+
+impl VhostBlkBackend {
+    /// Size of the C struct.
+    pub const SIZE: usize = 8;
+    /// Decodes the C struct.
+    pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
+        Self {
+            fd: u32_at(b, 0) as i32,
+            flags: u32_at(b, 4),
+        }
+    }
+}
+
 /// `VHOST_GET_FEATURES`.
 pub const VHOST_GET_FEATURES: u32 = ior(0x00, 8);
 /// `VHOST_SET_FEATURES`.
@@ -176,6 +278,32 @@ mod tests {
         assert_eq!(VHOST_SET_VRING_ERR, 0x4008_af22);
         assert_eq!(VHOST_SET_BACKEND_FEATURES, 0x4008_af25);
         assert_eq!(VHOST_GET_BACKEND_FEATURES, 0x8008_af26);
+    }
+
+    #[test]
+    fn decoders_match_the_c_layouts() {
+        let mut b = [0u8; 40];
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = i as u8;
+        }
+        let a = VhostVringAddr::from_bytes(&b);
+        assert_eq!(a.index, u32::from_ne_bytes([0, 1, 2, 3]));
+        assert_eq!(a.flags, u32::from_ne_bytes([4, 5, 6, 7]));
+        assert_eq!(
+            a.desc_user_addr,
+            u64::from_ne_bytes([8, 9, 10, 11, 12, 13, 14, 15])
+        );
+        assert_eq!(
+            a.log_guest_addr,
+            u64::from_ne_bytes([32, 33, 34, 35, 36, 37, 38, 39])
+        );
+        let s = VhostVringState {
+            index: 3,
+            num: 0xdead,
+        };
+        assert_eq!(VhostVringState::from_bytes(&s.to_bytes()), s);
+        let f = VhostVringFile::from_bytes(&(-1i64).to_ne_bytes());
+        assert_eq!((f.index, f.fd), (u32::MAX, -1));
     }
 
     #[test]

@@ -210,6 +210,7 @@ fn main() {
     r.run("features_round_trip", features_round_trip);
     r.run("bad_pointers_fault", bad_pointers_fault);
     r.run("unknown_ioctls_enotty", unknown_ioctls_enotty);
+    vhost_blk_harness::selftests::control::run(&mut r);
     // Last: it leaves the module unloaded.
     r.run("module_unloads", || module_unloads(args.module.as_deref()));
     std::process::exit(r.finish());

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The backing block device, as a file the VMM opened.
+//!
+//! C header: [`include/linux/blkdev.h`](srctree/include/linux/blkdev.h).
+
+use super::glue;
+use core::ptr::NonNull;
+use kernel::error::Error;
+use kernel::prelude::*;
+
+/// `struct vhost_blk_bdev_info` of `glue.h`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct BdevInfo {
+    /// Size in 512-byte sectors.
+    pub(crate) capacity: u64,
+    /// Logical block size in bytes.
+    pub(crate) logical_block_size: u32,
+    /// Largest discard in sectors, 0 without discard.
+    pub(crate) max_discard_sectors: u32,
+    /// Largest write-zeroes in sectors, 0 without offload.
+    pub(crate) max_write_zeroes_sectors: u32,
+    /// Not writable through this file.
+    pub(crate) read_only: u8,
+    /// Volatile write cache.
+    pub(crate) write_cache: u8,
+    /// FUA supported.
+    pub(crate) fua: u8,
+    pad: u8,
+}
+
+/// A reference on an open block device file.
+///
+/// # Invariants
+///
+/// `file` points to a live `struct file` of a block device (`S_ISBLK`) on
+/// which this value holds one reference, and `info` describes it as it was
+/// when the reference was taken.
+pub(crate) struct BdevFile {
+    file: NonNull<super::glue::file>,
+    info: BdevInfo,
+}
+
+// SAFETY: file references may be dropped from any thread.
+unsafe impl Send for BdevFile {}
+// SAFETY: `&BdevFile` gives access to nothing but the copied `info`.
+unsafe impl Sync for BdevFile {}
+
+impl BdevFile {
+    /// The block device open as `fd` in the calling process: `EBADF` if
+    /// `fd` is not open, `ENOTBLK` if it is not a block device.
+    pub(crate) fn from_fd(fd: i32) -> Result<Self> {
+        let mut info = BdevInfo::default();
+        let mut err = 0;
+        // SAFETY: `info` and `err` are valid for writes; `info` has the
+        // layout of `struct vhost_blk_bdev_info`.
+        let file = unsafe { glue::vhost_blk_bdev_fget(fd, &mut info, &mut err) };
+        match NonNull::new(file) {
+            // INVARIANT: a non-NULL file is a block device file with a
+            // reference, described by `info`.
+            Some(file) => Ok(Self { file, info }),
+            None => Err(Error::from_errno(err)),
+        }
+    }
+
+    /// What the device offers.
+    pub(crate) fn info(&self) -> &BdevInfo {
+        &self.info
+    }
+}
+
+impl Drop for BdevFile {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant this value holds one reference,
+        // released exactly once, here.
+        unsafe { glue::vhost_blk_fput(self.file.as_ptr()) };
+    }
+}

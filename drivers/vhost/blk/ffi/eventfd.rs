@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Eventfds: the kick, call and err notifiers of a virtqueue.
+//!
+//! C header: [`include/linux/eventfd.h`](srctree/include/linux/eventfd.h).
+
+use super::glue;
+use core::ptr::NonNull;
+use kernel::error::Error;
+use kernel::prelude::*;
+
+/// A reference on an eventfd context.
+///
+/// # Invariants
+///
+/// `ctx` points to a live `struct eventfd_ctx` on which this value holds
+/// one reference.
+pub(crate) struct EventFd {
+    ctx: NonNull<super::glue::eventfd_ctx>,
+}
+
+// SAFETY: eventfd contexts are refcounted and `eventfd_signal` may be
+// called from any thread.
+unsafe impl Send for EventFd {}
+// SAFETY: `&EventFd` allows no operation on the context yet; signalling,
+// when added, is thread-safe (`eventfd_signal`).
+unsafe impl Sync for EventFd {}
+
+impl EventFd {
+    /// The eventfd behind file descriptor `fd` of the calling process:
+    /// `EBADF` if `fd` is not open, `EINVAL` if it is not an eventfd.
+    pub(crate) fn from_fd(fd: i32) -> Result<Self> {
+        let mut err = 0;
+        // SAFETY: `err` is valid for writes; the function has no other
+        // preconditions.
+        let ctx = unsafe { glue::vhost_blk_eventfd_get(fd, &mut err) };
+        match NonNull::new(ctx) {
+            // INVARIANT: a non-NULL context carries a reference.
+            Some(ctx) => Ok(Self { ctx }),
+            None => Err(Error::from_errno(err)),
+        }
+    }
+}
+
+impl Drop for EventFd {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant this value holds one reference,
+        // released exactly once, here.
+        unsafe { glue::vhost_blk_eventfd_put(self.ctx.as_ptr()) };
+    }
+}

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The owner's address space.
+//!
+//! C header: [`include/linux/sched/mm.h`](srctree/include/linux/sched/mm.h).
+
+use super::glue;
+use core::ptr::NonNull;
+use kernel::prelude::*;
+
+/// A reference on the address space of the process that called
+/// `VHOST_SET_OWNER` (`get_task_mm`/`mmput`).
+///
+/// # Invariants
+///
+/// `mm` points to a live `struct mm_struct` on which this value holds one
+/// `mm_users` reference.
+pub(crate) struct OwnerMm {
+    mm: NonNull<super::glue::mm_struct>,
+}
+
+// SAFETY: an `mm_users` reference may be dropped from any thread, and the
+// pointer is only compared or passed to functions safe on any thread.
+unsafe impl Send for OwnerMm {}
+// SAFETY: `&OwnerMm` only allows comparisons with `current->mm`.
+unsafe impl Sync for OwnerMm {}
+
+impl OwnerMm {
+    /// A reference on `current`'s mm; `EINVAL` for a kernel thread, which
+    /// has none.
+    pub(crate) fn current() -> Result<Self> {
+        // SAFETY: `get_task_mm(current)` has no preconditions.
+        let mm = unsafe { glue::vhost_blk_mm_get_current() };
+        // INVARIANT: a non-NULL result carries an `mm_users` reference.
+        NonNull::new(mm).map(|mm| Self { mm }).ok_or(EINVAL)
+    }
+
+    /// Whether the calling task runs in this address space.
+    pub(crate) fn is_current(&self) -> bool {
+        // SAFETY: the pointer is live by the type invariant; the function
+        // only compares it with `current->mm`.
+        unsafe { glue::vhost_blk_mm_is_current(self.mm.as_ptr()) }
+    }
+}
+
+impl Drop for OwnerMm {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant this value holds one reference,
+        // released exactly once, here.
+        unsafe { glue::vhost_blk_mm_put(self.mm.as_ptr()) };
+    }
+}

@@ -1,0 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VM selftest cases, grouped by area; `vhost-blk-selftest` runs them.
+
+pub mod control;
