@@ -146,7 +146,7 @@ impl VhostVringState {
         }
     }
     /// Encodes the C struct.
-    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+    pub fn to_bytes(self) -> [u8; Self::SIZE] {
         let mut b = [0u8; Self::SIZE];
         b[..4].copy_from_slice(&self.index.to_ne_bytes());
         b[4..].copy_from_slice(&self.num.to_ne_bytes());
