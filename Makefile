@@ -49,7 +49,11 @@ module: kernel
 		$(MAKE) --no-print-directory module-clean; \
 		echo "$(KDIR)" > build/.module-kdir; \
 	fi
-	$(KMAKE) -C $(KDIR) M=$(CURDIR) $(if $(CLIPPY),CLIPPY=1) modules
+	@$(KMAKE) -C $(KDIR) M=$(CURDIR) $(if $(CLIPPY),CLIPPY=1) modules > $(BUILD)/module.log 2>&1 \
+		|| { cat $(BUILD)/module.log; exit 1; }
+	@cat $(BUILD)/module.log
+	@if grep -q 'warning:' $(BUILD)/module.log; then \
+		echo "module: the build printed warnings (see above); it must be warning-free"; exit 1; fi
 	@cp $(MODDIR)/vhost_blk.ko $(BUILD)/vhost_blk.ko
 	@echo "module: $(BUILD)/vhost_blk.ko"
 

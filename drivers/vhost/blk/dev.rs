@@ -10,18 +10,31 @@
 //! while a backend is attached (`EBUSY`).
 
 use crate::ffi::bdev::BdevFile;
+use crate::ffi::bio::BioList;
 use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;
+use crate::ffi::poll::KickPoll;
+use crate::ffi::uaccess::OwnerMemory;
+use crate::ffi::worker::{self, Kthread, MmUse, Waker};
+use crate::vcore::blk::BlkLimits;
 use crate::vcore::features;
 use crate::vcore::memory::{MemRegion, MemTable, MemTableError, MAX_MEM_REGIONS};
-use crate::vcore::ring::{self, VringAddrs};
+use crate::vcore::ring::{self, Chain, RingFeatures, Vring, VringAddrs};
 use crate::vcore::uapi::{
     self, VhostBlkBackend, VhostMemoryHeader, VhostMemoryRegion, VhostVringAddr, VhostVringFile,
     VhostVringState, VHOST_BLK_MAX_QUEUES,
 };
+use crate::vq::{self, Ctx, VqRuntime};
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicI32, Ordering};
 use kernel::error::Error;
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex};
+use kernel::sync::lock::{mutex::MutexBackend, Guard};
+use kernel::sync::{Arc, ArcBorrow, CondVar, Mutex};
+use kernel::types::ForeignOwnable;
+
+/// The device lock held.
+type StateGuard<'a> = Guard<'a, State, MutexBackend>;
 use kernel::uaccess::UserSlice;
 
 /// An errno that `kernel::error::code` of 6.12 lacks.
@@ -53,12 +66,14 @@ struct VqConfig {
     addrs: Option<VringAddrs>,
     /// The avail index to start from (`VHOST_SET_VRING_BASE`).
     base: u16,
-    /// Guest-to-host notifications.
-    kick: Option<EventFd>,
+    /// Guest-to-host notifications, polled for as long as they are set.
+    kick: Option<KickPoll>,
     /// Host-to-guest interrupts (irqfd).
     call: Option<EventFd>,
     /// Signalled when the guest breaks the ring.
     err: Option<EventFd>,
+    /// The queue while it is served.
+    rt: Option<VqRuntime>,
 }
 
 /// Device state protected by [`VhostBlkDev::state`].
@@ -70,7 +85,13 @@ struct State {
     mem: KVec<MemRegion>,
     vqs: KVec<VqConfig>,
     backend: Option<BdevFile>,
+    /// What requests are checked against while a backend is attached.
+    limits: Option<BlkLimits>,
     serial: [u8; uapi::VIRTIO_BLK_ID_BYTES],
+    /// The device's worker, from `VHOST_SET_OWNER` on.
+    worker: Option<Kthread>,
+    /// Scratch space for the chain being parsed.
+    chain: KBox<Chain>,
 }
 
 impl State {
@@ -86,7 +107,10 @@ impl State {
             mem: KVec::new(),
             vqs,
             backend: None,
+            limits: None,
             serial: [0; uapi::VIRTIO_BLK_ID_BYTES],
+            worker: None,
+            chain: KBox::new(Chain::new(), GFP_KERNEL)?,
         })
     }
 
@@ -116,35 +140,243 @@ impl State {
 }
 
 /// A vhost-blk device: the state behind one open file of `/dev/vhost-blk`.
+///
+/// Field order matters for drop: the state (with its kick polls) goes
+/// before the waker the polls point at.
 #[pin_data]
 pub(crate) struct VhostBlkDev {
     #[pin]
     state: Mutex<State>,
+    /// Signalled by the worker whenever requests complete (for drains).
+    #[pin]
+    drained: CondVar,
+    waker: Waker,
+    bios: BioList,
 }
+
+static NEXT_ID: AtomicI32 = AtomicI32::new(0);
 
 impl VhostBlkDev {
     /// Creates a device for a new open file.
     pub(crate) fn new() -> Result<Arc<Self>> {
         let state = State::new()?;
+        let bios = BioList::new()?;
         Arc::pin_init(
             pin_init!(Self {
                 state <- kernel::new_mutex!(state),
+                drained <- kernel::new_condvar!(),
+                waker: Waker::new(),
+                bios,
             }),
             GFP_KERNEL,
         )
     }
 
-    /// Called when the file is released, with the file's reference.
+    /// Called when the file is released, with the file's reference: stops
+    /// every queue, waits for in-flight requests, stops the worker and
+    /// drops everything the device holds.
     pub(crate) fn release(self: Arc<Self>) {
-        // Dropping the state drops the backend, the eventfds and the
-        // owner's mm reference.
-        let mut st = self.state.lock();
+        let worker = {
+            let mut st = self.state.lock();
+            self.shutdown(&mut st)
+        };
+        // Stopping the worker waits for it, and it takes the lock.
+        drop(worker);
+    }
+
+    /// Resets the device to the state of a fresh open: stops every queue,
+    /// drains, drops every reference. Returns the worker, to be stopped by
+    /// the caller once the lock is released.
+    fn shutdown(&self, st: &mut StateGuard<'_>) -> Option<Kthread> {
+        self.stop_queues(st, None);
+        for vq in st.vqs.iter_mut() {
+            // No kick wake-up runs once its poll is gone.
+            *vq = VqConfig::default();
+        }
+        // SAFETY: no kick poll is left and no bio is in flight, so no
+        // wake-up can reach the worker any more.
+        unsafe {
+            self.waker.set_task(core::ptr::null_mut());
+            self.bios.set_task(core::ptr::null_mut());
+        }
         st.backend = None;
+        st.limits = None;
+        st.mem = KVec::new();
+        st.acked_features = 0;
+        st.acked_backend_features = 0;
+        st.serial = [0; uapi::VIRTIO_BLK_ID_BYTES];
         st.owner = None;
+        st.worker.take()
+    }
+
+    /// Stops queue `only` (or all), waits until it has no request in
+    /// flight, and records where it stopped as its base.
+    fn stop_queues(&self, st: &mut StateGuard<'_>, only: Option<usize>) {
+        let chosen = |i: usize| only.map_or(true, |q| q == i);
+        for (i, vq) in st.vqs.iter_mut().enumerate() {
+            if let Some(rt) = vq.rt.as_mut().filter(|_| chosen(i)) {
+                rt.stopping = true;
+            }
+        }
+        // The worker completes in-flight requests and signals `drained`;
+        // the lock is released while waiting.
+        while st
+            .vqs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| chosen(*i))
+            .filter_map(|(_, v)| v.rt.as_ref())
+            .any(|rt| rt.inflight() != 0)
+        {
+            self.waker.wake();
+            self.drained.wait(st);
+        }
+        for (i, vq) in st.vqs.iter_mut().enumerate() {
+            if !chosen(i) {
+                continue;
+            }
+            if let Some(rt) = vq.rt.take() {
+                vq.base = rt.last_avail_idx();
+            }
+        }
+    }
+
+    /// Starts serving every configured queue on a newly attached backend.
+    fn start_queues(&self, st: &mut State) -> Result {
+        let acked = st.acked_features;
+        let has = |b| acked & features::bit(b) != 0;
+        let rf = RingFeatures {
+            indirect: has(features::VIRTIO_RING_F_INDIRECT_DESC),
+            event_idx: has(features::VIRTIO_RING_F_EVENT_IDX),
+            notify_on_empty: has(features::VIRTIO_F_NOTIFY_ON_EMPTY),
+        };
+        for (i, vq) in st.vqs.iter_mut().enumerate() {
+            let Some(addrs) = vq.addrs.filter(|_| vq.num != 0) else {
+                continue;
+            };
+            let vring = Vring::new(vq.num, addrs, rf, vq.base).map_err(|_| EINVAL)?;
+            vq.rt = Some(VqRuntime::new(i as u32, vring)?);
+            self.waker.kick(i as u32);
+        }
+        Ok(())
+    }
+
+    /// The worker's loop; returns when the worker is stopped.
+    fn work(&self) {
+        while !worker::should_stop() {
+            worker::sleep_unless(|| self.waker.any() || !self.bios.is_empty());
+            if worker::should_stop() {
+                break;
+            }
+            self.run_once();
+            worker::cond_resched();
+        }
+    }
+
+    /// One turn of the worker: completions, then up to [`vq::WEIGHT`]
+    /// requests from each kicked queue, then used-ring updates and
+    /// interrupts.
+    fn run_once(&self) {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let Some(owner) = st.owner.as_ref() else {
+            // Reset: nothing to serve; drop stray kicks and completions.
+            self.waker.take();
+            drop(self.bios.take());
+            return;
+        };
+        // SAFETY: the worker kthread has no mm of its own and drops the
+        // guard before returning.
+        let _mm = unsafe { MmUse::new(owner) };
+        let mem = OwnerMemory;
+        let table = match MemTable::validate(&mut st.mem) {
+            Ok(t) => t,
+            Err(_) => MemTable::EMPTY,
+        };
+        let mut completed = false;
+        let mut errors: u32 = 0;
+        for bio in self.bios.take() {
+            let (q, slot) = vq::untoken(bio.token());
+            let errno = bio.errno();
+            let Some(rt) = st.vqs.get_mut(q as usize).and_then(|v| v.rt.as_mut()) else {
+                pr_warn!("completion for an unknown queue {}\n", q);
+                bio.release(true);
+                continue;
+            };
+            bio.release(rt.slot_dirty(slot));
+            completed = true;
+            if rt.complete_bio(&mem, &table, slot, errno).is_err() {
+                errors |= 1 << q;
+            }
+            // Freed slots may let a full queue take more chains.
+            self.waker.kick_quiet(q);
+        }
+        let pending = self.waker.take();
+        let (Some(limits), Some(bdev)) = (st.limits.as_ref(), st.backend.as_ref()) else {
+            self.flush_all(&mut st.vqs, &mem, errors);
+            if completed {
+                self.drained.notify_all();
+            }
+            return;
+        };
+        let cx = Ctx {
+            mem: &mem,
+            table: &table,
+            limits,
+            bdev,
+            bios: &self.bios,
+            serial: &st.serial,
+        };
+        for (i, vq) in st.vqs.iter_mut().enumerate() {
+            if pending & (1 << i) == 0 {
+                continue;
+            }
+            let Some(rt) = vq.rt.as_mut() else {
+                continue;
+            };
+            match rt.handle_kick(&cx, &mut st.chain) {
+                Ok(true) => self.waker.kick_quiet(i as u32),
+                Ok(false) => {}
+                Err(e) => {
+                    pr_debug!("vq {}: guest broke the ring: {:?}\n", i, e);
+                    errors |= 1 << i;
+                }
+            }
+        }
+        self.flush_all(&mut st.vqs, &mem, errors);
+        if completed {
+            self.drained.notify_all();
+        }
+    }
+
+    /// Publishes used elements and signals interrupts; stops and reports
+    /// (through the err eventfd) the queues in `errors`.
+    fn flush_all(&self, vqs: &mut KVec<VqConfig>, mem: &OwnerMemory, errors: u32) {
+        for (i, vq) in vqs.iter_mut().enumerate() {
+            let Some(rt) = vq.rt.as_mut() else {
+                continue;
+            };
+            let mut broke = errors & (1 << i) != 0;
+            match rt.flush_used(mem) {
+                Ok(true) => {
+                    if let Some(call) = &vq.call {
+                        call.signal();
+                    }
+                }
+                Ok(false) => {}
+                Err(_) => broke = true,
+            }
+            if broke && !rt.broken {
+                rt.broken = true;
+                if let Some(err) = &vq.err {
+                    err.signal();
+                }
+            }
+        }
     }
 
     /// Handles one ioctl on the device's file.
-    pub(crate) fn ioctl(&self, cmd: u32, arg: usize) -> Result<i32> {
+    pub(crate) fn ioctl(self: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<i32> {
         let mut st = self.state.lock();
         match cmd {
             uapi::VHOST_GET_FEATURES => put_u64(arg, features::SUPPORTED),
@@ -170,28 +402,50 @@ impl VhostBlkDev {
                 if st.owner.is_some() {
                     return Err(EBUSY);
                 }
-                st.owner = Some(OwnerMm::current()?);
+                let owner = OwnerMm::current()?;
+                let data = Arc::from(self).into_foreign().cast_mut();
+                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                // SAFETY: `worker_fn` takes over the reference in `data` and
+                // returns only when asked to stop.
+                let worker = match unsafe { Kthread::run(worker_fn, data, id) } {
+                    Ok(w) => w,
+                    Err(e) => {
+                        // SAFETY: the thread never started; take the
+                        // reference back.
+                        drop(unsafe { <Arc<Self> as ForeignOwnable>::from_foreign(data) });
+                        return Err(e);
+                    }
+                };
+                // SAFETY: the worker lives until `shutdown` clears these,
+                // after every source of wake-ups is gone.
+                unsafe {
+                    self.waker.set_task(worker.task());
+                    self.bios.set_task(worker.task());
+                }
+                st.worker = Some(worker);
+                st.owner = Some(owner);
                 Ok(0)
             }
             // Unknown commands are ENOTTY for everyone; known ones need the
             // owner.
             _ if !OWNER_IOCTLS.contains(&cmd) => Err(ENOTTY),
+            uapi::VHOST_RESET_OWNER => {
+                st.check_owner()?;
+                let worker = self.shutdown(&mut st);
+                drop(st);
+                drop(worker);
+                Ok(0)
+            }
             _ => {
                 st.check_owner()?;
-                Self::owner_ioctl(&mut st, cmd, arg)
+                self.owner_ioctl(&mut st, cmd, arg)
             }
         }
     }
 
     /// The ioctls only the owner may issue.
-    fn owner_ioctl(st: &mut State, cmd: u32, arg: usize) -> Result<i32> {
+    fn owner_ioctl(&self, st: &mut StateGuard<'_>, cmd: u32, arg: usize) -> Result<i32> {
         match cmd {
-            uapi::VHOST_RESET_OWNER => {
-                let fresh = State::new()?;
-                // Dropping the old state releases everything it held.
-                *st = fresh;
-                Ok(0)
-            }
             uapi::VHOST_SET_MEM_TABLE => {
                 st.mem = read_mem_table(arg)?;
                 Ok(0)
@@ -237,6 +491,10 @@ impl VhostBlkDev {
             }
             uapi::VHOST_GET_VRING_BASE => {
                 let mut s = VhostVringState::from_bytes(&read_arg(arg)?);
+                st.vq(s.index)?;
+                // A running queue stops, and its in-flight requests finish
+                // first, so that the base covers every used element.
+                self.stop_queues(st, Some(s.index as usize));
                 s.num = u32::from(st.vq(s.index)?.base);
                 UserSlice::new(arg, VhostVringState::SIZE)
                     .writer()
@@ -245,23 +503,42 @@ impl VhostBlkDev {
             }
             uapi::VHOST_SET_VRING_KICK | uapi::VHOST_SET_VRING_CALL | uapi::VHOST_SET_VRING_ERR => {
                 let f = VhostVringFile::from_bytes(&read_arg(arg)?);
+                st.vq(f.index)?;
+                if cmd == uapi::VHOST_SET_VRING_KICK {
+                    let poll = match f.fd {
+                        -1 => None,
+                        // SAFETY: the poll is stored in this device's state,
+                        // which is dropped before its waker.
+                        fd => Some(unsafe { KickPoll::start(fd, &self.waker, f.index)? }),
+                    };
+                    st.vq(f.index)?.kick = poll;
+                    return Ok(0);
+                }
                 let efd = match f.fd {
                     -1 => None,
                     fd => Some(EventFd::from_fd(fd)?),
                 };
                 let vq = st.vq(f.index)?;
-                let slot = match cmd {
-                    uapi::VHOST_SET_VRING_KICK => &mut vq.kick,
-                    uapi::VHOST_SET_VRING_CALL => &mut vq.call,
-                    _ => &mut vq.err,
-                };
-                *slot = efd;
+                if cmd == uapi::VHOST_SET_VRING_CALL {
+                    vq.call = efd;
+                } else {
+                    vq.err = efd;
+                }
                 Ok(0)
             }
             uapi::VHOST_BLK_SET_BACKEND => {
                 let b = VhostBlkBackend::from_bytes(&read_arg(arg)?);
                 if b.flags != 0 {
                     return Err(EINVAL);
+                }
+                if b.fd == -1 {
+                    self.stop_queues(st, None);
+                    st.backend = None;
+                    st.limits = None;
+                    return Ok(0);
+                }
+                if st.backend.is_some() {
+                    return Err(EBUSY);
                 }
                 st.backend = match b.fd {
                     -1 => None,
@@ -282,6 +559,15 @@ impl VhostBlkDev {
                         Some(bdev)
                     }
                 };
+                st.limits = st.backend.as_ref().map(|b| limits(b, st.acked_features));
+                if let Err(e) = self.start_queues(st) {
+                    for vq in st.vqs.iter_mut() {
+                        vq.rt = None;
+                    }
+                    st.backend = None;
+                    st.limits = None;
+                    return Err(e);
+                }
                 Ok(0)
             }
             uapi::VHOST_BLK_SET_SERIAL => {
@@ -290,6 +576,39 @@ impl VhostBlkDev {
             }
             _ => Err(ENOTTY),
         }
+    }
+}
+
+/// The worker kthread's function.
+///
+/// # Safety
+///
+/// `data` must carry a reference of an `Arc<VhostBlkDev>` (from
+/// `into_foreign`), which this function takes over.
+unsafe extern "C" fn worker_fn(data: *mut c_void) -> c_int {
+    // SAFETY: guaranteed by the caller (`VHOST_SET_OWNER`).
+    let dev = unsafe { <Arc<VhostBlkDev> as ForeignOwnable>::from_foreign(data) };
+    dev.work();
+    0
+}
+
+/// The largest request vhost-blk accepts, in bytes.
+const MAX_TRANSFER: u32 = 8 << 20;
+
+/// What requests are checked against, from the backend and the acked
+/// features.
+fn limits(bdev: &BdevFile, acked: u64) -> BlkLimits {
+    let i = bdev.info();
+    BlkLimits {
+        capacity: i.capacity,
+        logical_block_size: i.logical_block_size.max(512),
+        read_only: i.read_only != 0,
+        flush: acked & features::bit(features::VIRTIO_BLK_F_FLUSH) != 0,
+        max_discard_seg: 0,
+        max_discard_sectors: 0,
+        max_write_zeroes_seg: 0,
+        max_write_zeroes_sectors: 0,
+        max_transfer: MAX_TRANSFER,
     }
 }
 

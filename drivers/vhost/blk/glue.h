@@ -14,6 +14,7 @@
 int vhost_blk_rs_open(void **devp);
 void vhost_blk_rs_release(void *dev);
 long vhost_blk_rs_ioctl(void *dev, unsigned int cmd, unsigned long arg);
+void vhost_blk_rs_kick(void *data, unsigned long token);
 
 /* Implemented in glue.c. */
 struct eventfd_ctx;
@@ -58,5 +59,47 @@ struct vhost_blk_bdev_info {
 struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info,
 				 int *err);
 void vhost_blk_fput(struct file *file);
+
+struct bio;
+struct task_struct;
+struct vhost_blk_poll;
+struct vhost_blk_bio_list;
+
+int vhost_blk_bioset_init(void);
+void vhost_blk_bioset_exit(void);
+
+struct task_struct *vhost_blk_kthread_run(int (*fn)(void *), void *data,
+					  int id, int *err);
+void vhost_blk_kthread_stop(struct task_struct *task);
+bool vhost_blk_kthread_should_stop(void);
+void vhost_blk_wake(struct task_struct *task);
+void vhost_blk_sleep_prepare(void);
+void vhost_blk_sleep(void);
+void vhost_blk_sleep_cancel(void);
+void vhost_blk_cond_resched(void);
+void vhost_blk_use_mm(struct mm_struct *mm);
+void vhost_blk_unuse_mm(struct mm_struct *mm);
+
+struct vhost_blk_poll *vhost_blk_poll_start(int fd, void *data,
+					    unsigned long token, int *err);
+void vhost_blk_poll_stop(struct vhost_blk_poll *poll);
+
+struct vhost_blk_bio_list *vhost_blk_bio_list_new(void);
+void vhost_blk_bio_list_set_task(struct vhost_blk_bio_list *list,
+				 struct task_struct *task);
+bool vhost_blk_bio_list_empty(struct vhost_blk_bio_list *list);
+void vhost_blk_bio_list_free(struct vhost_blk_bio_list *list);
+struct bio *vhost_blk_bio_list_take(struct vhost_blk_bio_list *list);
+struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
+				unsigned int kind, u64 sector,
+				struct vhost_blk_bio_list *list,
+				unsigned long token);
+int vhost_blk_bio_add_user(struct bio *bio, unsigned long uaddr,
+			   unsigned int len, bool device_writes);
+void vhost_blk_bio_submit(struct bio *bio);
+struct bio *vhost_blk_bio_next(struct bio *bio);
+unsigned long vhost_blk_bio_token(struct bio *bio);
+int vhost_blk_bio_errno(struct bio *bio);
+void vhost_blk_bio_release(struct bio *bio, bool dirty);
 
 #endif /* _VHOST_BLK_GLUE_H */

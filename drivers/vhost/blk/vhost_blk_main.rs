@@ -14,6 +14,7 @@ use kernel::prelude::*;
 
 mod dev;
 mod ffi;
+mod vq;
 // The core is a library shared with the cargo build, where its items are
 // `pub` API used by the host tests and the harness; not all of it is used
 // by the module itself.
@@ -30,14 +31,21 @@ module! {
     license: "GPL",
 }
 
+// Fields drop in order: the device node goes before the bioset its
+// devices allocate from (open devices pin the module, so none is left).
 struct VhostBlkModule {
     _misc: ffi::misc::MiscRegistration,
+    _bioset: ffi::bio::BioSet,
 }
 
 impl kernel::Module for VhostBlkModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        let bioset = ffi::bio::BioSet::init()?;
         let misc = ffi::misc::MiscRegistration::register()?;
         pr_info!("registered /dev/vhost-blk\n");
-        Ok(Self { _misc: misc })
+        Ok(Self {
+            _misc: misc,
+            _bioset: bioset,
+        })
     }
 }

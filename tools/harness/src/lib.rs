@@ -6,6 +6,7 @@
 //! guest driver too. The selftests and the benchmarks are both built on
 //! this library.
 
+pub mod blk;
 pub mod device;
 pub mod driver;
 pub mod mem;

@@ -82,6 +82,112 @@ impl UserMemory for TestMemory {
     }
 }
 
+/// Guest memory in this process: an anonymous mapping whose guest physical
+/// addresses equal its virtual addresses, so the memory table is one
+/// identity region and the kernel reaches it through the harness's mm.
+pub struct ProcessMemory {
+    base: *mut u8,
+    size: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; accesses go
+// through copies, and the kernel is the only other party.
+unsafe impl Send for ProcessMemory {}
+// SAFETY: as above; concurrent byte copies are what the protocol expects.
+unsafe impl Sync for ProcessMemory {}
+
+impl ProcessMemory {
+    /// Maps `size` zeroed bytes.
+    pub fn new(size: usize) -> std::io::Result<Self> {
+        // SAFETY: an anonymous private mapping, unmapped in `drop`.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self {
+            base: p.cast(),
+            size,
+        })
+    }
+
+    /// First address.
+    pub fn base(&self) -> u64 {
+        self.base as u64
+    }
+
+    /// One past the last address.
+    pub fn end(&self) -> u64 {
+        self.base() + self.size as u64
+    }
+
+    /// The identity region covering the mapping.
+    pub fn region(&self) -> MemRegion {
+        MemRegion {
+            guest_phys_addr: self.base(),
+            size: self.size as u64,
+            userspace_addr: self.base(),
+        }
+    }
+
+    fn ptr(&self, addr: u64, len: usize) -> Result<*mut u8, Fault> {
+        let off = addr.checked_sub(self.base()).ok_or(Fault)? as usize;
+        if off.checked_add(len).ok_or(Fault)? > self.size {
+            return Err(Fault);
+        }
+        // SAFETY: `off + len` is within the mapping.
+        Ok(unsafe { self.base.add(off) })
+    }
+}
+
+impl Drop for ProcessMemory {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `new` mapped.
+        unsafe { libc::munmap(self.base.cast(), self.size) };
+    }
+}
+
+impl UserMemory for ProcessMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        let p = self.ptr(addr, buf.len())?;
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: in bounds (checked by `ptr`); volatile because the
+            // kernel writes this memory concurrently.
+            *b = unsafe { p.add(i).read_volatile() };
+        }
+        Ok(())
+    }
+
+    fn write(&self, addr: u64, buf: &[u8]) -> Result<(), Fault> {
+        let p = self.ptr(addr, buf.len())?;
+        for (i, b) in buf.iter().enumerate() {
+            // SAFETY: in bounds; volatile as for `read`.
+            unsafe { p.add(i).write_volatile(*b) };
+        }
+        Ok(())
+    }
+
+    fn read_barrier(&self) {
+        fence(Ordering::Acquire);
+    }
+
+    fn write_barrier(&self) {
+        fence(Ordering::Release);
+    }
+
+    fn full_barrier(&self) {
+        fence(Ordering::SeqCst);
+    }
+}
+
 /// Hands out aligned, non-overlapping guest buffers from `[start, end)`.
 pub struct BumpAllocator {
     next: u64,

@@ -316,7 +316,9 @@ fn check_extent(limits: &BlkLimits, sector: u64, len: u64) -> Result<(), Reject>
     let byte = sector
         .checked_mul(SECTOR_SIZE)
         .ok_or(Reject::BeyondCapacity)?;
-    if byte % lbs != 0 || len % lbs != 0 {
+    // `checked_rem`: a zero block size (never configured) is misaligned,
+    // not a division panic.
+    if byte.checked_rem(lbs) != Some(0) || len.checked_rem(lbs) != Some(0) {
         return Err(Reject::Misaligned);
     }
     let end = sector
@@ -424,7 +426,7 @@ pub fn parse(
             if data.len > limits.max_transfer {
                 return reject(Reject::TooLarge);
             }
-            if u64::from(data.len) % u64::from(limits.logical_block_size) != 0 {
+            if u64::from(data.len).checked_rem(u64::from(limits.logical_block_size)) != Some(0) {
                 return reject(Reject::BadLength);
             }
             if let Err(r) = check_extent(limits, sector, u64::from(data.len)) {

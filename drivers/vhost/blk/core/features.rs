@@ -45,10 +45,26 @@ pub const fn bit(bit: u32) -> u64 {
 
 /// The features `/dev/vhost-blk` offers in `VHOST_GET_FEATURES`.
 ///
-/// Only what the module really implements is here. This skeleton has no
-/// data plane yet, so it offers nothing; each feature joins this set in
-/// the change that implements it.
-pub const SUPPORTED: u64 = 0;
+/// Only what the module really implements is here: the split ring with
+/// indirect descriptors, EVENT_IDX and NOTIFY_ON_EMPTY, any descriptor
+/// layout, and virtio-blk reads, writes, flushes and GET_ID on a backend
+/// that may be read-only, over several queues. DISCARD and WRITE_ZEROES
+/// join when they are implemented.
+pub const SUPPORTED: u64 = bit(VIRTIO_F_VERSION_1)
+    | bit(VIRTIO_F_ANY_LAYOUT)
+    | bit(VIRTIO_F_NOTIFY_ON_EMPTY)
+    | bit(VIRTIO_RING_F_INDIRECT_DESC)
+    | bit(VIRTIO_RING_F_EVENT_IDX)
+    | bit(VIRTIO_BLK_F_SEG_MAX)
+    | bit(VIRTIO_BLK_F_BLK_SIZE)
+    | bit(VIRTIO_BLK_F_FLUSH)
+    | bit(VIRTIO_BLK_F_RO)
+    | bit(VIRTIO_BLK_F_MQ);
+
+/// The `seg_max` a VMM should put in the config space: the chain holds at
+/// most [`super::ring::MAX_CHAIN_SEGS`] buffers, two of them the header
+/// and the status.
+pub const SEG_MAX: u32 = super::ring::MAX_CHAIN_SEGS as u32 - 2;
 
 /// The vhost backend features offered by `VHOST_GET_BACKEND_FEATURES`.
 pub const SUPPORTED_BACKEND: u64 = 0;

@@ -61,6 +61,8 @@ pub enum RingError {
     ReadableAfterWritable,
     /// A buffer whose address range wraps, or a chain longer than 4 GiB.
     LengthOverflow,
+    /// A chain without a device-writable byte for the request status.
+    NoStatus,
     /// A buffer or indirect table not covered by the memory table.
     Unmapped {
         /// Guest physical address.

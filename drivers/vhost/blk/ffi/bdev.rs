@@ -64,6 +64,11 @@ impl BdevFile {
         }
     }
 
+    /// The file, for bio allocation.
+    pub(crate) fn as_ptr(&self) -> *mut super::glue::file {
+        self.file.as_ptr()
+    }
+
     /// What the device offers.
     pub(crate) fn info(&self) -> &BdevInfo {
         &self.info

@@ -22,8 +22,8 @@ pub(crate) struct EventFd {
 // SAFETY: eventfd contexts are refcounted and `eventfd_signal` may be
 // called from any thread.
 unsafe impl Send for EventFd {}
-// SAFETY: `&EventFd` allows no operation on the context yet; signalling,
-// when added, is thread-safe (`eventfd_signal`).
+// SAFETY: the only operation through `&EventFd` is `eventfd_signal`, which
+// is thread-safe.
 unsafe impl Sync for EventFd {}
 
 impl EventFd {
@@ -39,6 +39,12 @@ impl EventFd {
             Some(ctx) => Ok(Self { ctx }),
             None => Err(Error::from_errno(err)),
         }
+    }
+
+    /// Adds 1 to the counter, waking its waiters (`eventfd_signal`).
+    pub(crate) fn signal(&self) {
+        // SAFETY: the context is live by the type invariant.
+        unsafe { glue::vhost_blk_eventfd_signal(self.ctx.as_ptr()) };
     }
 }
 

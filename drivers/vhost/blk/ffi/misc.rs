@@ -90,7 +90,7 @@ unsafe extern "C" fn vhost_blk_rs_ioctl(dev: *mut c_void, cmd: c_uint, arg: c_ul
     // `vhost_blk_rs_release` has not run, so the reference is alive for the
     // duration of this call.
     let dev = unsafe { <Arc<VhostBlkDev> as ForeignOwnable>::borrow(dev) };
-    match dev.ioctl(cmd, arg as usize) {
+    match VhostBlkDev::ioctl(dev, cmd, arg as usize) {
         Ok(v) => v as c_long,
         Err(e) => e.to_errno() as c_long,
     }

@@ -35,6 +35,11 @@ impl OwnerMm {
         NonNull::new(mm).map(|mm| Self { mm }).ok_or(EINVAL)
     }
 
+    /// The mm, for `kthread_use_mm`.
+    pub(crate) fn as_ptr(&self) -> *mut super::glue::mm_struct {
+        self.mm.as_ptr()
+    }
+
     /// Whether the calling task runs in this address space.
     pub(crate) fn is_current(&self) -> bool {
         // SAFETY: the pointer is live by the type invariant; the function

@@ -7,14 +7,18 @@
 //! above it works with safe types.
 
 pub(crate) mod bdev;
+pub(crate) mod bio;
 pub(crate) mod eventfd;
 pub(crate) mod misc;
 pub(crate) mod mm;
+pub(crate) mod poll;
+pub(crate) mod uaccess;
+pub(crate) mod worker;
 
 /// Functions implemented in `glue.c` (prototypes in `glue.h`).
 pub(crate) mod glue {
     use super::bdev::BdevInfo;
-    use core::ffi::c_int;
+    use core::ffi::{c_int, c_uint, c_ulong, c_void};
 
     /// Declares opaque stand-ins for C structs only handled by pointer.
     macro_rules! opaque {
@@ -26,7 +30,15 @@ pub(crate) mod glue {
             }
         )*};
     }
-    opaque!(eventfd_ctx, file, mm_struct);
+    opaque!(
+        bio,
+        eventfd_ctx,
+        file,
+        mm_struct,
+        task_struct,
+        vhost_blk_bio_list,
+        vhost_blk_poll
+    );
 
     extern "C" {
         pub(super) fn vhost_blk_misc_register() -> c_int;
@@ -35,6 +47,7 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_mm_put(mm: *mut mm_struct);
         pub(super) fn vhost_blk_mm_is_current(mm: *const mm_struct) -> bool;
         pub(super) fn vhost_blk_eventfd_get(fd: c_int, err: *mut c_int) -> *mut eventfd_ctx;
+        pub(super) fn vhost_blk_eventfd_signal(ctx: *mut eventfd_ctx);
         pub(super) fn vhost_blk_eventfd_put(ctx: *mut eventfd_ctx);
         pub(super) fn vhost_blk_bdev_fget(
             fd: c_int,
@@ -42,5 +55,56 @@ pub(crate) mod glue {
             err: *mut c_int,
         ) -> *mut file;
         pub(super) fn vhost_blk_fput(file: *mut file);
+        pub(super) fn vhost_blk_bioset_init() -> c_int;
+        pub(super) fn vhost_blk_bioset_exit();
+        pub(super) fn vhost_blk_kthread_run(
+            f: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
+            data: *mut c_void,
+            id: c_int,
+            err: *mut c_int,
+        ) -> *mut task_struct;
+        pub(super) fn vhost_blk_kthread_stop(task: *mut task_struct);
+        pub(super) fn vhost_blk_kthread_should_stop() -> bool;
+        pub(super) fn vhost_blk_wake(task: *mut task_struct);
+        pub(super) fn vhost_blk_sleep_prepare();
+        pub(super) fn vhost_blk_sleep();
+        pub(super) fn vhost_blk_sleep_cancel();
+        pub(super) fn vhost_blk_cond_resched();
+        pub(super) fn vhost_blk_use_mm(mm: *mut mm_struct);
+        pub(super) fn vhost_blk_unuse_mm(mm: *mut mm_struct);
+        pub(super) fn vhost_blk_poll_start(
+            fd: c_int,
+            data: *mut c_void,
+            token: c_ulong,
+            err: *mut c_int,
+        ) -> *mut vhost_blk_poll;
+        pub(super) fn vhost_blk_poll_stop(poll: *mut vhost_blk_poll);
+        pub(super) fn vhost_blk_bio_list_new() -> *mut vhost_blk_bio_list;
+        pub(super) fn vhost_blk_bio_list_set_task(
+            list: *mut vhost_blk_bio_list,
+            task: *mut task_struct,
+        );
+        pub(super) fn vhost_blk_bio_list_empty(list: *mut vhost_blk_bio_list) -> bool;
+        pub(super) fn vhost_blk_bio_list_free(list: *mut vhost_blk_bio_list);
+        pub(super) fn vhost_blk_bio_list_take(list: *mut vhost_blk_bio_list) -> *mut bio;
+        pub(super) fn vhost_blk_bio_alloc(
+            bdev_file: *mut file,
+            nr_vecs: u16,
+            kind: c_uint,
+            sector: u64,
+            list: *mut vhost_blk_bio_list,
+            token: c_ulong,
+        ) -> *mut bio;
+        pub(super) fn vhost_blk_bio_add_user(
+            bio: *mut bio,
+            uaddr: c_ulong,
+            len: c_uint,
+            device_writes: bool,
+        ) -> c_int;
+        pub(super) fn vhost_blk_bio_submit(bio: *mut bio);
+        pub(super) fn vhost_blk_bio_next(bio: *mut bio) -> *mut bio;
+        pub(super) fn vhost_blk_bio_token(bio: *mut bio) -> c_ulong;
+        pub(super) fn vhost_blk_bio_errno(bio: *mut bio) -> c_int;
+        pub(super) fn vhost_blk_bio_release(bio: *mut bio, dirty: bool);
     }
 }

@@ -376,7 +376,15 @@ fn backend_validation() -> CaseResult {
         "non-zero flags",
     )?;
     ctx(dev.set_backend(rw.as_raw_fd()), "attach rw")?;
-    ctx(dev.set_backend(ro.as_raw_fd()), "replace with ro")?;
+    // An attached backend is replaced only through a detach, which stops
+    // and drains the queues first.
+    expect_errno(
+        dev.set_backend(ro.as_raw_fd()),
+        libc::EBUSY,
+        "attach while attached",
+    )?;
+    ctx(dev.set_backend(-1), "detach")?;
+    ctx(dev.set_backend(ro.as_raw_fd()), "attach ro")?;
     ctx(dev.set_backend(-1), "detach")?;
     ctx(dev.set_backend(-1), "detach twice")?;
     ctx(dev.set_serial(b"vhost-blk-serial-012"), "set serial")?;

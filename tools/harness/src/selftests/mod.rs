@@ -3,3 +3,4 @@
 //! VM selftest cases, grouped by area; `vhost-blk-selftest` runs them.
 
 pub mod control;
+pub mod io;

@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One virtqueue at run time: its ring, its preallocated request slots and
+//! the used elements waiting to be published.
+//!
+//! Request state lives in host-owned slots taken from a free list, never
+//! in an array indexed by the guest's head index: a guest that re-posts a
+//! head still in flight gets a second, independent request, and cannot
+//! overwrite the first one's state.
+
+use crate::ffi::bdev::BdevFile;
+use crate::ffi::bio::{Bio, BioKind, BioList, MAX_VECS};
+use crate::ffi::uaccess::OwnerMemory;
+use crate::vcore::blk::{self, BlkLimits, Op, Request, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK};
+use crate::vcore::memory::{MemTable, UserMemory};
+use crate::vcore::ring::{Chain, RingError, Vring};
+use crate::vcore::uapi::VIRTIO_BLK_ID_BYTES;
+use kernel::prelude::*;
+
+/// Requests a queue may take in one turn before the worker moves on
+/// (`vhost_exceeds_weight`).
+pub(crate) const WEIGHT: u32 = 64;
+
+/// Page size assumed for sizing bios.
+const PAGE_SIZE: u32 = 4096;
+
+/// One request in flight.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    head: u16,
+    status_addr: u64,
+    /// Bytes the device wrote into the chain, status byte included.
+    used_len: u32,
+    status: u8,
+    /// Bios submitted and not yet completed.
+    pending: u32,
+    /// The device writes guest memory (reads): dirty pages on release.
+    dirty: bool,
+}
+
+/// What a queue needs from its device while it works.
+pub(crate) struct Ctx<'a> {
+    pub(crate) mem: &'a OwnerMemory,
+    pub(crate) table: &'a MemTable<'a>,
+    pub(crate) limits: &'a BlkLimits,
+    pub(crate) bdev: &'a BdevFile,
+    pub(crate) bios: &'a BioList,
+    pub(crate) serial: &'a [u8; VIRTIO_BLK_ID_BYTES],
+}
+
+/// A request token: queue index and slot index, carried by each bio.
+pub(crate) fn token(q: u32, slot: u16) -> usize {
+    ((q as usize) << 16) | usize::from(slot)
+}
+
+/// The queue and slot of a token.
+pub(crate) fn untoken(t: usize) -> (u32, u16) {
+    ((t >> 16) as u32, (t & 0xffff) as u16)
+}
+
+/// A virtqueue being served.
+pub(crate) struct VqRuntime {
+    index: u32,
+    vring: Vring,
+    slots: KVec<Slot>,
+    /// Free slot indexes: `free[..nfree]`.
+    free: KVec<u16>,
+    nfree: usize,
+    /// Used elements to publish: `used[..nused]`.
+    used: KVec<(u16, u32)>,
+    nused: usize,
+    /// The guest broke the ring: no more chains are taken.
+    pub(crate) broken: bool,
+    /// Being stopped: no more chains are taken, in-flight ones finish.
+    pub(crate) stopping: bool,
+}
+
+impl VqRuntime {
+    /// Serves queue `index` with `vring`, preallocating its request state.
+    pub(crate) fn new(index: u32, vring: Vring) -> Result<Self> {
+        let num = vring.num() as usize;
+        let mut slots = KVec::with_capacity(num, GFP_KERNEL)?;
+        let mut free = KVec::with_capacity(num, GFP_KERNEL)?;
+        for i in 0..num {
+            slots.push(Slot::default(), GFP_KERNEL)?;
+            // `num` <= 32768 fits in u16.
+            free.push((num - 1 - i) as u16, GFP_KERNEL)?;
+        }
+        // At most `num` chains are outstanding, so at most `num` used
+        // elements wait between two flushes.
+        let used = KVec::from_elem((0u16, 0u32), num, GFP_KERNEL)?;
+        Ok(Self {
+            index,
+            vring,
+            slots,
+            free,
+            nfree: num,
+            used,
+            nused: 0,
+            broken: false,
+            stopping: false,
+        })
+    }
+
+    /// Requests in flight.
+    pub(crate) fn inflight(&self) -> usize {
+        self.slots.len() - self.nfree
+    }
+
+    /// The next avail index to serve, for `VHOST_GET_VRING_BASE`.
+    pub(crate) fn last_avail_idx(&self) -> u16 {
+        self.vring.last_avail_idx()
+    }
+
+    /// Whether the slot of a completing bio wants its pages dirtied.
+    pub(crate) fn slot_dirty(&self, slot: u16) -> bool {
+        self.slots.get(usize::from(slot)).is_some_and(|s| s.dirty)
+    }
+
+    /// Takes up to [`WEIGHT`] chains from the ring and starts them.
+    /// Returns `Ok(true)` if the queue may have more work now.
+    pub(crate) fn handle_kick(
+        &mut self,
+        cx: &Ctx<'_>,
+        chain: &mut Chain,
+    ) -> Result<bool, RingError> {
+        if self.broken || self.stopping {
+            return Ok(false);
+        }
+        self.vring.disable_notify(cx.mem)?;
+        let mut n = 0;
+        loop {
+            if n == WEIGHT {
+                return Ok(true);
+            }
+            if self.nfree == 0 {
+                // Completions free slots and bring the worker back.
+                return Ok(false);
+            }
+            if !self.vring.get_vq_desc(cx.mem, cx.table, chain)? {
+                if self.vring.enable_notify(cx.mem)? {
+                    self.vring.disable_notify(cx.mem)?;
+                    continue;
+                }
+                return Ok(false);
+            }
+            n += 1;
+            self.handle_chain(cx, chain)?;
+        }
+    }
+
+    fn handle_chain(&mut self, cx: &Ctx<'_>, chain: &Chain) -> Result<(), RingError> {
+        let head = chain.head();
+        let req = match blk::parse(cx.mem, cx.table, chain, cx.limits) {
+            Err(blk::NoStatus) => return Err(RingError::NoStatus),
+            Ok(Err(rej)) => return self.complete_now(cx, head, rej.status_addr, rej.status, 1),
+            Ok(Ok(req)) => req,
+        };
+        match req.op {
+            Op::GetId => {
+                let (status, n) =
+                    match blk::write_data(cx.mem, cx.table, chain, &req.data, cx.serial) {
+                        Ok(n) => (VIRTIO_BLK_S_OK, n),
+                        Err(_) => (VIRTIO_BLK_S_IOERR, 0),
+                    };
+                self.complete_now(cx, head, req.status_addr, status, n + 1)
+            }
+            Op::Read | Op::Write | Op::Flush => self.submit(cx, chain, &req),
+            // Not offered: `parse` rejects them with UNSUPP already.
+            Op::Discard | Op::WriteZeroes => {
+                self.complete_now(cx, head, req.status_addr, blk::VIRTIO_BLK_S_UNSUPP, 1)
+            }
+        }
+    }
+
+    fn complete_now(
+        &mut self,
+        cx: &Ctx<'_>,
+        head: u16,
+        status_addr: u64,
+        status: u8,
+        len: u32,
+    ) -> Result<(), RingError> {
+        cx.table.write(cx.mem, status_addr, &[status])?;
+        self.push_used(head, len)
+    }
+
+    fn push_used(&mut self, head: u16, len: u32) -> Result<(), RingError> {
+        // Cannot overflow (see `new`), but a full array must not panic.
+        let e = self.used.get_mut(self.nused).ok_or(RingError::Fault)?;
+        *e = (head, len);
+        self.nused += 1;
+        Ok(())
+    }
+
+    fn submit(&mut self, cx: &Ctx<'_>, chain: &Chain, req: &Request) -> Result<(), RingError> {
+        if self.nfree == 0 {
+            return Err(RingError::Fault);
+        }
+        self.nfree -= 1;
+        let slot = self.free[self.nfree];
+        let read = req.op == Op::Read;
+        self.slots[usize::from(slot)] = Slot {
+            head: chain.head(),
+            status_addr: req.status_addr,
+            used_len: if read { req.data.len + 1 } else { 1 },
+            status: VIRTIO_BLK_S_OK,
+            pending: 0,
+            dirty: read,
+        };
+        let tok = token(self.index, slot);
+        let submitted = if req.op == Op::Flush {
+            Bio::new(cx.bdev, 0, BioKind::Flush, 0, cx.bios, tok).submit();
+            Ok(1)
+        } else {
+            submit_data(cx, chain, req, tok)
+        };
+        let s = &mut self.slots[usize::from(slot)];
+        match submitted {
+            Ok(n) => s.pending = n,
+            Err(n) => {
+                s.pending = n;
+                s.status = VIRTIO_BLK_S_IOERR;
+            }
+        }
+        if s.pending == 0 {
+            return self.finish(cx, slot);
+        }
+        Ok(())
+    }
+
+    /// Accounts a completed bio of `slot`; `errno` is its status.
+    pub(crate) fn complete_bio(
+        &mut self,
+        cx_mem: &OwnerMemory,
+        table: &MemTable<'_>,
+        slot: u16,
+        errno: i32,
+    ) -> Result<(), RingError> {
+        let Some(s) = self.slots.get_mut(usize::from(slot)) else {
+            return Ok(());
+        };
+        if errno != 0 {
+            s.status = VIRTIO_BLK_S_IOERR;
+        }
+        s.pending = s.pending.saturating_sub(1);
+        if s.pending == 0 {
+            return self.finish_with(cx_mem, table, slot);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, cx: &Ctx<'_>, slot: u16) -> Result<(), RingError> {
+        self.finish_with(cx.mem, cx.table, slot)
+    }
+
+    fn finish_with(
+        &mut self,
+        mem: &OwnerMemory,
+        table: &MemTable<'_>,
+        slot: u16,
+    ) -> Result<(), RingError> {
+        let s = self.slots[usize::from(slot)];
+        // Return the slot first: whatever happens to the status write, the
+        // host state is consistent.
+        let f = self.free.get_mut(self.nfree).ok_or(RingError::Fault)?;
+        *f = slot;
+        self.nfree += 1;
+        let len = if s.status == VIRTIO_BLK_S_OK {
+            s.used_len
+        } else {
+            1
+        };
+        self.push_used(s.head, len)?;
+        table.write(mem, s.status_addr, &[s.status])?;
+        Ok(())
+    }
+
+    /// Publishes the used elements gathered so far. Returns whether the
+    /// driver wants an interrupt.
+    pub(crate) fn flush_used(&mut self, mem: &impl UserMemory) -> Result<bool, RingError> {
+        if self.nused == 0 {
+            return Ok(false);
+        }
+        let r = self.vring.add_used(mem, &self.used[..self.nused]);
+        self.nused = 0;
+        r?;
+        self.vring.should_signal(mem)
+    }
+}
+
+/// Pins the data of `req` into bios and submits them. Returns how many
+/// were submitted: `Ok(n)` if all the data went out, `Err(n)` if a buffer
+/// was misaligned or could not be pinned (the request then fails with
+/// IOERR once those `n` complete).
+fn submit_data(cx: &Ctx<'_>, chain: &Chain, req: &Request, tok: usize) -> Result<u32, u32> {
+    let read = req.op == Op::Read;
+    let kind = if read { BioKind::Read } else { BioKind::Write };
+    // Every piece must be sector-aligned in the owner's memory, as the
+    // block layer requires of direct I/O; check all before pinning any.
+    let mut pieces = 0u32;
+    let aligned = blk::for_each_data_piece(chain, &req.data, |gpa, len| {
+        match cx.table.for_each_piece(gpa, u64::from(len), |ua, n| {
+            if ua % 512 != 0 || n % 512 != 0 {
+                return Err(());
+            }
+            pieces += 1;
+            Ok(())
+        }) {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    });
+    if aligned.is_err() {
+        return Err(0);
+    }
+    let nr_vecs = (req.data.len / PAGE_SIZE + pieces + 1).min(MAX_VECS);
+    let mut sector = req.sector;
+    let mut cur: Option<Bio> = None;
+    let mut submitted = 0u32;
+    let r = blk::for_each_data_piece(chain, &req.data, |gpa, len| {
+        let r = cx.table.for_each_piece(gpa, u64::from(len), |ua, n| {
+            let (mut ua, mut left) = (ua, n as u32);
+            while left > 0 {
+                let bio = cur
+                    .get_or_insert_with(|| Bio::new(cx.bdev, nr_vecs, kind, sector, cx.bios, tok));
+                match bio.add_user(ua, left, read) {
+                    Ok(0) => {
+                        if let Some(full) = cur.take() {
+                            full.submit();
+                            submitted += 1;
+                        }
+                    }
+                    Ok(added) => {
+                        ua += u64::from(added);
+                        left -= added;
+                        sector += u64::from(added / 512);
+                    }
+                    Err(_) => return Err(()),
+                }
+            }
+            Ok(())
+        });
+        match r {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    });
+    if r.is_err() {
+        // Dropping the unsubmitted bio unpins what it holds.
+        drop(cur);
+        return Err(submitted);
+    }
+    if let Some(last) = cur {
+        last.submit();
+        submitted += 1;
+    }
+    Ok(submitted)
+}

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The guest's virtio-blk driver, over `/dev/vhost-blk`: sets a device up
+//! like a VMM would, submits requests on its queues and waits for them.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::time::{Duration, Instant};
+
+use vhost_blk_core::blk::*;
+use vhost_blk_core::features;
+use vhost_blk_core::memory::UserMemory;
+
+use crate::device::VhostBlk;
+use crate::driver::{Buf, DriverRing};
+use crate::mem::{BumpAllocator, ProcessMemory};
+
+/// An eventfd.
+pub struct EventFd(File);
+
+impl EventFd {
+    /// A new non-blocking eventfd.
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: no pointer arguments.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor owned by nobody else.
+        Ok(Self(unsafe { File::from_raw_fd(fd) }))
+    }
+
+    /// The descriptor.
+    pub fn fd(&self) -> i32 {
+        self.0.as_raw_fd()
+    }
+
+    /// Adds 1.
+    pub fn signal(&self) {
+        let v = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer.
+        unsafe { libc::write(self.fd(), v.as_ptr().cast(), 8) };
+    }
+
+    /// Reads and resets the counter (0 if it was 0).
+    pub fn take(&self) -> u64 {
+        let mut v = [0u8; 8];
+        // SAFETY: reads 8 bytes into a live buffer.
+        let n = unsafe { libc::read(self.fd(), v.as_mut_ptr().cast(), 8) };
+        if n == 8 {
+            u64::from_ne_bytes(v)
+        } else {
+            0
+        }
+    }
+
+    /// Waits up to `timeout` for the counter to become non-zero.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
+        n == 1
+    }
+}
+
+/// One queue of a test device: its driver ring and eventfds.
+pub struct Queue {
+    /// The ring.
+    pub ring: DriverRing,
+    /// Kick (guest to host).
+    pub kick: EventFd,
+    /// Call (host to guest).
+    pub call: EventFd,
+    /// Err (ring broken).
+    pub err: EventFd,
+}
+
+/// How to set a device up.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Number of queues.
+    pub queues: u32,
+    /// Queue size.
+    pub size: u16,
+    /// Features to ack.
+    pub features: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            queues: 1,
+            size: 128,
+            features: features::SUPPORTED,
+        }
+    }
+}
+
+/// A device set up with rings and a backend, and the guest memory.
+pub struct TestDevice {
+    /// The vhost-blk device.
+    pub dev: VhostBlk,
+    /// Guest memory (identity mapped).
+    pub mem: ProcessMemory,
+    /// Allocator of guest buffers.
+    pub alloc: BumpAllocator,
+    /// The queues.
+    pub queues: Vec<Queue>,
+    /// The configuration.
+    pub cfg: Config,
+}
+
+/// The result of one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Done {
+    /// Head id from the used ring.
+    pub id: u32,
+    /// Used length.
+    pub len: u32,
+}
+
+impl TestDevice {
+    /// Opens, owns, configures `cfg.queues` queues and attaches `backend`.
+    pub fn new(backend: &File, cfg: Config) -> io::Result<Self> {
+        let dev = VhostBlk::open()?;
+        dev.set_owner()?;
+        dev.set_features(cfg.features)?;
+        let mem = ProcessMemory::new(32 << 20)?;
+        dev.set_mem_table(&[mem.region()])?;
+        let mut alloc = BumpAllocator::new(mem.base(), mem.end());
+        let mut queues = Vec::new();
+        for q in 0..cfg.queues {
+            let ring = DriverRing::new(&mem, &mut alloc, cfg.size);
+            let queue = Queue {
+                ring,
+                kick: EventFd::new()?,
+                call: EventFd::new()?,
+                err: EventFd::new()?,
+            };
+            dev.set_vring_num(q, u32::from(cfg.size))?;
+            dev.set_vring_base(q, 0)?;
+            dev.set_vring_addr(q, &queue.ring.addrs())?;
+            dev.set_vring_kick(q, queue.kick.fd())?;
+            dev.set_vring_call(q, queue.call.fd())?;
+            dev.set_vring_err(q, queue.err.fd())?;
+            queues.push(queue);
+        }
+        dev.set_backend(backend.as_raw_fd())?;
+        Ok(Self {
+            dev,
+            mem,
+            alloc,
+            queues,
+            cfg,
+        })
+    }
+
+    /// A guest buffer of `len` bytes aligned to `align`.
+    pub fn buf(&mut self, len: u64, align: u64) -> u64 {
+        self.alloc.alloc(len, align)
+    }
+
+    /// Writes a request header into guest memory; returns its address.
+    pub fn header(&mut self, ty: u32, sector: u64) -> u64 {
+        let h = self.buf(16, 16);
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&ty.to_le_bytes());
+        b[8..].copy_from_slice(&sector.to_le_bytes());
+        self.mem.write(h, &b).expect("header");
+        h
+    }
+
+    /// A status byte preset to 0xff, so a status the device never wrote
+    /// shows.
+    pub fn status(&mut self) -> u64 {
+        let s = self.buf(1, 1);
+        self.mem.write(s, &[0xff]).expect("status");
+        s
+    }
+
+    /// The status byte at `addr`.
+    pub fn read_status(&self, addr: u64) -> u8 {
+        let mut b = [0u8];
+        self.mem.read(addr, &mut b).expect("status");
+        b[0]
+    }
+
+    /// Adds `bufs` to queue `q` (indirect if `table` is given) and kicks.
+    pub fn submit(&mut self, q: usize, bufs: &[Buf], indirect: bool) -> u16 {
+        let head = if indirect {
+            let table = self.buf(16 * bufs.len() as u64, 16);
+            self.queues[q].ring.add_indirect(&self.mem, table, bufs)
+        } else {
+            self.queues[q].ring.add_chain(&self.mem, bufs)
+        };
+        let head = head.expect("free descriptors");
+        self.queues[q].kick.signal();
+        head
+    }
+
+    /// Waits until `n` requests of queue `q` completed, up to `timeout`.
+    pub fn wait(&mut self, q: usize, n: usize, timeout: Duration) -> Result<Vec<Done>, String> {
+        let deadline = Instant::now() + timeout;
+        let mut done = Vec::new();
+        loop {
+            while let Some((id, len)) = self.queues[q].ring.pop_used(&self.mem) {
+                done.push(Done { id, len });
+            }
+            if done.len() >= n {
+                return Ok(done);
+            }
+            if self.queues[q].err.take() != 0 {
+                return Err(format!("queue {q}: the device signalled a ring error"));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!(
+                    "queue {q}: {} of {n} requests completed before the timeout",
+                    done.len()
+                ));
+            }
+            self.queues[q]
+                .call
+                .wait((deadline - now).min(Duration::from_millis(100)));
+            self.queues[q].call.take();
+        }
+    }
+
+    /// Performs one request and returns (status, used length).
+    pub fn request(
+        &mut self,
+        q: usize,
+        ty: u32,
+        sector: u64,
+        data: &[Buf],
+        indirect: bool,
+    ) -> Result<(u8, u32), String> {
+        let h = self.header(ty, sector);
+        let s = self.status();
+        let mut bufs = vec![Buf::r(h, 16)];
+        bufs.extend_from_slice(data);
+        bufs.push(Buf::w(s, 1));
+        let head = self.submit(q, &bufs, indirect);
+        let d = self.wait(q, 1, Duration::from_secs(30))?;
+        if d[0].id != u32::from(head) {
+            return Err(format!("used id {} for head {head}", d[0].id));
+        }
+        Ok((self.read_status(s), d[0].len))
+    }
+}
+
+/// A deterministic byte pattern for `seed` at byte offset `off`.
+pub fn pattern(seed: u64, off: u64) -> u8 {
+    let x = (seed ^ off.wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    (x >> 56) as u8
+}
+
+/// Status names for messages.
+pub fn status_name(s: u8) -> &'static str {
+    match s {
+        VIRTIO_BLK_S_OK => "OK",
+        VIRTIO_BLK_S_IOERR => "IOERR",
+        VIRTIO_BLK_S_UNSUPP => "UNSUPP",
+        _ => "not written",
+    }
+}

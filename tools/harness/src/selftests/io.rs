@@ -1,0 +1,678 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The data plane: requests from guest rings to a null_blk backend and
+//! back, with data verified, and hostile requests answered with the right
+//! status or the err eventfd.
+
+use std::fs::{File, OpenOptions};
+use std::time::Duration;
+
+use vhost_blk_core::blk::*;
+use vhost_blk_core::features::{self, bit};
+use vhost_blk_core::memory::UserMemory;
+use vhost_blk_core::ring::Descriptor;
+
+use crate::blk::{pattern, status_name, Config, TestDevice};
+use crate::driver::Buf;
+use crate::nullb::NullBlk;
+use crate::testing::{ctx, ensure, CaseResult, Runner};
+
+/// Registers this area's cases.
+pub fn run(r: &mut Runner) {
+    r.run("io_write_read_verify", io_write_read_verify);
+    r.run("io_ring_features_matrix", io_ring_features_matrix);
+    r.run("io_flush_and_get_id", io_flush_and_get_id);
+    r.run("io_read_only_backend", io_read_only_backend);
+    r.run("io_multiqueue", io_multiqueue);
+    r.run("io_ring_wrap_around", io_ring_wrap_around);
+    r.run(
+        "io_get_vring_base_drains_and_restarts",
+        io_get_vring_base_drains_and_restarts,
+    );
+    r.run("io_bad_requests_get_status", io_bad_requests_get_status);
+    r.run("io_broken_rings_signal_err", io_broken_rings_signal_err);
+    r.run(
+        "io_reposted_head_is_independent",
+        io_reposted_head_is_independent,
+    );
+}
+
+const MIB: u64 = 1 << 20;
+
+fn backend(name: &str, size_mib: u64, attrs: &[(&str, &str)]) -> Result<(NullBlk, File), String> {
+    let mut a = vec![("memory_backed", "1"), ("blocksize", "512")];
+    a.extend_from_slice(attrs);
+    let nb = ctx(
+        NullBlk::create(name, size_mib, &a),
+        format!("null_blk {name}"),
+    )?;
+    let f = ctx(
+        OpenOptions::new().read(true).write(true).open(nb.path()),
+        "open null_blk",
+    )?;
+    Ok((nb, f))
+}
+
+fn expect_status(got: Result<(u8, u32), String>, want: u8, what: &str) -> Result<u32, String> {
+    let (s, len) = got.map_err(|e| format!("{what}: {e}"))?;
+    ensure(s == want, || {
+        format!(
+            "{what}: status {} ({s}), expected {}",
+            status_name(s),
+            status_name(want)
+        )
+    })?;
+    Ok(len)
+}
+
+/// Writes `len` bytes of pattern `seed` at `sector` split into buffers of
+/// `seg` bytes at offset `skew` in their pages, reads them back through
+/// different buffers and compares.
+fn write_read(
+    t: &mut TestDevice,
+    q: usize,
+    sector: u64,
+    len: u64,
+    seg: u64,
+    skew: u64,
+    indirect: bool,
+    seed: u64,
+) -> CaseResult {
+    write_read_check(t, q, sector, len, seg, skew, indirect, seed, None)
+}
+
+/// [`write_read`], and if `direct` (the backing device opened with
+/// O_DIRECT) is given, also checks that the data landed at `sector` of the
+/// backing device itself.
+#[allow(clippy::too_many_arguments)]
+fn write_read_check(
+    t: &mut TestDevice,
+    q: usize,
+    sector: u64,
+    len: u64,
+    seg: u64,
+    skew: u64,
+    indirect: bool,
+    seed: u64,
+    direct: Option<&File>,
+) -> CaseResult {
+    let mut wbufs = Vec::new();
+    let mut off = 0;
+    while off < len {
+        let n = seg.min(len - off);
+        let a = t.buf(n + skew, 4096) + skew;
+        let data: Vec<u8> = (0..n).map(|i| pattern(seed, off + i)).collect();
+        ctx(
+            t.mem
+                .write(a, &data)
+                .map_err(|_| std::io::Error::other("fault")),
+            "fill",
+        )?;
+        wbufs.push(Buf::r(a, n as u32));
+        off += n;
+    }
+    let what = format!(
+        "write {len} bytes at {sector} in {seg}-byte segments (skew {skew}, indirect {indirect})"
+    );
+    let used = expect_status(
+        t.request(q, VIRTIO_BLK_T_OUT, sector, &wbufs, indirect),
+        VIRTIO_BLK_S_OK,
+        &what,
+    )?;
+    ensure(used == 1, || format!("{what}: used len {used}, expected 1"))?;
+    let mut rbufs = Vec::new();
+    let mut off = 0;
+    while off < len {
+        let n = seg.min(len - off);
+        let a = t.buf(n + skew, 4096) + skew;
+        t.mem
+            .write(a, &vec![0xa5; n as usize])
+            .map_err(|_| "fill".to_string())?;
+        rbufs.push(Buf::w(a, n as u32));
+        off += n;
+    }
+    if let Some(d) = direct {
+        let a = t.buf(len, 4096);
+        // SAFETY: `a` is `len` bytes of this process's guest memory.
+        let n = unsafe {
+            libc::pread(
+                std::os::fd::AsRawFd::as_raw_fd(d),
+                a as *mut libc::c_void,
+                len as usize,
+                (sector * 512) as i64,
+            )
+        };
+        ensure(n == len as isize, || {
+            format!("pread of the backing device: {n}")
+        })?;
+        let mut got = vec![0u8; len as usize];
+        t.mem.read(a, &mut got).map_err(|_| "read".to_string())?;
+        if let Some(i) = (0..len).find(|&i| got[i as usize] != pattern(seed, i)) {
+            return Err(format!(
+                "{what}: backing device byte {i} at sector {sector} differs"
+            ));
+        }
+    }
+    let what = format!("read {len} bytes at {sector}");
+    let used = expect_status(
+        t.request(q, VIRTIO_BLK_T_IN, sector, &rbufs, indirect),
+        VIRTIO_BLK_S_OK,
+        &what,
+    )?;
+    ensure(u64::from(used) == len + 1, || {
+        format!("{what}: used len {used}, expected {}", len + 1)
+    })?;
+    let mut off = 0;
+    for b in &rbufs {
+        let mut got = vec![0u8; b.len as usize];
+        t.mem
+            .read(b.addr, &mut got)
+            .map_err(|_| "read back".to_string())?;
+        for (i, g) in got.iter().enumerate() {
+            let want = pattern(seed, off + i as u64);
+            if *g != want {
+                return Err(format!(
+                    "{what}: byte {} is {g:#x}, wrote {want:#x}",
+                    off + i as u64
+                ));
+            }
+        }
+        off += u64::from(b.len);
+    }
+    Ok(())
+}
+
+fn io_write_read_verify() -> CaseResult {
+    let (nb, f) = backend("vbio0", 64, &[])?;
+    let direct = ctx(
+        std::os::unix::fs::OpenOptionsExt::custom_flags(
+            OpenOptions::new().read(true),
+            libc::O_DIRECT,
+        )
+        .open(nb.path()),
+        "open O_DIRECT",
+    )?;
+    let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+    let mut seed = 1;
+    let mut bytes = 0;
+    for (len, seg, skew) in [
+        (512u64, 512u64, 0u64),
+        (4096, 4096, 0),
+        (4096, 512, 512),
+        (8192, 8192, 1024),
+        (65536, 4096, 0),
+        (65536, 3584, 512),
+        (1 << 20, 1 << 20, 0),
+        (3 * 4096 + 512, 1536, 2560),
+        (2 * MIB, 65536, 512),
+    ] {
+        for sector in [0u64, 7, 64 * MIB / 512 - len / 512] {
+            write_read_check(
+                &mut t,
+                0,
+                sector,
+                len,
+                seg,
+                skew,
+                false,
+                seed,
+                Some(&direct),
+            )?;
+            seed += 1;
+            bytes += len;
+        }
+    }
+    println!("  verified {bytes} bytes written and read back");
+    Ok(())
+}
+
+fn io_ring_features_matrix() -> CaseResult {
+    let (_nb, f) = backend("vbio1", 16, &[])?;
+    for indirect in [false, true] {
+        for event_idx in [false, true] {
+            let mut feats = features::SUPPORTED;
+            if !event_idx {
+                feats &= !bit(features::VIRTIO_RING_F_EVENT_IDX);
+            }
+            if !indirect {
+                feats &= !bit(features::VIRTIO_RING_F_INDIRECT_DESC);
+            }
+            let cfg = Config {
+                features: feats,
+                ..Config::default()
+            };
+            let mut t = ctx(TestDevice::new(&f, cfg), "device")?;
+            for i in 0..20u64 {
+                write_read(&mut t, 0, i * 16, 8192, 2048, 0, indirect, 100 + i)
+                    .map_err(|e| format!("indirect {indirect} event_idx {event_idx}: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn io_flush_and_get_id() -> CaseResult {
+    let (_nb, f) = backend("vbio2", 16, &[("cache_size", "4"), ("fua", "1")])?;
+    let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+    ctx(t.dev.set_serial(b"vhost-blk-selftest-1"), "serial")?;
+    write_read(&mut t, 0, 0, 4096, 4096, 0, false, 9)?;
+    expect_status(
+        t.request(0, VIRTIO_BLK_T_FLUSH, 0, &[], false),
+        VIRTIO_BLK_S_OK,
+        "flush",
+    )?;
+    let id = t.buf(20, 4);
+    let used = expect_status(
+        t.request(0, VIRTIO_BLK_T_GET_ID, 0, &[Buf::w(id, 20)], false),
+        VIRTIO_BLK_S_OK,
+        "GET_ID",
+    )?;
+    let mut got = [0u8; 20];
+    t.mem
+        .read(id, &mut got)
+        .map_err(|_| "read id".to_string())?;
+    ensure(&got == b"vhost-blk-selftest-1", || {
+        format!("GET_ID returned {got:?}")
+    })?;
+    ensure(used == 21, || format!("GET_ID used len {used}"))?;
+    // Without FLUSH acked, a flush is unsupported.
+    let cfg = Config {
+        features: features::SUPPORTED & !bit(features::VIRTIO_BLK_F_FLUSH),
+        ..Config::default()
+    };
+    let mut t = ctx(TestDevice::new(&f, cfg), "device without FLUSH")?;
+    expect_status(
+        t.request(0, VIRTIO_BLK_T_FLUSH, 0, &[], false),
+        VIRTIO_BLK_S_UNSUPP,
+        "flush not acked",
+    )?;
+    Ok(())
+}
+
+fn io_read_only_backend() -> CaseResult {
+    let (nb, _rw) = backend("vbio3", 16, &[])?;
+    let ro = ctx(File::open(nb.path()), "open read-only")?;
+    let mut t = ctx(TestDevice::new(&ro, Config::default()), "device")?;
+    let a = t.buf(4096, 4096);
+    expect_status(
+        t.request(0, VIRTIO_BLK_T_OUT, 0, &[Buf::r(a, 4096)], false),
+        VIRTIO_BLK_S_IOERR,
+        "write to read-only",
+    )?;
+    expect_status(
+        t.request(0, VIRTIO_BLK_T_IN, 0, &[Buf::w(a, 4096)], false),
+        VIRTIO_BLK_S_OK,
+        "read from read-only",
+    )?;
+    Ok(())
+}
+
+fn io_multiqueue() -> CaseResult {
+    let (_nb, f) = backend("vbio4", 64, &[])?;
+    let nq = 16u32;
+    let cfg = Config {
+        queues: nq,
+        size: 64,
+        ..Config::default()
+    };
+    let mut t = ctx(TestDevice::new(&f, cfg), "device")?;
+    // Many requests in flight on every queue at once.
+    let per = 8u64;
+    let mut statuses = Vec::new();
+    for q in 0..nq as usize {
+        for i in 0..per {
+            let sector = (q as u64 * per + i) * 8;
+            let a = t.buf(4096, 4096);
+            let data: Vec<u8> = (0..4096).map(|o| pattern(sector, o)).collect();
+            t.mem.write(a, &data).map_err(|_| "fill".to_string())?;
+            let h = t.header(VIRTIO_BLK_T_OUT, sector);
+            let s = t.status();
+            t.submit(q, &[Buf::r(h, 16), Buf::r(a, 4096), Buf::w(s, 1)], false);
+            statuses.push(s);
+        }
+    }
+    for q in 0..nq as usize {
+        t.wait(q, per as usize, Duration::from_secs(60))?;
+    }
+    for s in &statuses {
+        let st = t.read_status(*s);
+        ensure(st == VIRTIO_BLK_S_OK, || {
+            format!("a write got {}", status_name(st))
+        })?;
+    }
+    // Read everything back through queue 0 and compare.
+    for i in 0..u64::from(nq) * per {
+        let sector = i * 8;
+        let a = t.buf(4096, 4096);
+        expect_status(
+            t.request(0, VIRTIO_BLK_T_IN, sector, &[Buf::w(a, 4096)], false),
+            VIRTIO_BLK_S_OK,
+            "read",
+        )?;
+        let mut got = vec![0u8; 4096];
+        t.mem.read(a, &mut got).map_err(|_| "read".to_string())?;
+        ensure(
+            got.iter()
+                .enumerate()
+                .all(|(o, b)| *b == pattern(sector, o as u64)),
+            || format!("sector {sector}: data differs"),
+        )?;
+    }
+    Ok(())
+}
+
+fn io_ring_wrap_around() -> CaseResult {
+    let (_nb, f) = backend("vbio5", 16, &[])?;
+    let cfg = Config {
+        size: 4,
+        ..Config::default()
+    };
+    let mut t = ctx(TestDevice::new(&f, cfg), "device")?;
+    let a = t.buf(512, 512);
+    for i in 0..300u32 {
+        expect_status(
+            t.request(
+                0,
+                VIRTIO_BLK_T_IN,
+                u64::from(i % 64),
+                &[Buf::w(a, 512)],
+                false,
+            ),
+            VIRTIO_BLK_S_OK,
+            &format!("request {i}"),
+        )?;
+    }
+    let base = ctx(t.dev.get_vring_base(0), "GET_VRING_BASE")?;
+    ensure(base == 300, || format!("base {base} after 300 requests"))
+}
+
+fn io_get_vring_base_drains_and_restarts() -> CaseResult {
+    // A slow backend: each request takes 1 s, so requests are surely in
+    // flight when the queue is stopped.
+    let (_nb, f) = backend(
+        "vbio6",
+        16,
+        &[("irqmode", "2"), ("completion_nsec", "1000000000")],
+    )?;
+    // 32 chains of 3 descriptors.
+    let cfg = Config {
+        size: 128,
+        ..Config::default()
+    };
+    let mut t = ctx(TestDevice::new(&f, cfg), "device")?;
+    let n = 32;
+    let mut statuses = Vec::new();
+    for i in 0..n {
+        let a = t.buf(4096, 4096);
+        let h = t.header(VIRTIO_BLK_T_IN, i * 8);
+        let s = t.status();
+        t.submit(0, &[Buf::r(h, 16), Buf::w(a, 4096), Buf::w(s, 1)], false);
+        statuses.push(s);
+    }
+    // Let the worker take them, then stop the queue while they are slow.
+    std::thread::sleep(Duration::from_millis(300));
+    ensure(t.queues[0].ring.pop_used(&t.mem).is_none(), || {
+        "completed too early to test draining".into()
+    })?;
+    let base = ctx(t.dev.get_vring_base(0), "GET_VRING_BASE")? as u64;
+    ensure(base > 0, || "the worker took no chain in 300 ms".into())?;
+    // Every chain the device consumed must be complete now.
+    let mut done = 0;
+    while t.queues[0].ring.pop_used(&t.mem).is_some() {
+        done += 1;
+    }
+    ensure(done == base, || {
+        format!("GET_VRING_BASE returned {base} but {done} were used: it did not drain")
+    })?;
+    for s in statuses.iter().take(base as usize) {
+        ensure(t.read_status(*s) == VIRTIO_BLK_S_OK, || {
+            "a drained request failed".into()
+        })?;
+    }
+    // Restart from the saved base: detach, set the base, attach again.
+    ctx(t.dev.set_backend(-1), "detach")?;
+    ctx(t.dev.set_vring_base(0, base as u32), "SET_VRING_BASE")?;
+    ctx(
+        t.dev.set_backend(std::os::fd::AsRawFd::as_raw_fd(&f)),
+        "re-attach",
+    )?;
+    t.queues[0].kick.signal();
+    t.wait(0, (n - base) as usize, Duration::from_secs(60))?;
+    for s in &statuses {
+        ensure(t.read_status(*s) == VIRTIO_BLK_S_OK, || {
+            "a request after restart failed".into()
+        })?;
+    }
+    Ok(())
+}
+
+fn io_bad_requests_get_status() -> CaseResult {
+    let (_nb, f) = backend("vbio7", 16, &[])?;
+    let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+    let cap = 16 * MIB / 512;
+    let a = t.buf(8192, 4096);
+    let cases: Vec<(&str, u32, u64, Vec<Buf>, u8)> = vec![
+        (
+            "sector past capacity",
+            VIRTIO_BLK_T_IN,
+            cap,
+            vec![Buf::w(a, 512)],
+            VIRTIO_BLK_S_IOERR,
+        ),
+        (
+            "range crossing capacity",
+            VIRTIO_BLK_T_OUT,
+            cap - 1,
+            vec![Buf::r(a, 1024)],
+            VIRTIO_BLK_S_IOERR,
+        ),
+        (
+            "huge sector",
+            VIRTIO_BLK_T_IN,
+            u64::MAX,
+            vec![Buf::w(a, 512)],
+            VIRTIO_BLK_S_IOERR,
+        ),
+        (
+            "length not a multiple of 512",
+            VIRTIO_BLK_T_IN,
+            0,
+            vec![Buf::w(a, 700)],
+            VIRTIO_BLK_S_IOERR,
+        ),
+        ("unknown type", 77, 0, vec![], VIRTIO_BLK_S_UNSUPP),
+        (
+            "discard not offered",
+            VIRTIO_BLK_T_DISCARD,
+            0,
+            vec![Buf::r(a, 16)],
+            VIRTIO_BLK_S_UNSUPP,
+        ),
+        (
+            "read with readable data",
+            VIRTIO_BLK_T_IN,
+            0,
+            vec![Buf::r(a, 512)],
+            VIRTIO_BLK_S_IOERR,
+        ),
+        (
+            "write with writable data",
+            VIRTIO_BLK_T_OUT,
+            0,
+            vec![Buf::w(a, 512)],
+            VIRTIO_BLK_S_IOERR,
+        ),
+        (
+            "misaligned buffer",
+            VIRTIO_BLK_T_IN,
+            0,
+            vec![Buf::w(a + 100, 512)],
+            VIRTIO_BLK_S_IOERR,
+        ),
+    ];
+    for (what, ty, sector, data, want) in cases {
+        expect_status(t.request(0, ty, sector, &data, false), want, what)?;
+    }
+    // A header split over descriptors is fine (ANY_LAYOUT).
+    let h = t.header(VIRTIO_BLK_T_IN, 0);
+    let s = t.status();
+    t.submit(
+        0,
+        &[
+            Buf::r(h, 3),
+            Buf::r(h + 3, 13),
+            Buf::w(a, 512),
+            Buf::w(s, 1),
+        ],
+        false,
+    );
+    t.wait(0, 1, Duration::from_secs(30))?;
+    ensure(t.read_status(s) == VIRTIO_BLK_S_OK, || {
+        "split header failed".into()
+    })?;
+    // A zero-length descriptor in the middle carries nothing.
+    let h = t.header(VIRTIO_BLK_T_IN, 0);
+    let s = t.status();
+    t.submit(
+        0,
+        &[Buf::r(h, 16), Buf::w(a, 0), Buf::w(a, 512), Buf::w(s, 1)],
+        false,
+    );
+    t.wait(0, 1, Duration::from_secs(30))?;
+    ensure(t.read_status(s) == VIRTIO_BLK_S_OK, || {
+        "zero-length descriptor failed".into()
+    })?;
+    // The device still works after all of that.
+    write_read(&mut t, 0, 0, 4096, 4096, 0, false, 5)
+}
+
+/// Each malformed ring must raise the err eventfd, leave the queue
+/// stopped (nothing used), and leave other devices working.
+fn io_broken_rings_signal_err() -> CaseResult {
+    let (_nb, f) = backend("vbio8", 16, &[])?;
+    type Breaker = fn(&mut TestDevice);
+    let breakers: [(&str, Breaker); 7] = [
+        ("head out of range", |t| {
+            t.queues[0].ring.push_avail(&t.mem, 200);
+        }),
+        ("avail index jump", |t| {
+            t.queues[0].ring.set_avail_idx(&t.mem, 1000);
+        }),
+        ("descriptor loop", |t| {
+            let a = t.buf(16, 16);
+            for (i, next) in [(0u16, 1u16), (1, 0)] {
+                t.queues[0].ring.write_desc(
+                    &t.mem,
+                    i,
+                    Descriptor {
+                        addr: a,
+                        len: 16,
+                        flags: 1,
+                        next,
+                    },
+                );
+            }
+            t.queues[0].ring.push_avail(&t.mem, 0);
+        }),
+        ("next out of range", |t| {
+            let a = t.buf(16, 16);
+            t.queues[0].ring.write_desc(
+                &t.mem,
+                0,
+                Descriptor {
+                    addr: a,
+                    len: 16,
+                    flags: 1,
+                    next: 999,
+                },
+            );
+            t.queues[0].ring.push_avail(&t.mem, 0);
+        }),
+        ("nested indirect", |t| {
+            let inner = t.buf(16, 16);
+            let outer = t.buf(16, 16);
+            let d = crate::driver::desc_bytes(&Descriptor {
+                addr: inner,
+                len: 16,
+                flags: 4,
+                next: 0,
+            });
+            t.mem.write(outer, &d).unwrap();
+            t.queues[0].ring.write_desc(
+                &t.mem,
+                0,
+                Descriptor {
+                    addr: outer,
+                    len: 16,
+                    flags: 4,
+                    next: 0,
+                },
+            );
+            t.queues[0].ring.push_avail(&t.mem, 0);
+        }),
+        ("buffer outside guest memory", |t| {
+            let s = t.status();
+            t.queues[0]
+                .ring
+                .add_chain(&t.mem, &[Buf::r(0x1000, 16), Buf::w(s, 1)]);
+        }),
+        ("no status byte", |t| {
+            let h = t.header(VIRTIO_BLK_T_IN, 0);
+            t.queues[0].ring.add_chain(&t.mem, &[Buf::r(h, 16)]);
+        }),
+    ];
+    let mut healthy = ctx(TestDevice::new(&f, Config::default()), "healthy device")?;
+    for (what, brk) in breakers {
+        let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+        brk(&mut t);
+        t.queues[0].kick.signal();
+        ensure(t.queues[0].err.wait(Duration::from_secs(30)), || {
+            format!("{what}: no err eventfd")
+        })?;
+        ensure(t.queues[0].ring.pop_used(&t.mem).is_none(), || {
+            format!("{what}: something was used")
+        })?;
+        // The queue stays stopped; a good request now is not served.
+        let a = t.buf(512, 512);
+        let h = t.header(VIRTIO_BLK_T_IN, 0);
+        let s = t.status();
+        let _ = t.queues[0]
+            .ring
+            .add_chain(&t.mem, &[Buf::r(h, 16), Buf::w(a, 512), Buf::w(s, 1)]);
+        t.queues[0].kick.signal();
+        std::thread::sleep(Duration::from_millis(100));
+        ensure(t.read_status(s) == 0xff, || {
+            format!("{what}: the broken queue kept serving")
+        })?;
+        // The device can be stopped cleanly.
+        ctx(t.dev.get_vring_base(0), format!("{what}: GET_VRING_BASE"))?;
+        write_read(&mut healthy, 0, 0, 4096, 4096, 0, false, 77)
+            .map_err(|e| format!("{what}: other device: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A guest that re-posts a head still in flight gets two independent
+/// requests: the first one's state is not overwritten.
+fn io_reposted_head_is_independent() -> CaseResult {
+    let (_nb, f) = backend(
+        "vbio9",
+        16,
+        &[("irqmode", "2"), ("completion_nsec", "50000000")],
+    )?;
+    let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+    let a = t.buf(4096, 4096);
+    let h = t.header(VIRTIO_BLK_T_IN, 0);
+    let s = t.status();
+    let head = t.submit(0, &[Buf::r(h, 16), Buf::w(a, 4096), Buf::w(s, 1)], false);
+    // Post the same head again while the first is in flight.
+    t.queues[0].ring.push_avail(&t.mem, head);
+    t.queues[0].kick.signal();
+    let done = t.wait(0, 2, Duration::from_secs(30))?;
+    ensure(
+        done.iter()
+            .all(|d| d.id == u32::from(head) && d.len == 4097),
+        || format!("used {done:?}"),
+    )?;
+    ensure(t.read_status(s) == VIRTIO_BLK_S_OK, || "status".into())
+}
