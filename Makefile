@@ -17,7 +17,8 @@ KFLAVOUR ?= release
 export KFLAVOUR
 
 TESTING := tools/testing
-KDIR = $(shell $(TESTING)/kernel.sh --print-dir)
+# (make 4.3 does not pass exported variables to $(shell): name the flavour.)
+KDIR = $(shell KFLAVOUR=$(KFLAVOUR) $(TESTING)/kernel.sh --print-dir)
 KMAKE := $(TESTING)/kmake
 MODDIR := drivers/vhost/blk
 BUILD := build/$(KFLAVOUR)
