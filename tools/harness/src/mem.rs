@@ -10,7 +10,6 @@
 //! memory the kernel module reads.
 
 use std::cell::RefCell;
-use std::sync::atomic::{fence, Ordering};
 
 use vhost_blk_core::memory::{Fault, MemRegion, UserMemory};
 
@@ -67,18 +66,6 @@ impl UserMemory for TestMemory {
         let r = self.range(addr, buf.len())?;
         self.bytes.borrow_mut()[r].copy_from_slice(buf);
         Ok(())
-    }
-
-    fn read_barrier(&self) {
-        fence(Ordering::Acquire);
-    }
-
-    fn write_barrier(&self) {
-        fence(Ordering::Release);
-    }
-
-    fn full_barrier(&self) {
-        fence(Ordering::SeqCst);
     }
 }
 
@@ -173,18 +160,6 @@ impl UserMemory for ProcessMemory {
             unsafe { p.add(i).write_volatile(*b) };
         }
         Ok(())
-    }
-
-    fn read_barrier(&self) {
-        fence(Ordering::Acquire);
-    }
-
-    fn write_barrier(&self) {
-        fence(Ordering::Release);
-    }
-
-    fn full_barrier(&self) {
-        fence(Ordering::SeqCst);
     }
 }
 

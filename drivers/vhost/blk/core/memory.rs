@@ -7,6 +7,8 @@
 //! through [`UserMemory`], validates the copy and uses only the copy; the
 //! guest may change the original at any time.
 
+use core::sync::atomic::{fence, Ordering};
+
 /// A failed copy to or from the owner's address space (`-EFAULT`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault;
@@ -21,12 +23,24 @@ pub trait UserMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault>;
     /// Copies `buf` to user address `addr`.
     fn write(&self, addr: u64, buf: &[u8]) -> Result<(), Fault>;
+
+    // The barriers map onto the LKMM the way the kernel's own Rust atomics
+    // do: acquire and release fences give smp_rmb/smp_wmb ordering, a
+    // sequentially consistent fence gives smp_mb. Implementations rarely
+    // need to override them.
+
     /// Orders earlier reads before later reads (`smp_rmb`).
-    fn read_barrier(&self);
+    fn read_barrier(&self) {
+        fence(Ordering::Acquire);
+    }
     /// Orders earlier writes before later writes (`smp_wmb`).
-    fn write_barrier(&self);
+    fn write_barrier(&self) {
+        fence(Ordering::Release);
+    }
     /// Orders earlier accesses before later ones (`smp_mb`).
-    fn full_barrier(&self);
+    fn full_barrier(&self) {
+        fence(Ordering::SeqCst);
+    }
 
     /// Reads a little-endian `u16`.
     fn read_u16(&self, addr: u64) -> Result<u16, Fault> {

@@ -6,7 +6,6 @@
 //! C header: [`include/linux/uaccess.h`](srctree/include/linux/uaccess.h).
 
 use crate::vcore::memory::{Fault, UserMemory};
-use core::sync::atomic::{fence, Ordering};
 use kernel::uaccess::UserSlice;
 
 /// The address space of the current task (a worker that adopted the
@@ -30,20 +29,5 @@ impl UserMemory for OwnerMemory {
             .writer()
             .write_slice(buf)
             .map_err(|_| Fault)
-    }
-
-    // The fences map onto the LKMM barriers the way the kernel's own
-    // atomics do: acquire/release fences give smp_rmb/smp_wmb ordering and
-    // a sequentially consistent fence gives smp_mb.
-    fn read_barrier(&self) {
-        fence(Ordering::Acquire);
-    }
-
-    fn write_barrier(&self) {
-        fence(Ordering::Release);
-    }
-
-    fn full_barrier(&self) {
-        fence(Ordering::SeqCst);
     }
 }
