@@ -16,7 +16,7 @@ use crate::ffi::mm::OwnerMm;
 use crate::ffi::poll::KickPoll;
 use crate::ffi::uaccess::OwnerMemory;
 use crate::ffi::worker::{self, Kthread, MmUse, Waker};
-use crate::vcore::blk::BlkLimits;
+use crate::vcore::blk::{self, BlkLimits};
 use crate::vcore::features;
 use crate::vcore::memory::{MemRegion, MemTable, MemTableError, MAX_MEM_REGIONS};
 use crate::vcore::ring::{self, Chain, RingFeatures, Vring, VringAddrs};
@@ -595,6 +595,14 @@ unsafe extern "C" fn worker_fn(data: *mut c_void) -> c_int {
 /// The largest request vhost-blk accepts, in bytes.
 const MAX_TRANSFER: u32 = 8 << 20;
 
+/// The largest DISCARD or offloaded WRITE_ZEROES range, in sectors: its
+/// byte count must fit a bio's 32-bit size.
+const MAX_RANGE_SECTORS: u32 = u32::MAX >> 9;
+
+/// The largest WRITE_ZEROES range, in sectors (8 MiB): at most 8 bios of
+/// zero pages per range, 256 per request.
+const MAX_ZEROOUT_SECTORS: u32 = 16384;
+
 /// What requests are checked against, from the backend and the acked
 /// features.
 fn limits(bdev: &BdevFile, acked: u64) -> BlkLimits {
@@ -604,11 +612,22 @@ fn limits(bdev: &BdevFile, acked: u64) -> BlkLimits {
         logical_block_size: i.logical_block_size.max(512),
         read_only: i.read_only != 0,
         flush: acked & features::bit(features::VIRTIO_BLK_F_FLUSH) != 0,
-        max_discard_seg: 0,
-        max_discard_sectors: 0,
-        max_write_zeroes_seg: 0,
-        max_write_zeroes_sectors: 0,
+        max_discard_seg: if i.max_discard_sectors != 0 {
+            blk::MAX_RANGES
+        } else {
+            0
+        },
+        max_discard_sectors: i.max_discard_sectors.min(MAX_RANGE_SECTORS),
+        max_write_zeroes_seg: blk::MAX_RANGES,
+        // Any range may be written from the zero page (see
+        // `vq::submit_ranges`), so this bound holds with or without offload.
+        max_write_zeroes_sectors: MAX_ZEROOUT_SECTORS.min(if i.max_write_zeroes_sectors != 0 {
+            i.max_write_zeroes_sectors
+        } else {
+            MAX_ZEROOUT_SECTORS
+        }),
         max_transfer: MAX_TRANSFER,
+        write_zeroes_offload: i.max_write_zeroes_sectors != 0,
     }
 }
 

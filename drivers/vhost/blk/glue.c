@@ -282,6 +282,7 @@ void vhost_blk_poll_stop(struct vhost_blk_poll *poll)
  */
 struct vhost_blk_bio {
 	unsigned long token;
+	bool pinned;
 	struct bio bio;
 };
 
@@ -342,12 +343,17 @@ struct bio *vhost_blk_bio_list_take(struct vhost_blk_bio_list *list)
 	return xchg(&list->head, NULL);
 }
 
-/* @kind: 0 read, 1 write, 2 flush (an empty write with PREFLUSH). */
+/*
+ * @kind: 0 read, 1 write, 2 flush (an empty write with PREFLUSH), 3 discard,
+ * 4 write-zeroes that may unmap. Kinds 3 and 4 carry no pages and cover
+ * @bytes.
+ */
 struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
-				unsigned int kind, u64 sector,
+				unsigned int kind, u64 sector, unsigned int bytes,
 				struct vhost_blk_bio_list *list,
 				unsigned long token)
 {
+	struct vhost_blk_bio *vb;
 	blk_opf_t opf;
 	struct bio *bio;
 
@@ -358,14 +364,26 @@ struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
 	case 1:
 		opf = REQ_OP_WRITE;
 		break;
+	case 3:
+		opf = REQ_OP_DISCARD;
+		break;
+	case 4:
+		opf = REQ_OP_WRITE_ZEROES;
+		break;
 	default:
 		opf = REQ_OP_WRITE | REQ_PREFLUSH;
 		break;
 	}
+	if (kind >= 3)
+		nr_vecs = 0;
 	bio = bio_alloc_bioset(file_bdev(bdev_file), nr_vecs, opf, GFP_KERNEL,
 			       &vhost_blk_bio_set);
-	container_of(bio, struct vhost_blk_bio, bio)->token = token;
+	vb = container_of(bio, struct vhost_blk_bio, bio);
+	vb->token = token;
+	vb->pinned = false;
 	bio->bi_iter.bi_sector = sector;
+	if (kind >= 3)
+		bio->bi_iter.bi_size = bytes;
 	bio->bi_end_io = vhost_blk_bio_end_io;
 	bio->bi_private = list;
 	return bio;
@@ -390,7 +408,28 @@ int vhost_blk_bio_add_user(struct bio *bio, unsigned long uaddr,
 
 		if (pin_user_pages_fast(addr & PAGE_MASK, 1, gup, &page) != 1)
 			return done ? done : -EFAULT;
+		container_of(bio, struct vhost_blk_bio, bio)->pinned = true;
 		__bio_add_page(bio, page, n, off);
+		done += n;
+	}
+	return done;
+}
+
+/*
+ * Adds the shared zero page to @bio for up to @len bytes, until the bio is
+ * full; returns the bytes added. Used to write zeroes on devices without a
+ * write-zeroes offload. These pages are never unpinned.
+ */
+unsigned int vhost_blk_bio_add_zeroes(struct bio *bio, unsigned int len)
+{
+	unsigned int done = 0;
+
+	if (container_of(bio, struct vhost_blk_bio, bio)->pinned)
+		return 0;
+	while (done < len && bio->bi_vcnt < bio->bi_max_vecs) {
+		unsigned int n = min_t(unsigned int, len - done, PAGE_SIZE);
+
+		__bio_add_page(bio, ZERO_PAGE(0), n, 0);
 		done += n;
 	}
 	return done;
@@ -416,16 +455,18 @@ int vhost_blk_bio_errno(struct bio *bio)
 	return blk_status_to_errno(bio->bi_status);
 }
 
-/* Unpins the bio's pages, dirtying them if the device wrote them. */
+/* Unpins the bio's user pages, dirtying them if the device wrote them. */
 void vhost_blk_bio_release(struct bio *bio, bool dirty)
 {
 	struct bvec_iter_all iter;
 	struct bio_vec *bv;
 
-	bio_for_each_segment_all(bv, bio, iter) {
-		if (dirty)
-			set_page_dirty_lock(bv->bv_page);
-		unpin_user_page(bv->bv_page);
+	if (container_of(bio, struct vhost_blk_bio, bio)->pinned) {
+		bio_for_each_segment_all(bv, bio, iter) {
+			if (dirty)
+				set_page_dirty_lock(bv->bv_page);
+			unpin_user_page(bv->bv_page);
+		}
 	}
 	bio_put(bio);
 }

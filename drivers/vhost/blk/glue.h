@@ -91,11 +91,12 @@ bool vhost_blk_bio_list_empty(struct vhost_blk_bio_list *list);
 void vhost_blk_bio_list_free(struct vhost_blk_bio_list *list);
 struct bio *vhost_blk_bio_list_take(struct vhost_blk_bio_list *list);
 struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
-				unsigned int kind, u64 sector,
+				unsigned int kind, u64 sector, unsigned int bytes,
 				struct vhost_blk_bio_list *list,
 				unsigned long token);
 int vhost_blk_bio_add_user(struct bio *bio, unsigned long uaddr,
 			   unsigned int len, bool device_writes);
+unsigned int vhost_blk_bio_add_zeroes(struct bio *bio, unsigned int len);
 void vhost_blk_bio_submit(struct bio *bio);
 struct bio *vhost_blk_bio_next(struct bio *bio);
 unsigned long vhost_blk_bio_token(struct bio *bio);

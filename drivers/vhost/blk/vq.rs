@@ -165,10 +165,35 @@ impl VqRuntime {
                     };
                 self.complete_now(cx, head, req.status_addr, status, n + 1)
             }
-            Op::Read | Op::Write | Op::Flush => self.submit(cx, chain, &req),
-            // Not offered: `parse` rejects them with UNSUPP already.
+            Op::Read | Op::Write | Op::Flush => self.submit(cx, chain, &req, &[]),
             Op::Discard | Op::WriteZeroes => {
-                self.complete_now(cx, head, req.status_addr, blk::VIRTIO_BLK_S_UNSUPP, 1)
+                // Copy every range out of guest memory and check it before
+                // any bio is built: a bad range fails the whole request.
+                let mut ranges = [blk::Range::default(); blk::MAX_RANGES as usize];
+                let n = (req.data.len / blk::DWZ_SEG_LEN) as usize;
+                let Some(ranges) = ranges.get_mut(..n) else {
+                    return self.complete_now(cx, head, req.status_addr, VIRTIO_BLK_S_IOERR, 1);
+                };
+                for (i, r) in ranges.iter_mut().enumerate() {
+                    *r = match blk::read_range(cx.mem, cx.table, chain, &req, i as u32) {
+                        Ok(r) => r,
+                        Err(_) => {
+                            return self.complete_now(
+                                cx,
+                                head,
+                                req.status_addr,
+                                VIRTIO_BLK_S_IOERR,
+                                1,
+                            )
+                        }
+                    };
+                    if let Err(rej) =
+                        blk::check_range(cx.limits, req.op, r.sector, r.num_sectors, r.flags)
+                    {
+                        return self.complete_now(cx, head, req.status_addr, rej.status(), 1);
+                    }
+                }
+                self.submit(cx, chain, &req, ranges)
             }
         }
     }
@@ -193,7 +218,13 @@ impl VqRuntime {
         Ok(())
     }
 
-    fn submit(&mut self, cx: &Ctx<'_>, chain: &Chain, req: &Request) -> Result<(), RingError> {
+    fn submit(
+        &mut self,
+        cx: &Ctx<'_>,
+        chain: &Chain,
+        req: &Request,
+        ranges: &[blk::Range],
+    ) -> Result<(), RingError> {
         if self.nfree == 0 {
             return Err(RingError::Fault);
         }
@@ -209,11 +240,13 @@ impl VqRuntime {
             dirty: read,
         };
         let tok = token(self.index, slot);
-        let submitted = if req.op == Op::Flush {
-            Bio::new(cx.bdev, 0, BioKind::Flush, 0, cx.bios, tok).submit();
-            Ok(1)
-        } else {
-            submit_data(cx, chain, req, tok)
+        let submitted = match req.op {
+            Op::Flush => {
+                Bio::new(cx.bdev, 0, BioKind::Flush, 0, 0, cx.bios, tok).submit();
+                Ok(1)
+            }
+            Op::Discard | Op::WriteZeroes => Ok(submit_ranges(cx, req.op, ranges, tok)),
+            _ => submit_data(cx, chain, req, tok),
         };
         let s = &mut self.slots[usize::from(slot)];
         match submitted {
@@ -322,8 +355,9 @@ fn submit_data(cx: &Ctx<'_>, chain: &Chain, req: &Request, tok: usize) -> Result
         let r = cx.table.for_each_piece(gpa, u64::from(len), |ua, n| {
             let (mut ua, mut left) = (ua, n as u32);
             while left > 0 {
-                let bio = cur
-                    .get_or_insert_with(|| Bio::new(cx.bdev, nr_vecs, kind, sector, cx.bios, tok));
+                let bio = cur.get_or_insert_with(|| {
+                    Bio::new(cx.bdev, nr_vecs, kind, sector, 0, cx.bios, tok)
+                });
                 match bio.add_user(ua, left, read) {
                     Ok(0) => {
                         if let Some(full) = cur.take() {
@@ -356,4 +390,41 @@ fn submit_data(cx: &Ctx<'_>, chain: &Chain, req: &Request, tok: usize) -> Result
         submitted += 1;
     }
     Ok(submitted)
+}
+
+/// Submits the bios of checked DISCARD or WRITE_ZEROES `ranges`; returns
+/// how many. Write-zeroes uses the backend's offload where it has one and
+/// the guest allows deallocation (UNMAP); otherwise it writes the shared
+/// zero page, which never deallocates and works on every device (some
+/// offloads, like loop on tmpfs, cannot zero without deallocating).
+fn submit_ranges(cx: &Ctx<'_>, op: Op, ranges: &[blk::Range], tok: usize) -> u32 {
+    let mut submitted = 0;
+    for r in ranges.iter().filter(|r| r.num_sectors != 0) {
+        // `check_range` bounded `num_sectors` by limits that keep the byte
+        // count within u32.
+        let bytes = r.num_sectors.saturating_mul(512);
+        let kind = match op {
+            Op::Discard => BioKind::Discard,
+            _ if !(cx.limits.write_zeroes_offload && r.unmap) => {
+                let (mut sector, mut left) = (r.sector, bytes);
+                while left > 0 {
+                    let mut bio =
+                        Bio::new(cx.bdev, MAX_VECS, BioKind::Write, sector, 0, cx.bios, tok);
+                    let added = bio.add_zeroes(left);
+                    bio.submit();
+                    submitted += 1;
+                    if added == 0 {
+                        break;
+                    }
+                    left -= added;
+                    sector += u64::from(added / 512);
+                }
+                continue;
+            }
+            _ => BioKind::WriteZeroesUnmap,
+        };
+        Bio::new(cx.bdev, 0, kind, r.sector, bytes, cx.bios, tok).submit();
+        submitted += 1;
+    }
+    submitted
 }

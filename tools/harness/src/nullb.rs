@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! null_blk devices created through configfs, as test backends.
+//! Test backends: null_blk devices created through configfs, and loop
+//! devices over sparse files.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 const CONFIGFS: &str = "/sys/kernel/config/nullb";
 
@@ -47,5 +49,48 @@ impl Drop for NullBlk {
     fn drop(&mut self) {
         let _ = self.set("power", "0");
         let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// A loop device over a sparse file, detached and deleted when dropped.
+pub struct LoopDev {
+    file: PathBuf,
+    dev: PathBuf,
+}
+
+impl LoopDev {
+    /// A loop device over a new sparse file of `size_mib` MiB at `file`.
+    pub fn create(file: &Path, size_mib: u64) -> io::Result<Self> {
+        let f = fs::File::create(file)?;
+        f.set_len(size_mib << 20)?;
+        drop(f);
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(file)
+            .output()?;
+        if !out.status.success() {
+            let _ = fs::remove_file(file);
+            return Err(io::Error::other(format!(
+                "losetup: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let dev = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        Ok(Self {
+            file: file.to_path_buf(),
+            dev,
+        })
+    }
+
+    /// The device node.
+    pub fn path(&self) -> &Path {
+        &self.dev
+    }
+}
+
+impl Drop for LoopDev {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+        let _ = fs::remove_file(&self.file);
     }
 }

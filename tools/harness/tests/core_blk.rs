@@ -21,6 +21,7 @@ const LIMITS: BlkLimits = BlkLimits {
     max_write_zeroes_seg: 2,
     max_write_zeroes_sectors: 512,
     max_transfer: 1 << 20,
+    write_zeroes_offload: false,
 };
 
 struct T {

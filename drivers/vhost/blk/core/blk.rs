@@ -65,6 +65,8 @@ pub struct BlkLimits {
     pub max_write_zeroes_sectors: u32,
     /// The largest data transfer of one request, in bytes.
     pub max_transfer: u32,
+    /// WRITE_ZEROES is offloaded to the device (else written as zeroes).
+    pub write_zeroes_offload: bool,
 }
 
 /// The operation of a valid request.
@@ -173,8 +175,12 @@ impl Reject {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NoStatus;
 
+/// The most ranges a DISCARD or WRITE_ZEROES request may carry
+/// (`max_discard_seg` / `max_write_zeroes_seg`).
+pub const MAX_RANGES: u32 = 32;
+
 /// One range of a DISCARD or WRITE_ZEROES request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Range {
     /// First sector.
     pub sector: u64,
@@ -182,6 +188,8 @@ pub struct Range {
     pub num_sectors: u32,
     /// `VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP` may deallocate.
     pub unmap: bool,
+    /// The raw flags, for [`check_range`].
+    pub flags: u32,
 }
 
 /// Calls `f(guest_addr, len)` for each piece of `range` in `chain`, in order.
@@ -283,6 +291,7 @@ pub fn read_range(
         sector,
         num_sectors,
         unmap: flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP != 0,
+        flags,
     })
 }
 

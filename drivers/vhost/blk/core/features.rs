@@ -47,9 +47,10 @@ pub const fn bit(bit: u32) -> u64 {
 ///
 /// Only what the module really implements is here: the split ring with
 /// indirect descriptors, EVENT_IDX and NOTIFY_ON_EMPTY, any descriptor
-/// layout, and virtio-blk reads, writes, flushes and GET_ID on a backend
-/// that may be read-only, over several queues. DISCARD and WRITE_ZEROES
-/// join when they are implemented.
+/// layout, and virtio-blk reads, writes, flushes, GET_ID, DISCARD (on
+/// backends that support it; elsewhere answered UNSUPP) and WRITE_ZEROES
+/// (offloaded where the backend can, else written from the zero page), on
+/// a backend that may be read-only, over several queues.
 pub const SUPPORTED: u64 = bit(VIRTIO_F_VERSION_1)
     | bit(VIRTIO_F_ANY_LAYOUT)
     | bit(VIRTIO_F_NOTIFY_ON_EMPTY)
@@ -59,7 +60,9 @@ pub const SUPPORTED: u64 = bit(VIRTIO_F_VERSION_1)
     | bit(VIRTIO_BLK_F_BLK_SIZE)
     | bit(VIRTIO_BLK_F_FLUSH)
     | bit(VIRTIO_BLK_F_RO)
-    | bit(VIRTIO_BLK_F_MQ);
+    | bit(VIRTIO_BLK_F_MQ)
+    | bit(VIRTIO_BLK_F_DISCARD)
+    | bit(VIRTIO_BLK_F_WRITE_ZEROES);
 
 /// The `seg_max` a VMM should put in the config space: the chain holds at
 /// most [`super::ring::MAX_CHAIN_SEGS`] buffers, two of them the header

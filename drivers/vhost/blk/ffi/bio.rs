@@ -53,6 +53,10 @@ pub(crate) enum BioKind {
     Write = 1,
     /// An empty `REQ_OP_WRITE | REQ_PREFLUSH`.
     Flush = 2,
+    /// `REQ_OP_DISCARD` of a range.
+    Discard = 3,
+    /// `REQ_OP_WRITE_ZEROES` of a range, which may deallocate.
+    WriteZeroesUnmap = 4,
 }
 
 /// The most pages one bio holds (`BIO_MAX_VECS`).
@@ -128,7 +132,8 @@ pub(crate) struct Bio {
 }
 
 impl Bio {
-    /// A bio of `kind` for up to `nr_vecs` pages at `sector` of `bdev`,
+    /// A bio of `kind` for up to `nr_vecs` pages at `sector` of `bdev`
+    /// (or, for the range kinds, covering `bytes` without pages),
     /// completing onto `list` with `token`. Waits for memory rather than
     /// failing (the bioset is a mempool).
     pub(crate) fn new(
@@ -136,6 +141,7 @@ impl Bio {
         nr_vecs: u32,
         kind: BioKind,
         sector: u64,
+        bytes: u32,
         list: &BioList,
         token: usize,
     ) -> Self {
@@ -149,6 +155,7 @@ impl Bio {
                 nr,
                 kind as u32,
                 sector,
+                bytes,
                 list.list.as_ptr(),
                 token as _,
             )
@@ -174,6 +181,14 @@ impl Bio {
         } else {
             Ok(r as u32)
         }
+    }
+
+    /// Adds the shared zero page for up to `len` bytes, until the bio is
+    /// full; returns the bytes added. A bio holds either user pages or
+    /// zero pages, never both (glue.c refuses to mix them).
+    pub(crate) fn add_zeroes(&mut self, len: u32) -> u32 {
+        // SAFETY: the bio is live and not submitted.
+        unsafe { glue::vhost_blk_bio_add_zeroes(self.bio.as_ptr(), len) }
     }
 
     /// Submits the bio; it comes back through its [`BioList`].

@@ -92,6 +92,7 @@ pub(crate) mod glue {
             nr_vecs: u16,
             kind: c_uint,
             sector: u64,
+            bytes: c_uint,
             list: *mut vhost_blk_bio_list,
             token: c_ulong,
         ) -> *mut bio;
@@ -101,6 +102,7 @@ pub(crate) mod glue {
             len: c_uint,
             device_writes: bool,
         ) -> c_int;
+        pub(super) fn vhost_blk_bio_add_zeroes(bio: *mut bio, len: c_uint) -> c_uint;
         pub(super) fn vhost_blk_bio_submit(bio: *mut bio);
         pub(super) fn vhost_blk_bio_next(bio: *mut bio) -> *mut bio;
         pub(super) fn vhost_blk_bio_token(bio: *mut bio) -> c_ulong;
