@@ -561,7 +561,7 @@ fn io_bad_requests_get_status() -> CaseResult {
 fn io_broken_rings_signal_err() -> CaseResult {
     let (_nb, f) = backend("vbio8", 16, &[])?;
     type Breaker = fn(&mut TestDevice);
-    let breakers: [(&str, Breaker); 7] = [
+    let breakers: [(&str, Breaker); 12] = [
         ("head out of range", |t| {
             t.queues[0].ring.push_avail(&t.mem, 200);
         }),
@@ -629,6 +629,53 @@ fn io_broken_rings_signal_err() -> CaseResult {
         ("no status byte", |t| {
             let h = t.header(VIRTIO_BLK_T_IN, 0);
             t.queues[0].ring.add_chain(&t.mem, &[Buf::r(h, 16)]);
+        }),
+        ("read-only status byte", |t| {
+            let h = t.header(VIRTIO_BLK_T_FLUSH, 0);
+            let s = t.status();
+            t.queues[0]
+                .ring
+                .add_chain(&t.mem, &[Buf::r(h, 16), Buf::r(s, 1)]);
+        }),
+        ("writable before readable", |t| {
+            let h = t.header(VIRTIO_BLK_T_OUT, 0);
+            let (a, s) = (t.buf(512, 512), t.status());
+            t.queues[0]
+                .ring
+                .add_chain(&t.mem, &[Buf::w(s, 1), Buf::r(h, 16), Buf::r(a, 512)]);
+        }),
+        ("bad indirect length", |t| {
+            let table = t.buf(64, 16);
+            t.queues[0].ring.write_desc(
+                &t.mem,
+                0,
+                Descriptor {
+                    addr: table,
+                    len: 15,
+                    flags: 4,
+                    next: 0,
+                },
+            );
+            t.queues[0].ring.push_avail(&t.mem, 0);
+        }),
+        ("address wrapping around", |t| {
+            let s = t.status();
+            t.queues[0]
+                .ring
+                .add_chain(&t.mem, &[Buf::r(u64::MAX - 7, 16), Buf::w(s, 1)]);
+        }),
+        ("indirect table outside guest memory", |t| {
+            t.queues[0].ring.write_desc(
+                &t.mem,
+                0,
+                Descriptor {
+                    addr: 0x1000,
+                    len: 32,
+                    flags: 4,
+                    next: 0,
+                },
+            );
+            t.queues[0].ring.push_avail(&t.mem, 0);
         }),
     ];
     let mut healthy = ctx(TestDevice::new(&f, Config::default()), "healthy device")?;
