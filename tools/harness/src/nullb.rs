@@ -43,6 +43,11 @@ impl NullBlk {
     pub fn path(&self) -> &Path {
         &self.dev
     }
+
+    /// Adds (`"+first-last"`) or removes (`"-first-last"`) bad sectors.
+    pub fn badblocks(&self, spec: &str) -> io::Result<()> {
+        self.set("badblocks", spec)
+    }
 }
 
 impl Drop for NullBlk {

@@ -45,6 +45,7 @@ pub fn run(r: &mut Runner) {
         io_bad_discard_and_write_zeroes,
     );
     r.run("io_loop_backend", io_loop_backend);
+    r.run("io_backend_errors_are_ioerr", io_backend_errors_are_ioerr);
 }
 
 const MIB: u64 = 1 << 20;
@@ -1083,5 +1084,59 @@ fn io_loop_backend() -> CaseResult {
             ensure(ok, || format!("{what}: sector {s} wrong (cleared: {gone})"))?;
         }
     }
+    Ok(())
+}
+
+/// Errors of the backing device reach the guest as IOERR, only for the
+/// requests that hit them, and the device recovers when they stop.
+fn io_backend_errors_are_ioerr() -> CaseResult {
+    let (nb, f) = backend("vbio14", 16, &[])?;
+    let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+    fill(&mut t, 0, 64, 60)?;
+    ctx(nb.badblocks("+16-23"), "badblocks")?;
+    let a = t.buf(4096, 4096);
+    for (what, ty, sector, data) in [
+        (
+            "read of bad sectors",
+            VIRTIO_BLK_T_IN,
+            16u64,
+            Buf::w(a, 4096),
+        ),
+        (
+            "write to bad sectors",
+            VIRTIO_BLK_T_OUT,
+            16,
+            Buf::r(a, 4096),
+        ),
+        (
+            "read overlapping bad sectors",
+            VIRTIO_BLK_T_IN,
+            12,
+            Buf::w(a, 4096),
+        ),
+    ] {
+        let used = expect_status(
+            t.request(0, ty, sector, &[data], false),
+            VIRTIO_BLK_S_IOERR,
+            what,
+        )?;
+        ensure(used == 1, || {
+            format!("{what}: used len {used}, expected 1 on error")
+        })?;
+    }
+    // Sectors around them still work.
+    let got = read_back(&mut t, 0, 16)?;
+    ensure(
+        got.iter()
+            .enumerate()
+            .all(|(i, b)| *b == pattern(60, i as u64)),
+        || "good sectors changed".into(),
+    )?;
+    ctx(nb.badblocks("-16-23"), "clear badblocks")?;
+    expect_status(
+        t.request(0, VIRTIO_BLK_T_IN, 16, &[Buf::w(a, 4096)], false),
+        VIRTIO_BLK_S_OK,
+        "after recovery",
+    )?;
     Ok(())
 }
