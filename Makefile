@@ -10,7 +10,7 @@
 #                     kmemleak) kernel
 #
 # Other targets: deps kernel module lint fmt tools test-host check-runner
-# check-vm check-debug check-release clean. KFLAVOUR=debug selects the
+# check-vm check-debug check-release fuzz clean. KFLAVOUR=debug selects the
 # sanitizer kernel for kernel, module and check-vm.
 
 KFLAVOUR ?= release
@@ -29,7 +29,7 @@ RUST_SRCS := $(shell find $(MODDIR) tools -name '*.rs')
 C_SRCS := $(filter-out %.mod.c,$(wildcard $(MODDIR)/*.c $(MODDIR)/*.h)) include/uapi/linux/vhost_blk.h
 
 .PHONY: all deps kernel module lint rustfmt fmt clippy checkpatch tools test-host \
-	check check-release check-runner check-vm check-debug run clean module-clean help
+	check check-release check-runner check-vm check-debug fuzz run clean module-clean help
 
 all: module tools
 
@@ -95,6 +95,15 @@ check: check-release check-debug
 
 check-debug:
 	$(MAKE) --no-print-directory KFLAVOUR=debug VM_TIMEOUT=1800 check-vm
+
+# Fuzz chain walking and request parsing for FUZZ_SECONDS (needs a nightly
+# toolchain and cargo-fuzz); new inputs land in the corpus, which
+# `cargo test` replays with stable Rust.
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(CARGO) +nightly fuzz run --fuzz-dir tools/fuzz chain_and_request \
+		tools/fuzz/corpus/chain_and_request -- \
+		-max_total_time=$(FUZZ_SECONDS) -max_len=40000 -print_final_stats=1
 
 run: module tools
 	$(TESTING)/vm-run.sh --timeout $(VM_TIMEOUT) -- \

@@ -9,6 +9,7 @@
 pub mod blk;
 pub mod device;
 pub mod driver;
+pub mod fuzz;
 pub mod mem;
 pub mod nullb;
 pub mod selftests;
