@@ -231,6 +231,24 @@ impl TestDevice {
         }
     }
 
+    /// Waits until the device has consumed `n` chains of queue `q` (the
+    /// `avail_event` it publishes with EVENT_IDX), up to `timeout`.
+    pub fn wait_consumed(&self, q: usize, n: u16, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.queues[q].ring.avail_event(&self.mem);
+            if seen >= n {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "queue {q}: the device consumed {seen} of {n} chains"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Performs one request and returns (status, used length).
     pub fn request(
         &mut self,

@@ -420,8 +420,9 @@ fn io_get_vring_base_drains_and_restarts() -> CaseResult {
         t.submit(0, &[Buf::r(h, 16), Buf::w(a, 4096), Buf::w(s, 1)], false);
         statuses.push(s);
     }
-    // Let the worker take them, then stop the queue while they are slow.
-    std::thread::sleep(Duration::from_millis(300));
+    // Let the worker take them all, then stop the queue while they are
+    // slow (each takes 1 s, so none can be done yet).
+    t.wait_consumed(0, n as u16, Duration::from_secs(30))?;
     ensure(t.queues[0].ring.pop_used(&t.mem).is_none(), || {
         "completed too early to test draining".into()
     })?;
@@ -744,7 +745,7 @@ fn io_teardown_with_requests_in_flight() -> CaseResult {
         16,
         &[("irqmode", "2"), ("completion_nsec", "200000000")],
     )?;
-    let submit_slow = |t: &mut TestDevice, n: u64| -> Vec<u64> {
+    let submit_slow = |t: &mut TestDevice, n: u64| -> Result<Vec<u64>, String> {
         let mut st = Vec::new();
         for i in 0..n {
             let a = t.buf(4096, 4096);
@@ -765,33 +766,30 @@ fn io_teardown_with_requests_in_flight() -> CaseResult {
             t.submit(0, &[Buf::r(h, 16), data, Buf::w(s, 1)], false);
             st.push(s);
         }
-        std::thread::sleep(Duration::from_millis(100));
-        st
+        t.wait_consumed(0, n as u16, Duration::from_secs(30))
+            .map(|_| st)
     };
     for round in 0..5 {
         // Close.
         let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
-        submit_slow(&mut t, 16);
+        submit_slow(&mut t, 16)?;
         drop(t);
         // RESET_OWNER: completes the in-flight requests first.
         let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
-        let st = submit_slow(&mut t, 16);
+        let st = submit_slow(&mut t, 16)?;
         ctx(t.dev.reset_owner(), "RESET_OWNER")?;
         let mut used = 0;
         while t.queues[0].ring.pop_used(&t.mem).is_some() {
             used += 1;
         }
+        // All 16 were consumed before the reset, so all 16 must be done.
         ensure(
-            used > 0
-                && st
-                    .iter()
-                    .take(used)
-                    .all(|s| t.read_status(*s) == VIRTIO_BLK_S_OK),
-            || format!("round {round}: RESET_OWNER left {used} used / bad statuses"),
+            used == st.len() && st.iter().all(|s| t.read_status(*s) == VIRTIO_BLK_S_OK),
+            || format!("round {round}: RESET_OWNER left {used} of 16 used / bad statuses"),
         )?;
         // Detach.
         let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
-        submit_slow(&mut t, 16);
+        submit_slow(&mut t, 16)?;
         ctx(t.dev.set_backend(-1), "detach")?;
         let base = ctx(t.dev.get_vring_base(0), "GET_VRING_BASE")? as usize;
         let mut used = 0;
