@@ -3,4 +3,5 @@
 //! VM selftest cases, grouped by area; `vhost-blk-selftest` runs them.
 
 pub mod control;
+pub mod hostile;
 pub mod io;

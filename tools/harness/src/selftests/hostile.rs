@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Randomized hostile use: a VMM issuing random ioctl sequences with valid
+//! and invalid arguments, over rings full of random bytes that the device
+//! may really serve. Seeded and time-bounded, so failures reproduce.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use vhost_blk_core::features;
+use vhost_blk_core::memory::{MemRegion, UserMemory};
+use vhost_blk_core::ring::VringAddrs;
+use vhost_blk_core::uapi;
+
+use crate::blk::{Config, EventFd, TestDevice};
+use crate::device::VhostBlk;
+use crate::mem::ProcessMemory;
+use crate::nullb::NullBlk;
+use crate::testing::{ctx, CaseResult, Runner};
+
+/// Registers this area's cases.
+pub fn run(r: &mut Runner) {
+    r.run("hostile_vmm_random_ioctls", hostile_vmm_random_ioctls);
+}
+
+/// xorshift64*, seeded: every run of a seed is the same sequence.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What the random VMM can pass as a file descriptor.
+struct Fds {
+    eventfd: EventFd,
+    devnull: File,
+    disk: File,
+    disk_ro: File,
+}
+
+impl Fds {
+    fn pick(&self, rng: &mut Rng) -> i32 {
+        match rng.below(7) {
+            0 => -1,
+            1 => self.eventfd.fd(),
+            2 => self.devnull.as_raw_fd(),
+            3 => self.disk.as_raw_fd(),
+            4 => self.disk_ro.as_raw_fd(),
+            5 => 9999,
+            _ => rng.next() as i32,
+        }
+    }
+}
+
+fn random_addr(rng: &mut Rng, mem: &ProcessMemory) -> u64 {
+    match rng.below(6) {
+        0 => rng.next(),
+        1 => 0,
+        2 => u64::MAX - rng.below(64),
+        _ => mem.base() + (rng.below(mem.end() - mem.base()) & !0xf),
+    }
+}
+
+fn random_region(rng: &mut Rng, mem: &ProcessMemory) -> MemRegion {
+    match rng.below(4) {
+        0 => mem.region(),
+        1 => MemRegion {
+            guest_phys_addr: rng.next(),
+            size: rng.next(),
+            userspace_addr: rng.next(),
+        },
+        2 => MemRegion {
+            guest_phys_addr: rng.below(1 << 32),
+            size: rng.below(1 << 24),
+            userspace_addr: mem.base(),
+        },
+        _ => MemRegion {
+            guest_phys_addr: 0,
+            size: 0,
+            userspace_addr: 0,
+        },
+    }
+}
+
+/// One random ioctl on `dev`; its result is ignored, only the host's
+/// survival and the device's later usability matter. Returns whether it
+/// attached a backend (and so started whatever queues were configured).
+fn random_op(rng: &mut Rng, dev: &VhostBlk, mem: &ProcessMemory, fds: &Fds) -> bool {
+    let q = if rng.below(8) == 0 {
+        rng.next() as u32
+    } else {
+        rng.below(4) as u32
+    };
+    let _ = match rng.below(16) {
+        0 => dev.set_owner(),
+        1 => dev.reset_owner(),
+        2 => dev.set_features(if rng.below(2) == 0 {
+            features::SUPPORTED & rng.next()
+        } else {
+            rng.next()
+        }),
+        3 => {
+            let n = rng.below(5) as usize;
+            let regions: Vec<_> = (0..n).map(|_| random_region(rng, mem)).collect();
+            dev.set_mem_table(&regions)
+        }
+        4 => dev.set_vring_num(q, 1 << rng.below(17)),
+        5 => {
+            let a = VringAddrs {
+                desc: random_addr(rng, mem),
+                avail: random_addr(rng, mem),
+                used: random_addr(rng, mem),
+            };
+            dev.set_vring_addr(q, &a)
+        }
+        6 => dev.set_vring_base(q, rng.below(0x1_0002) as u32),
+        7 => dev.get_vring_base(q).map(|_| ()),
+        8 => dev.set_vring_kick(q, fds.pick(rng)),
+        9 => dev.set_vring_call(q, fds.pick(rng)),
+        10 => dev.set_vring_err(q, fds.pick(rng)),
+        11 => {
+            let fd = fds.pick(rng);
+            let r = dev.set_backend_flags(fd, if rng.below(8) == 0 { 1 } else { 0 });
+            if r.is_ok() && fd >= 0 {
+                return true;
+            }
+            r
+        }
+        12 => dev.set_serial(&[rng.next() as u8; 20]),
+        13 => {
+            fds.eventfd.signal();
+            Ok(())
+        }
+        14 => {
+            // Scribble over guest memory, rings included.
+            let a = mem.base() + rng.below(mem.end() - mem.base() - 64);
+            let junk: Vec<u8> = (0..64).map(|_| rng.next() as u8).collect();
+            let _ = mem.write(a, &junk);
+            Ok(())
+        }
+        _ => {
+            // Any vhost ioctl number with a bad or random pointer.
+            let cmd = uapi::ioc(
+                rng.below(4) as u32,
+                uapi::VHOST_VIRTIO,
+                rng.below(0x60) as u32,
+                rng.below(64) as usize,
+            );
+            let ptr = match rng.below(3) {
+                0 => std::ptr::null_mut(),
+                1 => 0xffff_ffff_8100_0000usize as *mut libc::c_void,
+                _ => (mem.base() + rng.below(4096)) as *mut libc::c_void,
+            };
+            dev.ioctl_ptr(cmd, ptr).map(|_| ())
+        }
+    };
+    false
+}
+
+fn hostile_vmm_random_ioctls() -> CaseResult {
+    let nb = ctx(
+        NullBlk::create("vbhostile", 16, &[("memory_backed", "1")]),
+        "null_blk",
+    )?;
+    let disk = ctx(
+        OpenOptions::new().read(true).write(true).open(nb.path()),
+        "open null_blk",
+    )?;
+    let fds = Fds {
+        eventfd: ctx(EventFd::new(), "eventfd")?,
+        devnull: ctx(File::open("/dev/null"), "/dev/null")?,
+        disk_ro: ctx(File::open(nb.path()), "open null_blk ro")?,
+        disk,
+    };
+    let mem = ctx(ProcessMemory::new(1 << 20), "guest memory")?;
+    // Random bytes everywhere: whatever rings the VMM points at are junk.
+    let mut rng = Rng(0x5eed_0001);
+    let junk: Vec<u8> = (0..(1 << 20)).map(|_| rng.next() as u8).collect();
+    mem.write(mem.base(), &junk)
+        .map_err(|_| "fill".to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let (mut seeds, mut ops, mut attached) = (0u64, 0u64, 0u64);
+    for seed in 1.. {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let mut rng = Rng(seed * 0x9e37_79b9_7f4a_7c15 | 1);
+        let dev = ctx(VhostBlk::open(), "open")?;
+        for _ in 0..400 {
+            attached += u64::from(random_op(&mut rng, &dev, &mem, &fds));
+            ops += 1;
+        }
+        // Closing with whatever the sequence left running must be clean.
+        drop(dev);
+        seeds += 1;
+    }
+    println!("  {seeds} seeds, {ops} random ioctls, {attached} backend attaches");
+    if attached == 0 {
+        return Err("no sequence ever attached a backend: the data plane was not exercised".into());
+    }
+    // The module still serves a well-behaved VMM.
+    let mut t = ctx(
+        TestDevice::new(&fds.disk, Config::default()),
+        "device after",
+    )?;
+    let a = t.buf(4096, 4096);
+    let r = t.request(
+        0,
+        vhost_blk_core::blk::VIRTIO_BLK_T_IN,
+        0,
+        &[crate::driver::Buf::w(a, 4096)],
+        false,
+    )?;
+    if r.0 != vhost_blk_core::blk::VIRTIO_BLK_S_OK {
+        return Err(format!("read after the hostile run: status {}", r.0));
+    }
+    Ok(())
+}
