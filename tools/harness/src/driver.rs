@@ -131,6 +131,11 @@ impl DriverRing {
             .expect("avail idx");
     }
 
+    /// The next avail index the driver will publish.
+    pub fn avail_idx(&self) -> u16 {
+        self.avail_idx
+    }
+
     /// Writes `avail->idx` verbatim (hostile tests).
     pub fn set_avail_idx(&mut self, mem: &impl UserMemory, idx: u16) {
         self.avail_idx = idx;

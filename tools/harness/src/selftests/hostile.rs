@@ -13,15 +13,19 @@ use vhost_blk_core::memory::{MemRegion, UserMemory};
 use vhost_blk_core::ring::VringAddrs;
 use vhost_blk_core::uapi;
 
-use crate::blk::{Config, EventFd, TestDevice};
+use crate::blk::{pattern, Config, EventFd, TestDevice};
 use crate::device::VhostBlk;
+use crate::driver::Buf;
 use crate::mem::ProcessMemory;
 use crate::nullb::NullBlk;
 use crate::testing::{ctx, CaseResult, Runner};
+use vhost_blk_core::blk::*;
+use vhost_blk_core::ring::Descriptor;
 
 /// Registers this area's cases.
 pub fn run(r: &mut Runner) {
     r.run("hostile_vmm_random_ioctls", hostile_vmm_random_ioctls);
+    r.run("hostile_guest_random_rings", hostile_guest_random_rings);
 }
 
 /// xorshift64*, seeded: every run of a seed is the same sequence.
@@ -225,6 +229,134 @@ fn hostile_vmm_random_ioctls() -> CaseResult {
     )?;
     if r.0 != vhost_blk_core::blk::VIRTIO_BLK_S_OK {
         return Err(format!("read after the hostile run: status {}", r.0));
+    }
+    Ok(())
+}
+
+/// One random act of a hostile guest on queue 0 of `t`.
+fn hostile_act(rng: &mut Rng, t: &mut TestDevice, scratch: u64) {
+    let num = t.cfg.size;
+    match rng.below(6) {
+        0 => {
+            let d = Descriptor {
+                addr: if rng.below(2) == 0 {
+                    scratch + rng.below(8192)
+                } else {
+                    rng.next()
+                },
+                len: if rng.below(3) == 0 {
+                    rng.next() as u32
+                } else {
+                    rng.below(8192) as u32
+                },
+                flags: rng.below(8) as u16,
+                next: rng.below(u64::from(num) + 2) as u16,
+            };
+            t.queues[0]
+                .ring
+                .write_desc(&t.mem, rng.below(u64::from(num)) as u16, d);
+        }
+        1 => t.queues[0]
+            .ring
+            .push_avail(&t.mem, rng.below(u64::from(num) + 2) as u16),
+        2 => {
+            let idx = t.queues[0]
+                .ring
+                .avail_idx()
+                .wrapping_add(rng.below(3) as u16);
+            t.queues[0].ring.set_avail_idx(&t.mem, idx);
+        }
+        3 => {
+            // A request of random type, sector and shape.
+            let h = scratch + 16 * rng.below(64);
+            let mut hdr = [0u8; 16];
+            hdr[..4].copy_from_slice(&(rng.below(16) as u32).to_le_bytes());
+            // Below the healthy queue's sectors (8192 on), or far past
+            // the end: a guest may write its own disk, not the test's
+            // reference data.
+            let sector = if rng.below(2) == 0 {
+                rng.below(8192 - 16)
+            } else {
+                rng.next() | 1 << 40
+            };
+            hdr[8..].copy_from_slice(&sector.to_le_bytes());
+            let _ = t.mem.write(h, &hdr);
+            let len = (rng.below(16) * 512) as u32 + if rng.below(4) == 0 { 7 } else { 0 };
+            let data = scratch + 4096;
+            let bufs = [Buf::r(h, 16), Buf::w(data, len), Buf::w(scratch + 8191, 1)];
+            let _ = t.queues[0]
+                .ring
+                .add_chain(&t.mem, &bufs[..1 + rng.below(3) as usize]);
+        }
+        4 => {
+            let junk: Vec<u8> = (0..32).map(|_| rng.next() as u8).collect();
+            let _ = t.mem.write(scratch + rng.below(8192 - 32), &junk);
+        }
+        _ => {}
+    }
+    t.queues[0].kick.signal();
+}
+
+fn hostile_guest_random_rings() -> CaseResult {
+    let nb = ctx(
+        NullBlk::create("vbguest", 16, &[("memory_backed", "1")]),
+        "null_blk",
+    )?;
+    let disk = ctx(
+        OpenOptions::new().read(true).write(true).open(nb.path()),
+        "open null_blk",
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let (mut rounds, mut acts, mut broken, mut verified) = (0u64, 0u64, 0u64, 0u64);
+    for seed in 1.. {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let mut rng = Rng(seed * 0x2545_f491_4f6c_dd1d | 1);
+        let cfg = Config {
+            queues: 2,
+            size: 16,
+            ..Config::default()
+        };
+        let mut t = ctx(TestDevice::new(&disk, cfg), "device")?;
+        // Hostile buffers start in the first 8 KiB and are shorter than
+        // 8 KiB (or unmapped), so they stay inside these 32 KiB: a guest
+        // reading into its own buffers must not clobber the healthy
+        // queue's.
+        let scratch = t.buf(32768, 4096);
+        let (wbuf, rbuf) = (t.buf(4096, 4096), t.buf(4096, 4096));
+        for i in 0..40u64 {
+            for _ in 0..5 {
+                hostile_act(&mut rng, &mut t, scratch);
+                acts += 1;
+            }
+            // Meanwhile queue 1 writes and reads back its own sectors,
+            // which the hostile queue's requests never reach.
+            let sector = 8192 + (seed % 64) * 8;
+            let data: Vec<u8> = (0..4096).map(|o| pattern(seed + i, o)).collect();
+            t.mem.write(wbuf, &data).map_err(|_| "fill".to_string())?;
+            let (st, _) = t.request(1, VIRTIO_BLK_T_OUT, sector, &[Buf::r(wbuf, 4096)], false)?;
+            let (st2, _) = t.request(1, VIRTIO_BLK_T_IN, sector, &[Buf::w(rbuf, 4096)], false)?;
+            let mut got = vec![0u8; 4096];
+            t.mem.read(rbuf, &mut got).map_err(|_| "read".to_string())?;
+            if st != VIRTIO_BLK_S_OK || st2 != VIRTIO_BLK_S_OK || got != data {
+                return Err(format!(
+                    "seed {seed}: the healthy queue lost data ({st}/{st2})"
+                ));
+            }
+            verified += 4096;
+        }
+        if t.queues[0].err.take() != 0 {
+            broken += 1;
+        }
+        rounds += 1;
+        // Closed in whatever state the hostile queue reached.
+    }
+    println!(
+        "  {rounds} rounds, {acts} hostile acts, {broken} rings broken, {verified} bytes verified on the healthy queue"
+    );
+    if broken == 0 {
+        return Err("no hostile ring was ever detected as broken".into());
     }
     Ok(())
 }
