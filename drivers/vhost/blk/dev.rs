@@ -405,9 +405,10 @@ impl VhostBlkDev {
                 let owner = OwnerMm::current()?;
                 let data = Arc::from(self).into_foreign().cast_mut();
                 let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-                // SAFETY: `worker_fn` takes over the reference in `data` and
-                // returns only when asked to stop.
-                let worker = match unsafe { Kthread::run(worker_fn, data, id) } {
+                // SAFETY: `worker_fn` takes over the reference in `data`,
+                // returns 0 and only when asked to stop; if it never runs,
+                // `drop_worker_ref` releases the reference instead.
+                let worker = match unsafe { Kthread::run(worker_fn, data, drop_worker_ref, id) } {
                     Ok(w) => w,
                     Err(e) => {
                         // SAFETY: the thread never started; take the
@@ -590,6 +591,18 @@ unsafe extern "C" fn worker_fn(data: *mut c_void) -> c_int {
     let dev = unsafe { <Arc<VhostBlkDev> as ForeignOwnable>::from_foreign(data) };
     dev.work();
     0
+}
+
+/// Drops the reference `worker_fn` would have taken over, for a worker
+/// stopped before it ran.
+///
+/// # Safety
+///
+/// `data` must carry a reference of an `Arc<VhostBlkDev>` (from
+/// `into_foreign`) that nothing else will consume.
+unsafe fn drop_worker_ref(data: *mut c_void) {
+    // SAFETY: guaranteed by the caller (`Kthread::drop`).
+    drop(unsafe { <Arc<VhostBlkDev> as ForeignOwnable>::from_foreign(data) });
 }
 
 /// The largest request vhost-blk accepts, in bytes.

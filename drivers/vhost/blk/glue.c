@@ -160,9 +160,10 @@ struct task_struct *vhost_blk_kthread_run(int (*fn)(void *), void *data,
 	return task;
 }
 
-void vhost_blk_kthread_stop(struct task_struct *task)
+/* Returns -EINTR if the thread was stopped before its function ran. */
+int vhost_blk_kthread_stop(struct task_struct *task)
 {
-	kthread_stop(task);
+	return kthread_stop(task);
 }
 
 bool vhost_blk_kthread_should_stop(void)

@@ -70,7 +70,7 @@ void vhost_blk_bioset_exit(void);
 
 struct task_struct *vhost_blk_kthread_run(int (*fn)(void *), void *data,
 					  int id, int *err);
-void vhost_blk_kthread_stop(struct task_struct *task);
+int vhost_blk_kthread_stop(struct task_struct *task);
 bool vhost_blk_kthread_should_stop(void);
 void vhost_blk_wake(struct task_struct *task);
 void vhost_blk_sleep_prepare(void);

@@ -63,7 +63,7 @@ pub(crate) mod glue {
             id: c_int,
             err: *mut c_int,
         ) -> *mut task_struct;
-        pub(super) fn vhost_blk_kthread_stop(task: *mut task_struct);
+        pub(super) fn vhost_blk_kthread_stop(task: *mut task_struct) -> c_int;
         pub(super) fn vhost_blk_kthread_should_stop() -> bool;
         pub(super) fn vhost_blk_wake(task: *mut task_struct);
         pub(super) fn vhost_blk_sleep_prepare();

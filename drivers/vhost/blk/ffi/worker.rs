@@ -14,12 +14,21 @@ use kernel::prelude::*;
 
 /// A running kthread.
 ///
+/// A kthread stopped before it first runs never calls its function
+/// (`kthread()` checks `KTHREAD_SHOULD_STOP` first), so whatever `data`
+/// carries for the function would be lost. `kthread_stop` then returns
+/// `-EINTR`, and the wrapper hands `data` to `reclaim` instead.
+///
 /// # Invariants
 ///
 /// `task` is a kthread started by `kthread_run` that has not been stopped;
-/// its function returns only once `kthread_should_stop()` is true.
+/// its function returns only once `kthread_should_stop()` is true, and
+/// never returns `-EINTR`. `reclaim(data)` is safe to call once if the
+/// function never ran.
 pub(crate) struct Kthread {
     task: NonNull<task_struct>,
+    data: *mut c_void,
+    reclaim: unsafe fn(*mut c_void),
 }
 
 // SAFETY: kthread_stop and wake_up_process may be called from any thread.
@@ -32,19 +41,27 @@ impl Kthread {
     ///
     /// # Safety
     ///
-    /// `f` must be safe to call with `data` on the new thread, and must
-    /// return only once [`should_stop`] is true.
+    /// `f` must be safe to call with `data` on the new thread, must return
+    /// only once [`should_stop`] is true, and must never return `-EINTR`.
+    /// `reclaim(data)` must be safe to call once, on any thread, if `f`
+    /// never runs. If this fails, neither is called.
     pub(crate) unsafe fn run(
         f: unsafe extern "C" fn(*mut c_void) -> c_int,
         data: *mut c_void,
+        reclaim: unsafe fn(*mut c_void),
         id: i32,
     ) -> Result<Self> {
         let mut err = 0;
         // SAFETY: `err` is valid for writes; the caller vouches for `f`.
         let task = unsafe { glue::vhost_blk_kthread_run(Some(f), data, id, &mut err) };
         match NonNull::new(task) {
-            // INVARIANT: a started kthread whose function obeys kthread_stop.
-            Some(task) => Ok(Self { task }),
+            // INVARIANT: a started kthread whose function obeys kthread_stop,
+            // with the caller's promises about `f` and `reclaim`.
+            Some(task) => Ok(Self {
+                task,
+                data,
+                reclaim,
+            }),
             None => Err(Error::from_errno(err)),
         }
     }
@@ -59,7 +76,12 @@ impl Drop for Kthread {
     fn drop(&mut self) {
         // SAFETY: the task is a running kthread (type invariant) and is
         // stopped exactly once, here; this waits for its function to return.
-        unsafe { glue::vhost_blk_kthread_stop(self.task.as_ptr()) };
+        let ret = unsafe { glue::vhost_blk_kthread_stop(self.task.as_ptr()) };
+        if ret == EINTR.to_errno() {
+            // SAFETY: the function never ran (it never returns -EINTR, by
+            // the type invariant), so `data` was never consumed.
+            unsafe { (self.reclaim)(self.data) };
+        }
     }
 }
 
