@@ -4,7 +4,7 @@
 //! and invalid arguments, over rings full of random bytes that the device
 //! may really serve. Seeded and time-bounded, so failures reproduce.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -17,8 +17,8 @@ use crate::blk::{pattern, Config, EventFd, TestDevice};
 use crate::device::VhostBlk;
 use crate::driver::Buf;
 use crate::mem::ProcessMemory;
-use crate::nullb::NullBlk;
-use crate::testing::{ctx, CaseResult, Runner};
+use crate::selftests::io::backend;
+use crate::testing::{ctx, CaseResult, Rng, Runner};
 use vhost_blk_core::blk::*;
 use vhost_blk_core::ring::Descriptor;
 
@@ -26,24 +26,6 @@ use vhost_blk_core::ring::Descriptor;
 pub fn run(r: &mut Runner) {
     r.run("hostile_vmm_random_ioctls", hostile_vmm_random_ioctls);
     r.run("hostile_guest_random_rings", hostile_guest_random_rings);
-}
-
-/// xorshift64*, seeded: every run of a seed is the same sequence.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// What the random VMM can pass as a file descriptor.
@@ -174,14 +156,7 @@ fn random_op(rng: &mut Rng, dev: &VhostBlk, mem: &ProcessMemory, fds: &Fds) -> b
 }
 
 fn hostile_vmm_random_ioctls() -> CaseResult {
-    let nb = ctx(
-        NullBlk::create("vbhostile", 16, &[("memory_backed", "1")]),
-        "null_blk",
-    )?;
-    let disk = ctx(
-        OpenOptions::new().read(true).write(true).open(nb.path()),
-        "open null_blk",
-    )?;
+    let (nb, disk) = backend("vbhostile", 16, &[])?;
     let fds = Fds {
         eventfd: ctx(EventFd::new(), "eventfd")?,
         devnull: ctx(File::open("/dev/null"), "/dev/null")?,
@@ -190,7 +165,7 @@ fn hostile_vmm_random_ioctls() -> CaseResult {
     };
     let mem = ctx(ProcessMemory::new(1 << 20), "guest memory")?;
     // Random bytes everywhere: whatever rings the VMM points at are junk.
-    let mut rng = Rng(0x5eed_0001);
+    let mut rng = Rng::new(0x5eed_0001);
     let junk: Vec<u8> = (0..(1 << 20)).map(|_| rng.next() as u8).collect();
     mem.write(mem.base(), &junk)
         .map_err(|_| "fill".to_string())?;
@@ -200,7 +175,7 @@ fn hostile_vmm_random_ioctls() -> CaseResult {
         if Instant::now() >= deadline {
             break;
         }
-        let mut rng = Rng(seed * 0x9e37_79b9_7f4a_7c15 | 1);
+        let mut rng = Rng::new(seed);
         let dev = ctx(VhostBlk::open(), "open")?;
         for _ in 0..400 {
             attached += u64::from(random_op(&mut rng, &dev, &mem, &fds));
@@ -298,21 +273,14 @@ fn hostile_act(rng: &mut Rng, t: &mut TestDevice, scratch: u64) {
 }
 
 fn hostile_guest_random_rings() -> CaseResult {
-    let nb = ctx(
-        NullBlk::create("vbguest", 16, &[("memory_backed", "1")]),
-        "null_blk",
-    )?;
-    let disk = ctx(
-        OpenOptions::new().read(true).write(true).open(nb.path()),
-        "open null_blk",
-    )?;
+    let (_nb, disk) = backend("vbguest", 16, &[])?;
     let deadline = Instant::now() + Duration::from_secs(40);
     let (mut rounds, mut acts, mut broken, mut verified) = (0u64, 0u64, 0u64, 0u64);
     for seed in 1.. {
         if Instant::now() >= deadline {
             break;
         }
-        let mut rng = Rng(seed * 0x2545_f491_4f6c_dd1d | 1);
+        let mut rng = Rng::new(seed ^ 0x6a09_e667);
         let cfg = Config {
             queues: 2,
             size: 16,

@@ -50,7 +50,13 @@ pub fn run(r: &mut Runner) {
 
 const MIB: u64 = 1 << 20;
 
-fn backend(name: &str, size_mib: u64, attrs: &[(&str, &str)]) -> Result<(NullBlk, File), String> {
+/// A memory-backed null_blk device of 512-byte blocks with extra
+/// configfs `attrs`, and the device opened read-write.
+pub(crate) fn backend(
+    name: &str,
+    size_mib: u64,
+    attrs: &[(&str, &str)],
+) -> Result<(NullBlk, File), String> {
     let mut a = vec![("memory_backed", "1"), ("blocksize", "512")];
     a.extend_from_slice(attrs);
     let nb = ctx(

@@ -69,25 +69,4 @@ fn mem_set_idx(mem: &TestMemory, drv: &DriverRing, idx: u16) {
     mem.write_u16(drv.addrs().used + 2, idx).unwrap();
 }
 
-/// A tiny deterministic PRNG (xorshift64*), so property tests need no crate
-/// and every failure is reproducible from its seed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+pub use vhost_blk_harness::testing::Rng;
