@@ -121,6 +121,13 @@ impl DriverRing {
             .expect("descriptor table");
     }
 
+    /// Writes `d` verbatim as descriptor 0 and makes head 0 available: a
+    /// one-descriptor chain of the test's own making (hostile tests).
+    pub fn post_raw(&mut self, mem: &impl UserMemory, d: Descriptor) {
+        self.write_desc(mem, 0, d);
+        self.push_avail(mem, 0);
+    }
+
     /// Writes `head` into the next avail slot and publishes it.
     pub fn push_avail(&mut self, mem: &impl UserMemory, head: u16) {
         let slot = self.addrs.avail + 4 + 2 * u64::from(self.avail_idx % self.num);

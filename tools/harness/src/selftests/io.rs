@@ -10,7 +10,7 @@ use std::time::Duration;
 use vhost_blk_core::blk::*;
 use vhost_blk_core::features::{self, bit};
 use vhost_blk_core::memory::UserMemory;
-use vhost_blk_core::ring::Descriptor;
+use vhost_blk_core::ring::{Descriptor, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT};
 
 use crate::blk::{pattern, status_name, Config, TestDevice};
 use crate::driver::Buf;
@@ -585,7 +585,7 @@ fn io_broken_rings_signal_err() -> CaseResult {
                     Descriptor {
                         addr: a,
                         len: 16,
-                        flags: 1,
+                        flags: VRING_DESC_F_NEXT,
                         next,
                     },
                 );
@@ -594,17 +594,15 @@ fn io_broken_rings_signal_err() -> CaseResult {
         }),
         ("next out of range", |t| {
             let a = t.buf(16, 16);
-            t.queues[0].ring.write_desc(
+            t.queues[0].ring.post_raw(
                 &t.mem,
-                0,
                 Descriptor {
                     addr: a,
                     len: 16,
-                    flags: 1,
+                    flags: VRING_DESC_F_NEXT,
                     next: 999,
                 },
             );
-            t.queues[0].ring.push_avail(&t.mem, 0);
         }),
         ("nested indirect", |t| {
             let inner = t.buf(16, 16);
@@ -612,21 +610,19 @@ fn io_broken_rings_signal_err() -> CaseResult {
             let d = crate::driver::desc_bytes(&Descriptor {
                 addr: inner,
                 len: 16,
-                flags: 4,
+                flags: VRING_DESC_F_INDIRECT,
                 next: 0,
             });
             t.mem.write(outer, &d).unwrap();
-            t.queues[0].ring.write_desc(
+            t.queues[0].ring.post_raw(
                 &t.mem,
-                0,
                 Descriptor {
                     addr: outer,
                     len: 16,
-                    flags: 4,
+                    flags: VRING_DESC_F_INDIRECT,
                     next: 0,
                 },
             );
-            t.queues[0].ring.push_avail(&t.mem, 0);
         }),
         ("buffer outside guest memory", |t| {
             let s = t.status();
@@ -654,17 +650,15 @@ fn io_broken_rings_signal_err() -> CaseResult {
         }),
         ("bad indirect length", |t| {
             let table = t.buf(64, 16);
-            t.queues[0].ring.write_desc(
+            t.queues[0].ring.post_raw(
                 &t.mem,
-                0,
                 Descriptor {
                     addr: table,
                     len: 15,
-                    flags: 4,
+                    flags: VRING_DESC_F_INDIRECT,
                     next: 0,
                 },
             );
-            t.queues[0].ring.push_avail(&t.mem, 0);
         }),
         ("address wrapping around", |t| {
             let s = t.status();
@@ -673,17 +667,15 @@ fn io_broken_rings_signal_err() -> CaseResult {
                 .add_chain(&t.mem, &[Buf::r(u64::MAX - 7, 16), Buf::w(s, 1)]);
         }),
         ("indirect table outside guest memory", |t| {
-            t.queues[0].ring.write_desc(
+            t.queues[0].ring.post_raw(
                 &t.mem,
-                0,
                 Descriptor {
                     addr: 0x1000,
                     len: 32,
-                    flags: 4,
+                    flags: VRING_DESC_F_INDIRECT,
                     next: 0,
                 },
             );
-            t.queues[0].ring.push_avail(&t.mem, 0);
         }),
     ];
     let mut healthy = ctx(TestDevice::new(&f, Config::default()), "healthy device")?;
