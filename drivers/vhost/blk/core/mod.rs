@@ -14,4 +14,5 @@ pub mod blk;
 pub mod features;
 pub mod memory;
 pub mod ring;
+pub mod sched;
 pub mod uapi;

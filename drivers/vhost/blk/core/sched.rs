@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Scheduling policy of the shared workers (the ELVIS design): which
+//! worker a new device goes to, how much one queue may take in one turn,
+//! and when a worker stops polling and sleeps.
+//!
+//! The mechanism (kthreads, wake-ups, clocks) lives in the module; the
+//! decisions live here, as plain functions the host tests cover.
+
+/// Where a newly owned device is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// On the existing worker with this index.
+    Existing(usize),
+    /// On a new worker.
+    New,
+}
+
+/// Chooses a worker for a new device, given how many devices each
+/// existing worker serves.
+///
+/// A new worker is started while every worker already serves
+/// `devs_per_worker` devices (at least 1) and fewer than `max_workers`
+/// (at least 1) exist; otherwise the least loaded worker is shared, the
+/// lowest index winning ties.
+pub fn place_device(loads: &[u32], devs_per_worker: u32, max_workers: u32) -> Placement {
+    let per = devs_per_worker.max(1);
+    let least = loads
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, n)| (**n, *i))
+        .map(|(i, n)| (i, *n));
+    match least {
+        Some((i, n)) if n < per => Placement::Existing(i),
+        Some((i, _)) if loads.len() >= max_workers.max(1) as usize => Placement::Existing(i),
+        _ => Placement::New,
+    }
+}
+
+/// What one queue may take in one scheduling turn before the worker moves
+/// to the next queue (`vhost_exceeds_weight`): so many requests or so many
+/// bytes, whichever comes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    /// Requests per turn; 0 is treated as 1.
+    pub requests: u32,
+    /// Data bytes per turn; 0 is treated as 1.
+    pub bytes: u64,
+}
+
+/// What a queue has taken so far in its turn.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Turn {
+    requests: u32,
+    bytes: u64,
+}
+
+impl Turn {
+    /// A fresh turn.
+    pub const fn new() -> Self {
+        Self {
+            requests: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Whether the queue has used up `quota`: it must yield before taking
+    /// another request.
+    pub fn exhausted(&self, quota: &Quota) -> bool {
+        self.requests >= quota.requests.max(1) || self.bytes >= quota.bytes.max(1)
+    }
+
+    /// Records a request of `bytes` data bytes.
+    pub fn charge(&mut self, bytes: u64) {
+        self.requests = self.requests.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(bytes);
+    }
+
+    /// Requests taken in this turn.
+    pub fn requests(&self) -> u32 {
+        self.requests
+    }
+}
+
+/// What an idle worker does after a pass that found no work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idle {
+    /// Keep polling, with guest notifications left suppressed.
+    Poll,
+    /// Re-enable notifications, re-check the rings, then sleep.
+    Sleep,
+}
+
+/// Decides, after a pass without work at time `now_ns`, whether to keep
+/// polling: only while less than `budget_ns` has passed since the worker
+/// last found work (`last_work_ns`). A budget of 0 never polls.
+pub fn idle_action(now_ns: u64, last_work_ns: u64, budget_ns: u64) -> Idle {
+    if budget_ns != 0 && now_ns.saturating_sub(last_work_ns) < budget_ns {
+        Idle::Poll
+    } else {
+        Idle::Sleep
+    }
+}

@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Host tests of the shared workers' scheduling policy (`core/sched.rs`).
+
+use vhost_blk_core::sched::*;
+
+#[test]
+fn first_device_starts_a_worker() {
+    assert_eq!(place_device(&[], 4, 8), Placement::New);
+    // Even with nonsense limits there is always somewhere to go.
+    assert_eq!(place_device(&[], 0, 0), Placement::New);
+}
+
+#[test]
+fn devices_fill_a_worker_before_the_next_starts() {
+    assert_eq!(place_device(&[1], 4, 8), Placement::Existing(0));
+    assert_eq!(place_device(&[3], 4, 8), Placement::Existing(0));
+    assert_eq!(place_device(&[4], 4, 8), Placement::New);
+    assert_eq!(place_device(&[4, 2], 4, 8), Placement::Existing(1));
+}
+
+#[test]
+fn one_device_per_worker() {
+    let mut loads = Vec::new();
+    for _ in 0..6 {
+        match place_device(&loads, 1, 16) {
+            Placement::New => loads.push(1),
+            Placement::Existing(i) => panic!("device shared worker {i}"),
+        }
+    }
+    assert_eq!(loads.len(), 6);
+}
+
+#[test]
+fn the_cap_shares_the_least_loaded_worker() {
+    let mut loads: Vec<u32> = Vec::new();
+    for _ in 0..5 {
+        match place_device(&loads, 1, 2) {
+            Placement::New => loads.push(1),
+            Placement::Existing(i) => loads[i] += 1,
+        }
+    }
+    assert_eq!(loads, vec![3, 2]);
+    // Ties go to the lowest index.
+    assert_eq!(place_device(&[2, 2, 2], 1, 3), Placement::Existing(0));
+}
+
+#[test]
+fn a_closed_device_frees_room_on_its_worker() {
+    // Worker 0 lost a device: it is filled again before a new one starts.
+    assert_eq!(place_device(&[4, 3, 4], 4, 8), Placement::Existing(1));
+}
+
+#[test]
+fn quota_counts_requests_and_bytes() {
+    let q = Quota {
+        requests: 3,
+        bytes: 1 << 20,
+    };
+    let mut t = Turn::new();
+    assert!(!t.exhausted(&q));
+    for _ in 0..3 {
+        t.charge(4096);
+    }
+    assert!(t.exhausted(&q));
+    assert_eq!(t.requests(), 3);
+
+    let mut t = Turn::new();
+    t.charge(512 << 10);
+    assert!(!t.exhausted(&q));
+    t.charge(512 << 10);
+    assert!(t.exhausted(&q), "1 MiB of data uses up the byte quota");
+}
+
+#[test]
+fn zero_quota_still_takes_one_request() {
+    let q = Quota {
+        requests: 0,
+        bytes: 0,
+    };
+    let mut t = Turn::new();
+    assert!(!t.exhausted(&q));
+    t.charge(0);
+    assert!(t.exhausted(&q));
+}
+
+#[test]
+fn turn_counters_saturate() {
+    let q = Quota {
+        requests: u32::MAX,
+        bytes: u64::MAX,
+    };
+    let mut t = Turn::new();
+    t.charge(u64::MAX);
+    t.charge(u64::MAX);
+    assert!(t.exhausted(&q));
+}
+
+#[test]
+fn polling_stops_after_the_budget() {
+    assert_eq!(
+        idle_action(1_000, 0, 0),
+        Idle::Sleep,
+        "budget 0 never polls"
+    );
+    assert_eq!(idle_action(1_000, 900, 200), Idle::Poll);
+    assert_eq!(idle_action(1_100, 900, 200), Idle::Sleep);
+    assert_eq!(idle_action(5_000, 900, 200), Idle::Sleep);
+    // A clock that went backwards keeps polling, never underflows.
+    assert_eq!(idle_action(100, 900, 200), Idle::Poll);
+}
