@@ -11,11 +11,13 @@
 
 use crate::ffi::bdev::BdevFile;
 use crate::ffi::bio::BioList;
+use crate::ffi::cgroup::Blkcg;
 use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;
 use crate::ffi::poll::KickPoll;
+use crate::ffi::seq::SeqFile;
 use crate::ffi::uaccess::OwnerMemory;
-use crate::ffi::worker::{self, Kthread, MmUse, Waker};
+use crate::ffi::worker::{Kthread, MmUse, Waker};
 use crate::vcore::blk::{self, BlkLimits};
 use crate::vcore::features;
 use crate::vcore::memory::{MemRegion, MemTable, MemTableError, MAX_MEM_REGIONS};
@@ -24,14 +26,14 @@ use crate::vcore::uapi::{
     self, VhostBlkBackend, VhostMemoryHeader, VhostMemoryRegion, VhostVringAddr, VhostVringFile,
     VhostVringState, VHOST_BLK_MAX_QUEUES,
 };
-use crate::vq::{self, Ctx, VqRuntime};
-use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicI32, Ordering};
+use crate::vq::{self, Ctx, Flush, VqRuntime};
+use crate::worker::{Policy, Pool, Worker};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::error::Error;
 use kernel::prelude::*;
 use kernel::sync::lock::{mutex::MutexBackend, Guard};
 use kernel::sync::{Arc, ArcBorrow, CondVar, Mutex};
-use kernel::types::ForeignOwnable;
 
 /// The device lock held.
 type StateGuard<'a> = Guard<'a, State, MutexBackend>;
@@ -88,8 +90,10 @@ struct State {
     /// What requests are checked against while a backend is attached.
     limits: Option<BlkLimits>,
     serial: [u8; uapi::VIRTIO_BLK_ID_BYTES],
-    /// The device's worker, from `VHOST_SET_OWNER` on.
-    worker: Option<Kthread>,
+    /// The shared worker serving the device, from `VHOST_SET_OWNER` on.
+    worker: Option<Arc<Worker>>,
+    /// The owner's io cgroup, charged for the device's bios.
+    blkcg: Option<Blkcg>,
     /// Scratch space for the chain being parsed.
     chain: KBox<Chain>,
 }
@@ -110,6 +114,7 @@ impl State {
             limits: None,
             serial: [0; uapi::VIRTIO_BLK_ID_BYTES],
             worker: None,
+            blkcg: None,
             chain: KBox::new(Chain::new(), GFP_KERNEL)?,
         })
     }
@@ -152,13 +157,19 @@ pub(crate) struct VhostBlkDev {
     drained: CondVar,
     waker: Waker,
     bios: BioList,
+    /// Queues left polled by the worker (bit per queue), so that a pass
+    /// can skip a device with nothing to do without taking its lock.
+    polling: AtomicU32,
+    /// The device's number in statistics and fdinfo.
+    id: u32,
+    pool: Arc<Pool>,
 }
 
-static NEXT_ID: AtomicI32 = AtomicI32::new(0);
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
 impl VhostBlkDev {
-    /// Creates a device for a new open file.
-    pub(crate) fn new() -> Result<Arc<Self>> {
+    /// Creates a device for a new open file, to be served by `pool`.
+    pub(crate) fn new(pool: Arc<Pool>) -> Result<Arc<Self>> {
         let state = State::new()?;
         let bios = BioList::new()?;
         Arc::pin_init(
@@ -167,26 +178,30 @@ impl VhostBlkDev {
                 drained <- kernel::new_condvar!(),
                 waker: Waker::new(),
                 bios,
+                polling: AtomicU32::new(0),
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                pool,
             }),
             GFP_KERNEL,
         )
     }
 
     /// Called when the file is released, with the file's reference: stops
-    /// every queue, waits for in-flight requests, stops the worker and
+    /// every queue, waits for in-flight requests, leaves the worker and
     /// drops everything the device holds.
     pub(crate) fn release(self: Arc<Self>) {
-        let worker = {
+        let thread = {
             let mut st = self.state.lock();
             self.shutdown(&mut st)
         };
-        // Stopping the worker waits for it, and it takes the lock.
-        drop(worker);
+        // Stopping an idle worker waits for it, and it takes device locks.
+        drop(thread);
     }
 
     /// Resets the device to the state of a fresh open: stops every queue,
-    /// drains, drops every reference. Returns the worker, to be stopped by
-    /// the caller once the lock is released.
+    /// drains, drops every reference and leaves the worker. Returns the
+    /// worker's thread if the device was its last, to be stopped by the
+    /// caller once the lock is released.
     fn shutdown(&self, st: &mut StateGuard<'_>) -> Option<Kthread> {
         self.stop_queues(st, None);
         for vq in st.vqs.iter_mut() {
@@ -196,9 +211,10 @@ impl VhostBlkDev {
         // SAFETY: no kick poll is left and no bio is in flight, so no
         // wake-up can reach the worker any more.
         unsafe {
-            self.waker.set_task(core::ptr::null_mut());
-            self.bios.set_task(core::ptr::null_mut());
+            self.waker.set_target(None);
+            self.bios.set_wake(None);
         }
+        self.polling.store(0, Ordering::Relaxed);
         st.backend = None;
         st.limits = None;
         st.mem = KVec::new();
@@ -206,7 +222,9 @@ impl VhostBlkDev {
         st.acked_backend_features = 0;
         st.serial = [0; uapi::VIRTIO_BLK_ID_BYTES];
         st.owner = None;
-        st.worker.take()
+        st.blkcg = None;
+        let worker = st.worker.take()?;
+        self.pool.detach(self, &worker)
     }
 
     /// Stops queue `only` (or all), waits until it has no request in
@@ -256,34 +274,27 @@ impl VhostBlkDev {
             };
             let vring = Vring::new(vq.num, addrs, rf, vq.base).map_err(|_| EINVAL)?;
             vq.rt = Some(VqRuntime::new(i as u32, vring)?);
-            self.waker.kick(i as u32);
+            // Serve what the ring already holds; not a guest kick.
+            self.waker.kick_quiet(i as u32);
+            self.waker.wake();
         }
         Ok(())
     }
 
-    /// The worker's loop; returns when the worker is stopped.
-    fn work(&self) {
-        while !worker::should_stop() {
-            worker::sleep_unless(|| self.waker.any() || !self.bios.is_empty());
-            if worker::should_stop() {
-                break;
-            }
-            self.run_once();
-            worker::cond_resched();
+    /// One turn of the worker on this device: completions, then up to the
+    /// quota from each kicked or polled queue, then used-ring updates and
+    /// interrupts, one per queue. Returns whether it found work.
+    pub(crate) fn run_once(&self, policy: &Policy) -> bool {
+        if !self.waker.any() && self.bios.is_empty() && self.polling.load(Ordering::Relaxed) == 0 {
+            return false;
         }
-    }
-
-    /// One turn of the worker: completions, then up to [`vq::WEIGHT`]
-    /// requests from each kicked queue, then used-ring updates and
-    /// interrupts.
-    fn run_once(&self) {
         let mut guard = self.state.lock();
         let st = &mut *guard;
         let Some(owner) = st.owner.as_ref() else {
             // Reset: nothing to serve; drop stray kicks and completions.
             self.waker.take();
             drop(self.bios.take());
-            return;
+            return false;
         };
         // SAFETY: the worker kthread has no mm of its own and drops the
         // guard before returning.
@@ -312,41 +323,84 @@ impl VhostBlkDev {
             self.waker.kick_quiet(q);
         }
         let pending = self.waker.take();
-        let (Some(limits), Some(bdev)) = (st.limits.as_ref(), st.backend.as_ref()) else {
-            self.flush_all(&mut st.vqs, &mem, errors);
-            if completed {
-                self.drained.notify_all();
-            }
-            return;
-        };
-        let cx = Ctx {
-            mem: &mem,
-            table: &table,
-            limits,
-            bdev,
-            bios: &self.bios,
-            serial: &st.serial,
-        };
-        for (i, vq) in st.vqs.iter_mut().enumerate() {
-            if pending & (1 << i) == 0 {
-                continue;
-            }
-            let Some(rt) = vq.rt.as_mut() else {
-                continue;
+        let mut found = completed;
+        if let (Some(limits), Some(bdev)) = (st.limits.as_ref(), st.backend.as_ref()) {
+            let cx = Ctx {
+                mem: &mem,
+                table: &table,
+                limits,
+                bdev,
+                bios: &self.bios,
+                serial: &st.serial,
+                blkcg: st.blkcg.as_ref(),
+                quota: policy.quota,
+                poll: policy.poll,
             };
-            match rt.handle_kick(&cx, &mut st.chain) {
-                Ok(true) => self.waker.kick_quiet(i as u32),
-                Ok(false) => {}
-                Err(e) => {
-                    pr_debug!("vq {}: guest broke the ring: {:?}\n", i, e);
-                    errors |= 1 << i;
+            let mut polling = 0u32;
+            for (i, vq) in st.vqs.iter_mut().enumerate() {
+                let Some(rt) = vq.rt.as_mut() else {
+                    continue;
+                };
+                if pending & (1 << i) == 0 && !rt.polling {
+                    continue;
+                }
+                let before = rt.stats.requests;
+                match rt.handle_kick(&cx, &mut st.chain) {
+                    Ok(true) => self.waker.kick_quiet(i as u32),
+                    Ok(false) => {}
+                    Err(e) => {
+                        pr_debug!("vq {}: guest broke the ring: {:?}\n", i, e);
+                        errors |= 1 << i;
+                    }
+                }
+                found |= rt.stats.requests != before;
+                if rt.polling {
+                    polling |= 1 << i;
                 }
             }
+            self.polling.store(polling, Ordering::Relaxed);
         }
         self.flush_all(&mut st.vqs, &mem, errors);
         if completed {
             self.drained.notify_all();
         }
+        found
+    }
+
+    /// Ends polling on every polled queue: notifications back on, rings
+    /// re-checked. Returns whether a ring had chains (its queue is then
+    /// marked pending for the worker's next pass).
+    pub(crate) fn end_polling(&self) -> bool {
+        if self.polling.swap(0, Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let Some(owner) = st.owner.as_ref() else {
+            return false;
+        };
+        // SAFETY: as in `run_once`.
+        let _mm = unsafe { MmUse::new(owner) };
+        let mem = OwnerMemory;
+        let mut again = false;
+        let mut errors = 0u32;
+        for (i, vq) in st.vqs.iter_mut().enumerate() {
+            let Some(rt) = vq.rt.as_mut() else {
+                continue;
+            };
+            match rt.end_polling(&mem) {
+                Ok(true) => {
+                    self.waker.kick_quiet(i as u32);
+                    again = true;
+                }
+                Ok(false) => {}
+                Err(_) => errors |= 1 << i,
+            }
+        }
+        if errors != 0 {
+            self.flush_all(&mut st.vqs, &mem, errors);
+        }
+        again
     }
 
     /// Publishes used elements and signals interrupts; stops and reports
@@ -358,12 +412,12 @@ impl VhostBlkDev {
             };
             let mut broke = errors & (1 << i) != 0;
             match rt.flush_used(mem) {
-                Ok(true) => {
+                Ok(Flush::Signal) => {
                     if let Some(call) = &vq.call {
                         call.signal();
                     }
                 }
-                Ok(false) => {}
+                Ok(_) => {}
                 Err(_) => broke = true,
             }
             if broke && !rt.broken {
@@ -373,6 +427,57 @@ impl VhostBlkDev {
                 }
             }
         }
+    }
+
+    /// Prints the device's `device` and `vq` lines of the statistics file
+    /// (format in `admin-guide.rst`).
+    pub(crate) fn show_stats(&self, out: &mut SeqFile) -> core::fmt::Result {
+        let st = self.state.lock();
+        let Some(worker) = st.worker.as_ref() else {
+            return Ok(());
+        };
+        let (major, minor) = st
+            .backend
+            .as_ref()
+            .map_or((0, 0), |b| (b.info().major, b.info().minor));
+        writeln!(
+            out,
+            "device id={} worker={} backend={}:{}",
+            self.id,
+            worker.id(),
+            major,
+            minor
+        )?;
+        for (i, vq) in st.vqs.iter().enumerate() {
+            let Some(rt) = vq.rt.as_ref() else {
+                continue;
+            };
+            let s = &rt.stats;
+            writeln!(
+                out,
+                "vq device={} index={} requests={} bytes={} kicks={} polled={} irqs={} irqs_suppressed={} quota_hits={} inflight={}",
+                self.id,
+                i,
+                s.requests,
+                s.bytes,
+                self.waker.kicks(i),
+                s.polled,
+                s.irqs,
+                s.irqs_suppressed,
+                s.quota_hits,
+                rt.inflight(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Prints the device's fdinfo lines.
+    pub(crate) fn show_fdinfo(&self, out: &mut SeqFile) -> core::fmt::Result {
+        writeln!(out, "vhost-blk-device:\t{}", self.id)?;
+        if let Some(w) = self.state.lock().worker.as_ref() {
+            writeln!(out, "vhost-blk-worker:\t{}", w.id())?;
+        }
+        Ok(())
     }
 
     /// Handles one ioctl on the device's file.
@@ -403,27 +508,16 @@ impl VhostBlkDev {
                     return Err(EBUSY);
                 }
                 let owner = OwnerMm::current()?;
-                let data = Arc::from(self).into_foreign().cast_mut();
-                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-                // SAFETY: `worker_fn` takes over the reference in `data`,
-                // returns 0 and only when asked to stop; if it never runs,
-                // `drop_worker_ref` releases the reference instead.
-                let worker = match unsafe { Kthread::run(worker_fn, data, drop_worker_ref, id) } {
-                    Ok(w) => w,
-                    Err(e) => {
-                        // SAFETY: the thread never started; take the
-                        // reference back.
-                        drop(unsafe { <Arc<Self> as ForeignOwnable>::from_foreign(data) });
-                        return Err(e);
-                    }
-                };
-                // SAFETY: the worker lives until `shutdown` clears these,
-                // after every source of wake-ups is gone.
+                let worker = self.pool.attach(&Arc::from(self))?;
+                // SAFETY: the worker (and its target) outlives these
+                // pointers: `shutdown` clears them, after every source of
+                // wake-ups is gone, before it leaves the worker.
                 unsafe {
-                    self.waker.set_task(worker.task());
-                    self.bios.set_task(worker.task());
+                    self.waker.set_target(Some(worker.wake_target()));
+                    self.bios.set_wake(Some(worker.wake_target()));
                 }
                 st.worker = Some(worker);
+                st.blkcg = Blkcg::current();
                 st.owner = Some(owner);
                 Ok(0)
             }
@@ -432,9 +526,9 @@ impl VhostBlkDev {
             _ if !OWNER_IOCTLS.contains(&cmd) => Err(ENOTTY),
             uapi::VHOST_RESET_OWNER => {
                 st.check_owner()?;
-                let worker = self.shutdown(&mut st);
+                let thread = self.shutdown(&mut st);
                 drop(st);
-                drop(worker);
+                drop(thread);
                 Ok(0)
             }
             _ => {
@@ -561,6 +655,9 @@ impl VhostBlkDev {
                     }
                 };
                 st.limits = st.backend.as_ref().map(|b| limits(b, st.acked_features));
+                if let (Some(w), Some(b)) = (st.worker.as_ref(), st.backend.as_ref()) {
+                    self.pool.follow_bdev(w, b);
+                }
                 if let Err(e) = self.start_queues(st) {
                     for vq in st.vqs.iter_mut() {
                         vq.rt = None;
@@ -578,31 +675,6 @@ impl VhostBlkDev {
             _ => Err(ENOTTY),
         }
     }
-}
-
-/// The worker kthread's function.
-///
-/// # Safety
-///
-/// `data` must carry a reference of an `Arc<VhostBlkDev>` (from
-/// `into_foreign`), which this function takes over.
-unsafe extern "C" fn worker_fn(data: *mut c_void) -> c_int {
-    // SAFETY: guaranteed by the caller (`VHOST_SET_OWNER`).
-    let dev = unsafe { <Arc<VhostBlkDev> as ForeignOwnable>::from_foreign(data) };
-    dev.work();
-    0
-}
-
-/// Drops the reference `worker_fn` would have taken over, for a worker
-/// stopped before it ran.
-///
-/// # Safety
-///
-/// `data` must carry a reference of an `Arc<VhostBlkDev>` (from
-/// `into_foreign`) that nothing else will consume.
-unsafe fn drop_worker_ref(data: *mut c_void) {
-    // SAFETY: guaranteed by the caller (`Kthread::drop`).
-    drop(unsafe { <Arc<VhostBlkDev> as ForeignOwnable>::from_foreign(data) });
 }
 
 /// The largest request vhost-blk accepts, in bytes.

@@ -8,7 +8,10 @@
  */
 #include <linux/bio.h>
 #include <linux/blkdev.h>
+#include <linux/cgroup.h>
 #include <linux/compat.h>
+#include <linux/cpumask.h>
+#include <linux/debugfs.h>
 #include <linux/err.h>
 #include <linux/eventfd.h>
 #include <linux/file.h>
@@ -17,18 +20,25 @@
 #include <linux/kthread.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/mutex.h>
 #include <linux/poll.h>
 #include <linux/sched/mm.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
+#include <linux/sysfs.h>
 
 #include "glue.h"
+
+/* What vhost_blk_rs_open() gets: the module's worker pool. */
+static void *vhost_blk_misc_data;
 
 static int vhost_blk_fop_open(struct inode *inode, struct file *file)
 {
 	void *dev;
 	int ret;
 
-	ret = vhost_blk_rs_open(&dev);
+	ret = vhost_blk_rs_open(vhost_blk_misc_data, &dev);
 	if (ret)
 		return ret;
 	file->private_data = dev;
@@ -47,12 +57,18 @@ static long vhost_blk_fop_ioctl(struct file *file, unsigned int cmd,
 	return vhost_blk_rs_ioctl(file->private_data, cmd, arg);
 }
 
+static void vhost_blk_fop_show_fdinfo(struct seq_file *m, struct file *file)
+{
+	vhost_blk_rs_show_fdinfo(file->private_data, m);
+}
+
 static const struct file_operations vhost_blk_fops = {
 	.owner = THIS_MODULE,
 	.open = vhost_blk_fop_open,
 	.release = vhost_blk_fop_release,
 	.unlocked_ioctl = vhost_blk_fop_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
+	.show_fdinfo = vhost_blk_fop_show_fdinfo,
 	.llseek = noop_llseek,
 };
 
@@ -63,8 +79,9 @@ static struct miscdevice vhost_blk_misc = {
 	.mode = 0600,
 };
 
-int vhost_blk_misc_register(void)
+int vhost_blk_misc_register(void *data)
 {
+	vhost_blk_misc_data = data;
 	return misc_register(&vhost_blk_misc);
 }
 
@@ -136,6 +153,8 @@ struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info,
 	info->read_only = !(file->f_mode & FMODE_WRITE) || bdev_read_only(bdev);
 	info->write_cache = bdev_write_cache(bdev);
 	info->fua = bdev_fua(bdev);
+	info->major = MAJOR(bdev->bd_dev);
+	info->minor = MINOR(bdev->bd_dev);
 	return file;
 }
 
@@ -149,15 +168,56 @@ void vhost_blk_fput(struct file *file)
  * scheduler and kthread primitives, most of them static inline.
  */
 struct task_struct *vhost_blk_kthread_run(int (*fn)(void *), void *data,
-					  int id, int *err)
+					  int id, int cpu, int *err)
 {
-	struct task_struct *task = kthread_run(fn, data, "vhost-blk-%d", id);
+	struct task_struct *task = kthread_create(fn, data, "vhost-blk-%d", id);
+	int ret;
 
 	if (IS_ERR(task)) {
 		*err = PTR_ERR(task);
 		return NULL;
 	}
+	if (cpu >= 0) {
+		ret = set_cpus_allowed_ptr(task, cpumask_of(cpu));
+		if (ret) {
+			/* Never woken, so @fn never runs. */
+			kthread_stop(task);
+			*err = ret;
+			return NULL;
+		}
+	}
+	wake_up_process(task);
 	return task;
+}
+
+/*
+ * Moves @task to the CPUs of the NUMA node of @bdev_file's queue, where the
+ * device's completions are likely to arrive. Returns the node, or
+ * NUMA_NO_NODE (and leaves the task alone) if the node is unknown.
+ */
+int vhost_blk_kthread_follow_bdev(struct task_struct *task,
+				  struct file *bdev_file)
+{
+	int node = bdev_get_queue(file_bdev(bdev_file))->node;
+	const struct cpumask *mask;
+
+	if (node == NUMA_NO_NODE)
+		return NUMA_NO_NODE;
+	mask = cpumask_of_node(node);
+	if (!cpumask_intersects(mask, cpu_online_mask) ||
+	    set_cpus_allowed_ptr(task, mask))
+		return NUMA_NO_NODE;
+	return node;
+}
+
+int vhost_blk_task_pid(struct task_struct *task)
+{
+	return task_pid_nr(task);
+}
+
+u64 vhost_blk_now_ns(void)
+{
+	return ktime_get_ns();
 }
 
 /* Returns -EINTR if the thread was stopped before its function ran. */
@@ -171,9 +231,52 @@ bool vhost_blk_kthread_should_stop(void)
 	return kthread_should_stop();
 }
 
-void vhost_blk_wake(struct task_struct *task)
+/*
+ * What wakes a worker: a flag that work is pending, set from any context
+ * (kick wake-ups, bio completions), and the worker's task. The worker
+ * clears the flag before each pass and sleeps only while it is clear.
+ */
+struct vhost_blk_wake {
+	struct task_struct *task;
+	atomic_t pending;
+};
+
+struct vhost_blk_wake *vhost_blk_wake_new(void)
 {
-	wake_up_process(task);
+	return kzalloc(sizeof(struct vhost_blk_wake), GFP_KERNEL);
+}
+
+void vhost_blk_wake_free(struct vhost_blk_wake *wake)
+{
+	kfree(wake);
+}
+
+void vhost_blk_wake_set_task(struct vhost_blk_wake *wake,
+			     struct task_struct *task)
+{
+	WRITE_ONCE(wake->task, task);
+}
+
+void vhost_blk_wake_signal(struct vhost_blk_wake *wake)
+{
+	struct task_struct *task;
+
+	atomic_set(&wake->pending, 1);
+	/* Pairs with the barrier of set_current_state() in the sleeper. */
+	smp_mb__after_atomic();
+	task = READ_ONCE(wake->task);
+	if (task)
+		wake_up_process(task);
+}
+
+bool vhost_blk_wake_take(struct vhost_blk_wake *wake)
+{
+	return atomic_xchg(&wake->pending, 0);
+}
+
+bool vhost_blk_wake_pending(struct vhost_blk_wake *wake)
+{
+	return atomic_read(&wake->pending);
 }
 
 void vhost_blk_sleep_prepare(void)
@@ -289,7 +392,7 @@ struct vhost_blk_bio {
 
 struct vhost_blk_bio_list {
 	struct bio *head;
-	struct task_struct *task;
+	struct vhost_blk_wake *wake;
 };
 
 static struct bio_set vhost_blk_bio_set;
@@ -311,10 +414,10 @@ struct vhost_blk_bio_list *vhost_blk_bio_list_new(void)
 	return kzalloc(sizeof(struct vhost_blk_bio_list), GFP_KERNEL);
 }
 
-void vhost_blk_bio_list_set_task(struct vhost_blk_bio_list *list,
-				 struct task_struct *task)
+void vhost_blk_bio_list_set_wake(struct vhost_blk_bio_list *list,
+				 struct vhost_blk_wake *wake)
 {
-	WRITE_ONCE(list->task, task);
+	WRITE_ONCE(list->wake, wake);
 }
 
 bool vhost_blk_bio_list_empty(struct vhost_blk_bio_list *list)
@@ -332,11 +435,14 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 {
 	struct vhost_blk_bio_list *list = bio->bi_private;
 	struct bio *head = READ_ONCE(list->head);
+	struct vhost_blk_wake *wake;
 
 	do {
 		bio->bi_next = head;
 	} while (!try_cmpxchg(&list->head, &head, bio));
-	wake_up_process(READ_ONCE(list->task));
+	wake = READ_ONCE(list->wake);
+	if (wake)
+		vhost_blk_wake_signal(wake);
 }
 
 struct bio *vhost_blk_bio_list_take(struct vhost_blk_bio_list *list)
@@ -352,7 +458,8 @@ struct bio *vhost_blk_bio_list_take(struct vhost_blk_bio_list *list)
 struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
 				unsigned int kind, u64 sector, unsigned int bytes,
 				struct vhost_blk_bio_list *list,
-				unsigned long token)
+				unsigned long token,
+				struct cgroup_subsys_state *blkcg)
 {
 	struct vhost_blk_bio *vb;
 	blk_opf_t opf;
@@ -387,6 +494,9 @@ struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
 		bio->bi_iter.bi_size = bytes;
 	bio->bi_end_io = vhost_blk_bio_end_io;
 	bio->bi_private = list;
+	/* Charge the owner's cgroup, not the shared worker's. */
+	if (blkcg)
+		bio_associate_blkg_from_css(bio, blkcg);
 	return bio;
 }
 
@@ -470,4 +580,243 @@ void vhost_blk_bio_release(struct bio *bio, bool dirty)
 		}
 	}
 	bio_put(bio);
+}
+
+/*
+ * The owner's block cgroup, to which the bios of its device are charged
+ * although a shared worker submits them.
+ */
+struct cgroup_subsys_state *vhost_blk_blkcg_get_current(void)
+{
+#ifdef CONFIG_BLK_CGROUP
+	return task_get_css(current, io_cgrp_id);
+#else
+	return NULL;
+#endif
+}
+
+void vhost_blk_blkcg_put(struct cgroup_subsys_state *css)
+{
+	css_put(css);
+}
+
+/*
+ * Module parameters. The Rust side reads them through the getters below;
+ * each is read once per use, so runtime changes apply from the next
+ * scheduling turn or the next device. Documented in
+ * Documentation/vhost-blk/admin-guide.rst.
+ */
+static unsigned int poll_budget_us;
+static unsigned int devs_per_worker = 4;
+static unsigned int max_workers;
+static unsigned int quota_reqs = 64;
+static unsigned int quota_kib = 512;
+
+static int poll_budget_us_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, 1000000);
+}
+
+static int devs_per_worker_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 1, 1024);
+}
+
+static int max_workers_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, 1024);
+}
+
+static int quota_reqs_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 1, 32768);
+}
+
+static int quota_kib_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 4, 1048576);
+}
+
+static const struct kernel_param_ops poll_budget_us_ops = {
+	.set = poll_budget_us_set,
+	.get = param_get_uint,
+};
+
+static const struct kernel_param_ops devs_per_worker_ops = {
+	.set = devs_per_worker_set,
+	.get = param_get_uint,
+};
+
+static const struct kernel_param_ops max_workers_ops = {
+	.set = max_workers_set,
+	.get = param_get_uint,
+};
+
+static const struct kernel_param_ops quota_reqs_ops = {
+	.set = quota_reqs_set,
+	.get = param_get_uint,
+};
+
+static const struct kernel_param_ops quota_kib_ops = {
+	.set = quota_kib_set,
+	.get = param_get_uint,
+};
+
+module_param_cb(poll_budget_us, &poll_budget_us_ops, &poll_budget_us, 0644);
+__MODULE_PARM_TYPE(poll_budget_us, "uint");
+MODULE_PARM_DESC(poll_budget_us,
+		 "Microseconds a worker keeps polling idle queues, with guest notifications off, before it sleeps; 0 sleeps at once (default 0, max 1000000)");
+module_param_cb(devs_per_worker, &devs_per_worker_ops, &devs_per_worker,
+		0644);
+__MODULE_PARM_TYPE(devs_per_worker, "uint");
+MODULE_PARM_DESC(devs_per_worker,
+		 "Devices a worker serves before another worker starts; 1 gives each device its own worker (default 4, 1-1024)");
+module_param_cb(max_workers, &max_workers_ops, &max_workers, 0644);
+__MODULE_PARM_TYPE(max_workers, "uint");
+MODULE_PARM_DESC(max_workers,
+		 "Most worker threads; beyond it devices share the least loaded worker; 0 is one per online CPU (default 0, max 1024)");
+module_param_cb(quota_reqs, &quota_reqs_ops, &quota_reqs, 0644);
+__MODULE_PARM_TYPE(quota_reqs, "uint");
+MODULE_PARM_DESC(quota_reqs,
+		 "Requests a queue may start in one scheduling turn (default 64, 1-32768)");
+module_param_cb(quota_kib, &quota_kib_ops, &quota_kib, 0644);
+__MODULE_PARM_TYPE(quota_kib, "uint");
+MODULE_PARM_DESC(quota_kib,
+		 "KiB of data a queue may start in one scheduling turn (default 512, 4-1048576)");
+
+/* worker_cpus: a cpulist; empty means no pinning. */
+static DEFINE_MUTEX(vhost_blk_cpus_lock);
+static struct cpumask vhost_blk_worker_cpus;
+
+static int worker_cpus_set(const char *val, const struct kernel_param *kp)
+{
+	cpumask_var_t mask;
+	int ret = 0;
+
+	if (!zalloc_cpumask_var(&mask, GFP_KERNEL))
+		return -ENOMEM;
+	if (cpulist_parse(val, mask)) {
+		pr_err("vhost_blk: worker_cpus: '%s' is not a CPU list\n", val);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (!cpumask_subset(mask, cpu_online_mask)) {
+		pr_err("vhost_blk: worker_cpus: CPUs %*pbl are not online\n",
+		       cpumask_pr_args(mask));
+		ret = -EINVAL;
+		goto out;
+	}
+	mutex_lock(&vhost_blk_cpus_lock);
+	cpumask_copy(&vhost_blk_worker_cpus, mask);
+	mutex_unlock(&vhost_blk_cpus_lock);
+out:
+	free_cpumask_var(mask);
+	return ret;
+}
+
+static int worker_cpus_get(char *buf, const struct kernel_param *kp)
+{
+	int n;
+
+	mutex_lock(&vhost_blk_cpus_lock);
+	n = sysfs_emit(buf, "%*pbl\n", cpumask_pr_args(&vhost_blk_worker_cpus));
+	mutex_unlock(&vhost_blk_cpus_lock);
+	return n;
+}
+
+static const struct kernel_param_ops worker_cpus_ops = {
+	.set = worker_cpus_set,
+	.get = worker_cpus_get,
+};
+
+module_param_cb(worker_cpus, &worker_cpus_ops, NULL, 0644);
+__MODULE_PARM_TYPE(worker_cpus, "cpulist");
+MODULE_PARM_DESC(worker_cpus,
+		 "CPUs to pin workers to, e.g. 2-3: worker n runs on the n-th CPU of the list, round robin; empty leaves placement to the scheduler, on the backing device's NUMA node where known (default empty)");
+
+u32 vhost_blk_param_poll_budget_us(void)
+{
+	return READ_ONCE(poll_budget_us);
+}
+
+u32 vhost_blk_param_devs_per_worker(void)
+{
+	return READ_ONCE(devs_per_worker);
+}
+
+u32 vhost_blk_param_max_workers(void)
+{
+	unsigned int n = READ_ONCE(max_workers);
+
+	return n ? n : num_online_cpus();
+}
+
+u32 vhost_blk_param_quota_reqs(void)
+{
+	return READ_ONCE(quota_reqs);
+}
+
+u32 vhost_blk_param_quota_kib(void)
+{
+	return READ_ONCE(quota_kib);
+}
+
+/* The CPU for worker @index under worker_cpus, or -1 if it is empty. */
+int vhost_blk_param_worker_cpu(u32 index)
+{
+	unsigned int n;
+	int cpu = -1;
+
+	mutex_lock(&vhost_blk_cpus_lock);
+	n = cpumask_weight(&vhost_blk_worker_cpus);
+	if (n)
+		cpu = cpumask_nth(index % n, &vhost_blk_worker_cpus);
+	mutex_unlock(&vhost_blk_cpus_lock);
+	return cpu;
+}
+
+bool vhost_blk_param_worker_cpus_set(void)
+{
+	bool set;
+
+	mutex_lock(&vhost_blk_cpus_lock);
+	set = !cpumask_empty(&vhost_blk_worker_cpus);
+	mutex_unlock(&vhost_blk_cpus_lock);
+	return set;
+}
+
+/*
+ * debugfs: <debugfs>/vhost-blk/stats, written by Rust
+ * (vhost_blk_rs_stats_show) in the format of admin-guide.rst.
+ */
+static struct dentry *vhost_blk_debugfs_dir;
+
+static int vhost_blk_stats_show(struct seq_file *m, void *v)
+{
+	return vhost_blk_rs_stats_show(m, m->private);
+}
+DEFINE_SHOW_ATTRIBUTE(vhost_blk_stats);
+
+/* @data is what vhost_blk_rs_stats_show() gets: the worker pool. */
+void vhost_blk_debugfs_init(void *data)
+{
+	vhost_blk_debugfs_dir = debugfs_create_dir("vhost-blk", NULL);
+	debugfs_create_file("stats", 0400, vhost_blk_debugfs_dir, data,
+			    &vhost_blk_stats_fops);
+}
+
+/* Waits for readers of the stats file to leave. */
+void vhost_blk_debugfs_exit(void)
+{
+	debugfs_remove(vhost_blk_debugfs_dir);
+}
+
+void vhost_blk_seq_write(struct seq_file *m, const char *s, size_t len)
+{
+	seq_write(m, s, len);
+}
+
+int vhost_blk_task_cpus(struct task_struct *task, char *buf, size_t len)
+{
+	return scnprintf(buf, len, "%*pbl", cpumask_pr_args(task->cpus_ptr));
 }

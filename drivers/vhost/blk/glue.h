@@ -11,17 +11,20 @@
 #include <linux/types.h>
 
 /* Implemented in Rust. */
-int vhost_blk_rs_open(void **devp);
+int vhost_blk_rs_open(void *data, void **devp);
 void vhost_blk_rs_release(void *dev);
 long vhost_blk_rs_ioctl(void *dev, unsigned int cmd, unsigned long arg);
 void vhost_blk_rs_kick(void *data, unsigned long token);
+struct seq_file;
+int vhost_blk_rs_stats_show(struct seq_file *m, void *data);
+void vhost_blk_rs_show_fdinfo(void *dev, struct seq_file *m);
 
 /* Implemented in glue.c. */
 struct eventfd_ctx;
 struct file;
 struct mm_struct;
 
-int vhost_blk_misc_register(void);
+int vhost_blk_misc_register(void *data);
 void vhost_blk_misc_deregister(void);
 
 struct mm_struct *vhost_blk_mm_get_current(void);
@@ -42,6 +45,8 @@ void vhost_blk_eventfd_put(struct eventfd_ctx *ctx);
  * @write_cache: the device has a volatile write cache
  * @fua: the device supports FUA
  * @pad: zero
+ * @major: device number, major part
+ * @minor: device number, minor part
  *
  * Mirrored by BdevInfo in ffi/bdev.rs.
  */
@@ -54,6 +59,8 @@ struct vhost_blk_bdev_info {
 	u8 write_cache;
 	u8 fua;
 	u8 pad;
+	u32 major;
+	u32 minor;
 };
 
 struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info,
@@ -61,6 +68,7 @@ struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info,
 void vhost_blk_fput(struct file *file);
 
 struct bio;
+struct cgroup_subsys_state;
 struct task_struct;
 struct vhost_blk_poll;
 struct vhost_blk_bio_list;
@@ -69,10 +77,23 @@ int vhost_blk_bioset_init(void);
 void vhost_blk_bioset_exit(void);
 
 struct task_struct *vhost_blk_kthread_run(int (*fn)(void *), void *data,
-					  int id, int *err);
+					  int id, int cpu, int *err);
 int vhost_blk_kthread_stop(struct task_struct *task);
 bool vhost_blk_kthread_should_stop(void);
-void vhost_blk_wake(struct task_struct *task);
+int vhost_blk_kthread_follow_bdev(struct task_struct *task,
+				  struct file *bdev_file);
+int vhost_blk_task_pid(struct task_struct *task);
+int vhost_blk_task_cpus(struct task_struct *task, char *buf, size_t len);
+u64 vhost_blk_now_ns(void);
+
+struct vhost_blk_wake;
+struct vhost_blk_wake *vhost_blk_wake_new(void);
+void vhost_blk_wake_free(struct vhost_blk_wake *wake);
+void vhost_blk_wake_set_task(struct vhost_blk_wake *wake,
+			     struct task_struct *task);
+void vhost_blk_wake_signal(struct vhost_blk_wake *wake);
+bool vhost_blk_wake_take(struct vhost_blk_wake *wake);
+bool vhost_blk_wake_pending(struct vhost_blk_wake *wake);
 void vhost_blk_sleep_prepare(void);
 void vhost_blk_sleep(void);
 void vhost_blk_sleep_cancel(void);
@@ -85,15 +106,16 @@ struct vhost_blk_poll *vhost_blk_poll_start(int fd, void *data,
 void vhost_blk_poll_stop(struct vhost_blk_poll *poll);
 
 struct vhost_blk_bio_list *vhost_blk_bio_list_new(void);
-void vhost_blk_bio_list_set_task(struct vhost_blk_bio_list *list,
-				 struct task_struct *task);
+void vhost_blk_bio_list_set_wake(struct vhost_blk_bio_list *list,
+				 struct vhost_blk_wake *wake);
 bool vhost_blk_bio_list_empty(struct vhost_blk_bio_list *list);
 void vhost_blk_bio_list_free(struct vhost_blk_bio_list *list);
 struct bio *vhost_blk_bio_list_take(struct vhost_blk_bio_list *list);
 struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
 				unsigned int kind, u64 sector, unsigned int bytes,
 				struct vhost_blk_bio_list *list,
-				unsigned long token);
+				unsigned long token,
+				struct cgroup_subsys_state *blkcg);
 int vhost_blk_bio_add_user(struct bio *bio, unsigned long uaddr,
 			   unsigned int len, bool device_writes);
 unsigned int vhost_blk_bio_add_zeroes(struct bio *bio, unsigned int len);
@@ -102,5 +124,20 @@ struct bio *vhost_blk_bio_next(struct bio *bio);
 unsigned long vhost_blk_bio_token(struct bio *bio);
 int vhost_blk_bio_errno(struct bio *bio);
 void vhost_blk_bio_release(struct bio *bio, bool dirty);
+
+struct cgroup_subsys_state *vhost_blk_blkcg_get_current(void);
+void vhost_blk_blkcg_put(struct cgroup_subsys_state *css);
+
+u32 vhost_blk_param_poll_budget_us(void);
+u32 vhost_blk_param_devs_per_worker(void);
+u32 vhost_blk_param_max_workers(void);
+u32 vhost_blk_param_quota_reqs(void);
+u32 vhost_blk_param_quota_kib(void);
+int vhost_blk_param_worker_cpu(u32 index);
+bool vhost_blk_param_worker_cpus_set(void);
+
+void vhost_blk_debugfs_init(void *data);
+void vhost_blk_debugfs_exit(void);
+void vhost_blk_seq_write(struct seq_file *m, const char *s, size_t len);
 
 #endif /* _VHOST_BLK_GLUE_H */

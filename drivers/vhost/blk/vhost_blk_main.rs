@@ -15,6 +15,7 @@ use kernel::prelude::*;
 mod dev;
 mod ffi;
 mod vq;
+mod worker;
 // The core is a library shared with the cargo build, where its items are
 // `pub` API used by the host tests and the harness; not all of it is used
 // by the module itself.
@@ -31,20 +32,25 @@ module! {
     license: "GPL",
 }
 
-// Fields drop in order: the device node goes before the bioset its
-// devices allocate from (open devices pin the module, so none is left).
+// Fields drop in order: the device node and the statistics file go
+// before the bioset the devices allocate from (open devices pin the
+// module, so none is left, and with them no worker).
 struct VhostBlkModule {
     _misc: ffi::misc::MiscRegistration,
+    _stats: ffi::debugfs::StatsFile,
     _bioset: ffi::bio::BioSet,
 }
 
 impl kernel::Module for VhostBlkModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let bioset = ffi::bio::BioSet::init()?;
-        let misc = ffi::misc::MiscRegistration::register()?;
+        let pool = worker::Pool::new()?;
+        let stats = ffi::debugfs::StatsFile::register(pool.clone());
+        let misc = ffi::misc::MiscRegistration::register(pool)?;
         pr_info!("registered /dev/vhost-blk\n");
         Ok(Self {
             _misc: misc,
+            _stats: stats,
             _bioset: bioset,
         })
     }

@@ -10,16 +10,14 @@
 
 use crate::ffi::bdev::BdevFile;
 use crate::ffi::bio::{Bio, BioKind, BioList, MAX_VECS};
+use crate::ffi::cgroup::Blkcg;
 use crate::ffi::uaccess::OwnerMemory;
 use crate::vcore::blk::{self, BlkLimits, Op, Request, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK};
 use crate::vcore::memory::{MemTable, UserMemory};
 use crate::vcore::ring::{Chain, RingError, Vring};
+use crate::vcore::sched::{Quota, Turn};
 use crate::vcore::uapi::VIRTIO_BLK_ID_BYTES;
 use kernel::prelude::*;
-
-/// Requests a queue may take in one turn before the worker moves on
-/// (`vhost_exceeds_weight`).
-pub(crate) const WEIGHT: u32 = 64;
 
 /// Page size assumed for sizing bios.
 const PAGE_SIZE: u32 = 4096;
@@ -46,6 +44,40 @@ pub(crate) struct Ctx<'a> {
     pub(crate) bdev: &'a BdevFile,
     pub(crate) bios: &'a BioList,
     pub(crate) serial: &'a [u8; VIRTIO_BLK_ID_BYTES],
+    /// The owner's io cgroup, charged for every bio.
+    pub(crate) blkcg: Option<&'a Blkcg>,
+    /// What a queue may take in one turn.
+    pub(crate) quota: Quota,
+    /// Whether an empty ring is left with notifications off, to be polled.
+    pub(crate) poll: bool,
+}
+
+/// Counters of a queue since it started.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct VqStats {
+    /// Requests taken from the ring.
+    pub(crate) requests: u64,
+    /// Data bytes of the read and write requests taken.
+    pub(crate) bytes: u64,
+    /// Requests found by polling, without a kick.
+    pub(crate) polled: u64,
+    /// Interrupts sent (call eventfd signals).
+    pub(crate) irqs: u64,
+    /// Used-ring updates for which the driver wanted no interrupt.
+    pub(crate) irqs_suppressed: u64,
+    /// Turns that ended because the queue used up its quota.
+    pub(crate) quota_hits: u64,
+}
+
+/// What publishing the used elements did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flush {
+    /// Nothing to publish.
+    Nothing,
+    /// Published; the driver wants an interrupt.
+    Signal,
+    /// Published; the driver asked for no interrupt.
+    Suppressed,
 }
 
 /// A request token: queue index and slot index, carried by each bio.
@@ -73,6 +105,11 @@ pub(crate) struct VqRuntime {
     pub(crate) broken: bool,
     /// Being stopped: no more chains are taken, in-flight ones finish.
     pub(crate) stopping: bool,
+    /// Guest notifications are on (the driver's view, as last written).
+    notify: bool,
+    /// The ring was empty with notifications off: the worker polls it.
+    pub(crate) polling: bool,
+    pub(crate) stats: VqStats,
 }
 
 impl VqRuntime {
@@ -99,6 +136,9 @@ impl VqRuntime {
             nused: 0,
             broken: false,
             stopping: false,
+            notify: true,
+            polling: false,
+            stats: VqStats::default(),
         })
     }
 
@@ -117,45 +157,104 @@ impl VqRuntime {
         self.slots.get(usize::from(slot)).is_some_and(|s| s.dirty)
     }
 
-    /// Takes up to [`WEIGHT`] chains from the ring and starts them.
+    /// Takes chains from the ring and starts them, until the ring is
+    /// empty, no slot is free or the queue used up its quota for this turn.
     /// Returns `Ok(true)` if the queue may have more work now.
+    ///
+    /// An empty ring re-enables guest notifications and re-checks the
+    /// ring (`vhost_enable_notify`), unless `cx.poll` is set: the queue is
+    /// then left with notifications off and marked `polling`, and the
+    /// worker checks it again on its next pass, until [`Self::end_polling`].
     pub(crate) fn handle_kick(
         &mut self,
         cx: &Ctx<'_>,
         chain: &mut Chain,
     ) -> Result<bool, RingError> {
         if self.broken || self.stopping {
+            self.polling = false;
             return Ok(false);
         }
-        self.vring.disable_notify(cx.mem)?;
-        let mut n = 0;
-        loop {
-            if n == WEIGHT {
-                return Ok(true);
+        if self.notify {
+            self.vring.disable_notify(cx.mem)?;
+            self.notify = false;
+        }
+        let mut turn = Turn::new();
+        let polled = self.polling;
+        let more = loop {
+            if turn.exhausted(&cx.quota) {
+                self.stats.quota_hits += 1;
+                break true;
             }
             if self.nfree == 0 {
                 // Completions free slots and bring the worker back.
-                return Ok(false);
+                break false;
             }
             if !self.vring.get_vq_desc(cx.mem, cx.table, chain)? {
+                if cx.poll {
+                    self.polling = true;
+                    break false;
+                }
+                self.polling = false;
                 if self.vring.enable_notify(cx.mem)? {
                     self.vring.disable_notify(cx.mem)?;
                     continue;
                 }
-                return Ok(false);
+                self.notify = true;
+                break false;
             }
-            n += 1;
-            self.handle_chain(cx, chain)?;
+            let bytes = self.handle_chain(cx, chain)?;
+            turn.charge(u64::from(bytes));
+        };
+        let n = u64::from(turn.requests());
+        self.stats.requests += n;
+        if polled {
+            self.stats.polled += n;
         }
+        Ok(more)
     }
 
-    fn handle_chain(&mut self, cx: &Ctx<'_>, chain: &Chain) -> Result<(), RingError> {
+    /// Ends polling: turns guest notifications back on and re-checks the
+    /// ring. Returns `Ok(true)` if chains arrived meanwhile (notifications
+    /// are then off again, and the caller must serve the queue), so that
+    /// no request waits for a kick that will never come.
+    pub(crate) fn end_polling(&mut self, mem: &OwnerMemory) -> Result<bool, RingError> {
+        if !self.polling {
+            return Ok(false);
+        }
+        self.polling = false;
+        if self.vring.enable_notify(mem)? {
+            self.vring.disable_notify(mem)?;
+            return Ok(true);
+        }
+        self.notify = true;
+        Ok(false)
+    }
+
+    /// Serves one chain; returns its data bytes, for the quota.
+    fn handle_chain(&mut self, cx: &Ctx<'_>, chain: &Chain) -> Result<u32, RingError> {
         let head = chain.head();
         let req = match blk::parse(cx.mem, cx.table, chain, cx.limits) {
             Err(blk::NoStatus) => return Err(RingError::NoStatus),
-            Ok(Err(rej)) => return self.complete_now(cx, head, rej.status_addr, rej.status, 1),
+            Ok(Err(rej)) => {
+                return self
+                    .complete_now(cx, head, rej.status_addr, rej.status, 1)
+                    .map(|()| 0)
+            }
             Ok(Ok(req)) => req,
         };
+        if matches!(req.op, Op::Read | Op::Write) {
+            self.stats.bytes += u64::from(req.data.len);
+        }
+        self.handle_request(cx, chain, &req).map(|()| req.data.len)
+    }
+
+    fn handle_request(
+        &mut self,
+        cx: &Ctx<'_>,
+        chain: &Chain,
+        req: &Request,
+    ) -> Result<(), RingError> {
+        let head = chain.head();
         match req.op {
             Op::GetId => {
                 let (status, n) =
@@ -165,7 +264,7 @@ impl VqRuntime {
                     };
                 self.complete_now(cx, head, req.status_addr, status, n + 1)
             }
-            Op::Read | Op::Write | Op::Flush => self.submit(cx, chain, &req, &[]),
+            Op::Read | Op::Write | Op::Flush => self.submit(cx, chain, req, &[]),
             Op::Discard | Op::WriteZeroes => {
                 // Copy every range out of guest memory and check it before
                 // any bio is built: a bad range fails the whole request.
@@ -175,7 +274,7 @@ impl VqRuntime {
                     return self.complete_now(cx, head, req.status_addr, VIRTIO_BLK_S_IOERR, 1);
                 };
                 for (i, r) in ranges.iter_mut().enumerate() {
-                    *r = match blk::read_range(cx.mem, cx.table, chain, &req, i as u32) {
+                    *r = match blk::read_range(cx.mem, cx.table, chain, req, i as u32) {
                         Ok(r) => r,
                         Err(_) => {
                             return self.complete_now(
@@ -193,7 +292,7 @@ impl VqRuntime {
                         return self.complete_now(cx, head, req.status_addr, rej.status(), 1);
                     }
                 }
-                self.submit(cx, chain, &req, ranges)
+                self.submit(cx, chain, req, ranges)
             }
         }
     }
@@ -242,7 +341,7 @@ impl VqRuntime {
         let tok = token(self.index, slot);
         let submitted = match req.op {
             Op::Flush => {
-                Bio::new(cx.bdev, 0, BioKind::Flush, 0, 0, cx.bios, tok).submit();
+                Bio::new(cx.bdev, 0, BioKind::Flush, 0, 0, cx.bios, tok, cx.blkcg).submit();
                 Ok(1)
             }
             Op::Discard | Op::WriteZeroes => Ok(submit_ranges(cx, req.op, ranges, tok)),
@@ -309,16 +408,22 @@ impl VqRuntime {
         Ok(())
     }
 
-    /// Publishes the used elements gathered so far. Returns whether the
-    /// driver wants an interrupt.
-    pub(crate) fn flush_used(&mut self, mem: &impl UserMemory) -> Result<bool, RingError> {
+    /// Publishes the used elements gathered so far, in one batch, and
+    /// tells whether the driver wants an interrupt for them.
+    pub(crate) fn flush_used(&mut self, mem: &impl UserMemory) -> Result<Flush, RingError> {
         if self.nused == 0 {
-            return Ok(false);
+            return Ok(Flush::Nothing);
         }
         let r = self.vring.add_used(mem, &self.used[..self.nused]);
         self.nused = 0;
         r?;
-        self.vring.should_signal(mem)
+        if self.vring.should_signal(mem)? {
+            self.stats.irqs += 1;
+            Ok(Flush::Signal)
+        } else {
+            self.stats.irqs_suppressed += 1;
+            Ok(Flush::Suppressed)
+        }
     }
 }
 
@@ -356,7 +461,7 @@ fn submit_data(cx: &Ctx<'_>, chain: &Chain, req: &Request, tok: usize) -> Result
             let (mut ua, mut left) = (ua, n as u32);
             while left > 0 {
                 let bio = cur.get_or_insert_with(|| {
-                    Bio::new(cx.bdev, nr_vecs, kind, sector, 0, cx.bios, tok)
+                    Bio::new(cx.bdev, nr_vecs, kind, sector, 0, cx.bios, tok, cx.blkcg)
                 });
                 match bio.add_user(ua, left, read) {
                     Ok(0) => {
@@ -408,8 +513,16 @@ fn submit_ranges(cx: &Ctx<'_>, op: Op, ranges: &[blk::Range], tok: usize) -> u32
             _ if !(cx.limits.write_zeroes_offload && r.unmap) => {
                 let (mut sector, mut left) = (r.sector, bytes);
                 while left > 0 {
-                    let mut bio =
-                        Bio::new(cx.bdev, MAX_VECS, BioKind::Write, sector, 0, cx.bios, tok);
+                    let mut bio = Bio::new(
+                        cx.bdev,
+                        MAX_VECS,
+                        BioKind::Write,
+                        sector,
+                        0,
+                        cx.bios,
+                        tok,
+                        cx.blkcg,
+                    );
                     let added = bio.add_zeroes(left);
                     bio.submit();
                     submitted += 1;
@@ -423,7 +536,7 @@ fn submit_ranges(cx: &Ctx<'_>, op: Op, ranges: &[blk::Range], tok: usize) -> u32
             }
             _ => BioKind::WriteZeroesUnmap,
         };
-        Bio::new(cx.bdev, 0, kind, r.sector, bytes, cx.bios, tok).submit();
+        Bio::new(cx.bdev, 0, kind, r.sector, bytes, cx.bios, tok, cx.blkcg).submit();
         submitted += 1;
     }
     submitted

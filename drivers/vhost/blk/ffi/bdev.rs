@@ -28,6 +28,10 @@ pub(crate) struct BdevInfo {
     /// FUA supported.
     pub(crate) fua: u8,
     pad: u8,
+    /// Device number, major part.
+    pub(crate) major: u32,
+    /// Device number, minor part.
+    pub(crate) minor: u32,
 }
 
 /// A reference on an open block device file.

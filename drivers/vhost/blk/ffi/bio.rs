@@ -12,7 +12,9 @@
 //! interrupt.
 
 use super::bdev::BdevFile;
-use super::glue::{self, bio, task_struct, vhost_blk_bio_list};
+use super::cgroup::Blkcg;
+use super::glue::{self, bio, vhost_blk_bio_list};
+use super::worker::WakeTarget;
 use core::ptr::NonNull;
 use kernel::error::Error;
 use kernel::prelude::*;
@@ -85,15 +87,16 @@ impl BioList {
         NonNull::new(list).map(|list| Self { list }).ok_or(ENOMEM)
     }
 
-    /// Wakes `task` on completions (or nobody, with null).
+    /// Signals `target` on completions (or nobody, with `None`).
     ///
     /// # Safety
     ///
-    /// `task` must stay alive until replaced, and may be replaced only
+    /// `target` must stay alive until replaced, and may be replaced only
     /// when no bio of this list is in flight.
-    pub(crate) unsafe fn set_task(&self, task: *mut task_struct) {
-        // SAFETY: the list is live; the caller guarantees the task rules.
-        unsafe { glue::vhost_blk_bio_list_set_task(self.list.as_ptr(), task) };
+    pub(crate) unsafe fn set_wake(&self, target: Option<&WakeTarget>) {
+        let wake = target.map_or(core::ptr::null_mut(), |t| t.as_ptr());
+        // SAFETY: the list is live; the caller guarantees the target rules.
+        unsafe { glue::vhost_blk_bio_list_set_wake(self.list.as_ptr(), wake) };
     }
 
     /// Whether no completion is waiting.
@@ -134,8 +137,9 @@ pub(crate) struct Bio {
 impl Bio {
     /// A bio of `kind` for up to `nr_vecs` pages at `sector` of `bdev`
     /// (or, for the range kinds, covering `bytes` without pages),
-    /// completing onto `list` with `token`. Waits for memory rather than
-    /// failing (the bioset is a mempool).
+    /// completing onto `list` with `token`, charged to `blkcg` if given.
+    /// Waits for memory rather than failing (the bioset is a mempool).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         bdev: &BdevFile,
         nr_vecs: u32,
@@ -144,11 +148,13 @@ impl Bio {
         bytes: u32,
         list: &BioList,
         token: usize,
+        blkcg: Option<&Blkcg>,
     ) -> Self {
         let nr = nr_vecs.min(MAX_VECS) as u16;
         // SAFETY: `bdev` is a live block device file and `list` a live
         // list, both outliving the bio (devices drain bios before dropping
-        // either); GFP_KERNEL allocation from the bioset cannot fail.
+        // either); the bio takes its own reference of `blkcg`; GFP_KERNEL
+        // allocation from the bioset cannot fail.
         let bio = unsafe {
             glue::vhost_blk_bio_alloc(
                 bdev.as_ptr(),
@@ -158,6 +164,7 @@ impl Bio {
                 bytes,
                 list.list.as_ptr(),
                 token as _,
+                blkcg.map_or(core::ptr::null_mut(), |c| c.as_ptr()),
             )
         };
         // INVARIANT: a fresh bio with no pages.

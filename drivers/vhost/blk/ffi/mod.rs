@@ -8,17 +8,21 @@
 
 pub(crate) mod bdev;
 pub(crate) mod bio;
+pub(crate) mod cgroup;
+pub(crate) mod debugfs;
 pub(crate) mod eventfd;
 pub(crate) mod misc;
 pub(crate) mod mm;
+pub(crate) mod params;
 pub(crate) mod poll;
+pub(crate) mod seq;
 pub(crate) mod uaccess;
 pub(crate) mod worker;
 
 /// Functions implemented in `glue.c` (prototypes in `glue.h`).
 pub(crate) mod glue {
     use super::bdev::BdevInfo;
-    use core::ffi::{c_int, c_uint, c_ulong, c_void};
+    use core::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 
     /// Declares opaque stand-ins for C structs only handled by pointer.
     macro_rules! opaque {
@@ -32,16 +36,19 @@ pub(crate) mod glue {
     }
     opaque!(
         bio,
+        cgroup_subsys_state,
         eventfd_ctx,
         file,
         mm_struct,
+        seq_file,
         task_struct,
         vhost_blk_bio_list,
-        vhost_blk_poll
+        vhost_blk_poll,
+        vhost_blk_wake
     );
 
     extern "C" {
-        pub(super) fn vhost_blk_misc_register() -> c_int;
+        pub(super) fn vhost_blk_misc_register(data: *mut c_void) -> c_int;
         pub(super) fn vhost_blk_misc_deregister();
         pub(super) fn vhost_blk_mm_get_current() -> *mut mm_struct;
         pub(super) fn vhost_blk_mm_put(mm: *mut mm_struct);
@@ -61,11 +68,28 @@ pub(crate) mod glue {
             f: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
             data: *mut c_void,
             id: c_int,
+            cpu: c_int,
             err: *mut c_int,
         ) -> *mut task_struct;
         pub(super) fn vhost_blk_kthread_stop(task: *mut task_struct) -> c_int;
         pub(super) fn vhost_blk_kthread_should_stop() -> bool;
-        pub(super) fn vhost_blk_wake(task: *mut task_struct);
+        pub(super) fn vhost_blk_kthread_follow_bdev(
+            task: *mut task_struct,
+            bdev_file: *mut file,
+        ) -> c_int;
+        pub(super) fn vhost_blk_task_pid(task: *mut task_struct) -> c_int;
+        pub(super) fn vhost_blk_task_cpus(
+            task: *mut task_struct,
+            buf: *mut c_char,
+            len: usize,
+        ) -> c_int;
+        pub(super) fn vhost_blk_now_ns() -> u64;
+        pub(super) fn vhost_blk_wake_new() -> *mut vhost_blk_wake;
+        pub(super) fn vhost_blk_wake_free(wake: *mut vhost_blk_wake);
+        pub(super) fn vhost_blk_wake_set_task(wake: *mut vhost_blk_wake, task: *mut task_struct);
+        pub(super) fn vhost_blk_wake_signal(wake: *mut vhost_blk_wake);
+        pub(super) fn vhost_blk_wake_take(wake: *mut vhost_blk_wake) -> bool;
+        pub(super) fn vhost_blk_wake_pending(wake: *mut vhost_blk_wake) -> bool;
         pub(super) fn vhost_blk_sleep_prepare();
         pub(super) fn vhost_blk_sleep();
         pub(super) fn vhost_blk_sleep_cancel();
@@ -80,9 +104,9 @@ pub(crate) mod glue {
         ) -> *mut vhost_blk_poll;
         pub(super) fn vhost_blk_poll_stop(poll: *mut vhost_blk_poll);
         pub(super) fn vhost_blk_bio_list_new() -> *mut vhost_blk_bio_list;
-        pub(super) fn vhost_blk_bio_list_set_task(
+        pub(super) fn vhost_blk_bio_list_set_wake(
             list: *mut vhost_blk_bio_list,
-            task: *mut task_struct,
+            wake: *mut vhost_blk_wake,
         );
         pub(super) fn vhost_blk_bio_list_empty(list: *mut vhost_blk_bio_list) -> bool;
         pub(super) fn vhost_blk_bio_list_free(list: *mut vhost_blk_bio_list);
@@ -95,6 +119,7 @@ pub(crate) mod glue {
             bytes: c_uint,
             list: *mut vhost_blk_bio_list,
             token: c_ulong,
+            blkcg: *mut cgroup_subsys_state,
         ) -> *mut bio;
         pub(super) fn vhost_blk_bio_add_user(
             bio: *mut bio,
@@ -108,5 +133,17 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_bio_token(bio: *mut bio) -> c_ulong;
         pub(super) fn vhost_blk_bio_errno(bio: *mut bio) -> c_int;
         pub(super) fn vhost_blk_bio_release(bio: *mut bio, dirty: bool);
+        pub(super) fn vhost_blk_blkcg_get_current() -> *mut cgroup_subsys_state;
+        pub(super) fn vhost_blk_blkcg_put(css: *mut cgroup_subsys_state);
+        pub(super) fn vhost_blk_param_poll_budget_us() -> u32;
+        pub(super) fn vhost_blk_param_devs_per_worker() -> u32;
+        pub(super) fn vhost_blk_param_max_workers() -> u32;
+        pub(super) fn vhost_blk_param_quota_reqs() -> u32;
+        pub(super) fn vhost_blk_param_quota_kib() -> u32;
+        pub(super) fn vhost_blk_param_worker_cpu(index: u32) -> c_int;
+        pub(super) fn vhost_blk_param_worker_cpus_set() -> bool;
+        pub(super) fn vhost_blk_debugfs_init(data: *mut c_void);
+        pub(super) fn vhost_blk_debugfs_exit();
+        pub(super) fn vhost_blk_seq_write(m: *mut seq_file, s: *const c_char, len: usize);
     }
 }

@@ -4,11 +4,13 @@
 //!
 //! C header: [`include/linux/kthread.h`](srctree/include/linux/kthread.h).
 
-use super::glue::{self, task_struct};
+use super::bdev::BdevFile;
+use super::glue::{self, task_struct, vhost_blk_wake};
 use super::mm::OwnerMm;
+use crate::vcore::uapi::VHOST_BLK_MAX_QUEUES;
 use core::ffi::{c_int, c_void};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use kernel::error::Error;
 use kernel::prelude::*;
 
@@ -37,7 +39,7 @@ unsafe impl Send for Kthread {}
 unsafe impl Sync for Kthread {}
 
 impl Kthread {
-    /// Starts `vhost-blk-<id>` running `f(data)`.
+    /// Starts `vhost-blk-<id>` running `f(data)`, on `cpu` only if given.
     ///
     /// # Safety
     ///
@@ -49,11 +51,14 @@ impl Kthread {
         f: unsafe extern "C" fn(*mut c_void) -> c_int,
         data: *mut c_void,
         reclaim: unsafe fn(*mut c_void),
-        id: i32,
+        id: u32,
+        cpu: Option<u32>,
     ) -> Result<Self> {
         let mut err = 0;
+        let cpu = cpu.map_or(-1, |c| c as c_int);
         // SAFETY: `err` is valid for writes; the caller vouches for `f`.
-        let task = unsafe { glue::vhost_blk_kthread_run(Some(f), data, id, &mut err) };
+        let task =
+            unsafe { glue::vhost_blk_kthread_run(Some(f), data, id as c_int, cpu, &mut err) };
         match NonNull::new(task) {
             // INVARIANT: a started kthread whose function obeys kthread_stop,
             // with the caller's promises about `f` and `reclaim`.
@@ -69,6 +74,31 @@ impl Kthread {
     /// The task, for wake-ups.
     pub(crate) fn task(&self) -> *mut task_struct {
         self.task.as_ptr()
+    }
+
+    /// The thread's pid.
+    pub(crate) fn pid(&self) -> i32 {
+        // SAFETY: the task is alive (type invariant).
+        unsafe { glue::vhost_blk_task_pid(self.task.as_ptr()) }
+    }
+
+    /// Writes the CPUs the thread may run on, as a cpulist, into `buf`;
+    /// returns the text.
+    pub(crate) fn cpus<'a>(&self, buf: &'a mut [u8; 64]) -> &'a str {
+        // SAFETY: the task is alive; `buf` is valid for its length.
+        let n =
+            unsafe { glue::vhost_blk_task_cpus(self.task.as_ptr(), buf.as_mut_ptr().cast(), 64) };
+        let n = usize::try_from(n).unwrap_or(0).min(buf.len());
+        core::str::from_utf8(&buf[..n]).unwrap_or("?")
+    }
+
+    /// Moves the thread to the CPUs of `bdev`'s NUMA node; returns the node,
+    /// or `None` if it is unknown (the thread is left alone).
+    pub(crate) fn follow_bdev(&self, bdev: &BdevFile) -> Option<i32> {
+        // SAFETY: the task is alive and `bdev` a live block device file.
+        let node =
+            unsafe { glue::vhost_blk_kthread_follow_bdev(self.task.as_ptr(), bdev.as_ptr()) };
+        (node >= 0).then_some(node)
     }
 }
 
@@ -145,17 +175,94 @@ impl Drop for MmUse<'_> {
     }
 }
 
-/// Wakes a device's worker: one pending bit per virtqueue, set from any
-/// context (kick wake-ups run under the eventfd's wait-queue lock).
+/// Monotonic time in nanoseconds (`ktime_get_ns`).
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: no preconditions.
+    unsafe { glue::vhost_blk_now_ns() }
+}
+
+/// What wakes a shared worker: a pending flag set from any context (kick
+/// wake-ups, bio completions) and the worker's task.
 ///
 /// # Invariants
 ///
-/// `task` is null or a live kthread task: it is set when the worker
-/// starts and cleared before the worker is stopped, after every source of
-/// wake-ups (kick polls, in-flight bios) is gone.
+/// `wake` is a live `struct vhost_blk_wake` owned by this value; its task
+/// is null or a live kthread (see [`WakeTarget::set_task`]).
+pub(crate) struct WakeTarget {
+    wake: NonNull<vhost_blk_wake>,
+}
+
+// SAFETY: the flag is atomic and wake-ups may come from any thread.
+unsafe impl Send for WakeTarget {}
+// SAFETY: as above.
+unsafe impl Sync for WakeTarget {}
+
+impl WakeTarget {
+    /// A target with no task yet.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: no preconditions.
+        let wake = unsafe { glue::vhost_blk_wake_new() };
+        // INVARIANT: a fresh, zeroed allocation owned by the new value.
+        NonNull::new(wake).map(|wake| Self { wake }).ok_or(ENOMEM)
+    }
+
+    /// Points wake-ups at `task`.
+    ///
+    /// # Safety
+    ///
+    /// `task` must stay alive for as long as anything may signal this
+    /// target.
+    pub(crate) unsafe fn set_task(&self, task: *mut task_struct) {
+        // SAFETY: live (type invariant); the caller guarantees the task.
+        unsafe { glue::vhost_blk_wake_set_task(self.wake.as_ptr(), task) };
+    }
+
+    /// Marks work pending and wakes the task. Never sleeps.
+    pub(crate) fn signal(&self) {
+        // SAFETY: live (type invariant), with a live or null task.
+        unsafe { glue::vhost_blk_wake_signal(self.wake.as_ptr()) };
+    }
+
+    /// Clears the pending flag; returns whether it was set.
+    pub(crate) fn take(&self) -> bool {
+        // SAFETY: live (type invariant).
+        unsafe { glue::vhost_blk_wake_take(self.wake.as_ptr()) }
+    }
+
+    /// Whether work is pending.
+    pub(crate) fn pending(&self) -> bool {
+        // SAFETY: live (type invariant).
+        unsafe { glue::vhost_blk_wake_pending(self.wake.as_ptr()) }
+    }
+
+    /// The C object, for bio lists.
+    pub(crate) fn as_ptr(&self) -> *mut vhost_blk_wake {
+        self.wake.as_ptr()
+    }
+}
+
+impl Drop for WakeTarget {
+    fn drop(&mut self) {
+        // SAFETY: owned (type invariant), freed once.
+        unsafe { glue::vhost_blk_wake_free(self.wake.as_ptr()) };
+    }
+}
+
+/// A device's wake-ups: one pending bit per virtqueue, set from any
+/// context (kick wake-ups run under the eventfd's wait-queue lock), and
+/// the [`WakeTarget`] of the worker serving the device. Also counts the
+/// kicks of each queue.
+///
+/// # Invariants
+///
+/// `target` is null or a live [`WakeTarget`]: it is set when the device
+/// is attached to a worker and cleared before that worker's target can go
+/// away, after every source of wake-ups (kick polls, in-flight bios) is
+/// gone.
 pub(crate) struct Waker {
     pending: AtomicU32,
-    task: AtomicPtr<task_struct>,
+    target: AtomicPtr<WakeTarget>,
+    kicks: [AtomicU64; VHOST_BLK_MAX_QUEUES as usize],
 }
 
 impl Waker {
@@ -163,24 +270,32 @@ impl Waker {
     pub(crate) const fn new() -> Self {
         Self {
             pending: AtomicU32::new(0),
-            task: AtomicPtr::new(core::ptr::null_mut()),
+            target: AtomicPtr::new(core::ptr::null_mut()),
+            kicks: [const { AtomicU64::new(0) }; VHOST_BLK_MAX_QUEUES as usize],
         }
     }
 
-    /// Points wake-ups at `worker` (or nowhere).
+    /// Points wake-ups at `target` (or nowhere, with `None`).
     ///
     /// # Safety
     ///
-    /// The task must stay alive until the waker is pointed elsewhere, and
-    /// it may be pointed elsewhere only when no wake-up can run.
-    pub(crate) unsafe fn set_task(&self, task: *mut task_struct) {
+    /// The target must stay alive until the waker is pointed elsewhere,
+    /// and it may be pointed elsewhere only when no wake-up can run.
+    pub(crate) unsafe fn set_target(&self, target: Option<&WakeTarget>) {
+        let p = target.map_or(core::ptr::null_mut(), |t| {
+            (t as *const WakeTarget).cast_mut()
+        });
         // INVARIANT: the caller guarantees the lifetime rules.
-        self.task.store(task, Ordering::Release);
+        self.target.store(p, Ordering::Release);
     }
 
-    /// Marks queue `q` pending and wakes the worker. Never sleeps.
+    /// A kick of queue `q`: counts it, marks the queue pending and wakes the
+    /// worker. Never sleeps.
     pub(crate) fn kick(&self, q: u32) {
-        self.pending.fetch_or(1 << (q % 32), Ordering::AcqRel);
+        if let Some(k) = self.kicks.get(q as usize) {
+            k.fetch_add(1, Ordering::Relaxed);
+        }
+        self.kick_quiet(q);
         self.wake();
     }
 
@@ -191,10 +306,10 @@ impl Waker {
 
     /// Wakes the worker. Never sleeps.
     pub(crate) fn wake(&self) {
-        let task = self.task.load(Ordering::Acquire);
-        if !task.is_null() {
-            // SAFETY: by the type invariant a non-null task is alive.
-            unsafe { glue::vhost_blk_wake(task) };
+        let target = self.target.load(Ordering::Acquire);
+        // SAFETY: by the type invariant a non-null target is alive.
+        if let Some(t) = unsafe { target.as_ref() } {
+            t.signal();
         }
     }
 
@@ -206,5 +321,10 @@ impl Waker {
     /// Whether any queue is pending.
     pub(crate) fn any(&self) -> bool {
         self.pending.load(Ordering::Acquire) != 0
+    }
+
+    /// Kicks received by queue `q`.
+    pub(crate) fn kicks(&self, q: usize) -> u64 {
+        self.kicks.get(q).map_or(0, |k| k.load(Ordering::Relaxed))
     }
 }

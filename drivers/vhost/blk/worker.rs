@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The shared worker pool (the ELVIS design).
+//!
+//! A few kernel threads serve every device: a device is placed on a worker
+//! when it gets an owner (`VHOST_SET_OWNER`) and leaves it when it is
+//! reset or closed. A worker makes passes over its devices; in each pass a
+//! device's kicked (or polled) queues each take up to the quota of
+//! requests, so no queue or device can starve the others. After a pass
+//! without work, the worker keeps polling for `poll_budget_us` with guest
+//! notifications off, then turns them back on, re-checks every ring and
+//! sleeps. Placement, quotas and the polling decision are the pure policy
+//! of `core/sched.rs`; the module parameters (`ffi/params.rs`) tune them.
+//!
+//! Locking: a device's lock may be held while taking the pool's lock
+//! (attach, detach), and the pool's lock while taking a worker's device
+//! list lock. A worker never holds its list lock while serving a device,
+//! and the statistics reader releases both before locking devices.
+
+use crate::dev::VhostBlkDev;
+use crate::ffi::bdev::BdevFile;
+use crate::ffi::params;
+use crate::ffi::seq::SeqFile;
+use crate::ffi::worker::{self as kthread, now_ns, Kthread, WakeTarget};
+use crate::vcore::sched::{self, Idle, Placement, Quota};
+use core::ffi::{c_int, c_void};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+use kernel::types::ForeignOwnable;
+
+/// The version of the statistics format (`admin-guide.rst`).
+const STATS_VERSION: u32 = 1;
+
+/// What a worker applies in one pass, read from the parameters at its
+/// start.
+pub(crate) struct Policy {
+    /// Per-queue quota of a turn.
+    pub(crate) quota: Quota,
+    /// Whether idle queues are left polled, with notifications off.
+    pub(crate) poll: bool,
+    budget_ns: u64,
+}
+
+impl Policy {
+    fn current() -> Self {
+        let budget_ns = params::poll_budget_ns();
+        Self {
+            quota: params::quota(),
+            poll: budget_ns != 0,
+            budget_ns,
+        }
+    }
+}
+
+/// Counters of a worker.
+#[derive(Default)]
+struct WorkerStats {
+    /// Passes over the devices.
+    passes: AtomicU64,
+    /// Time in passes that found work.
+    busy_ns: AtomicU64,
+    /// Time in passes that found none while polling.
+    poll_ns: AtomicU64,
+    /// Time asleep.
+    idle_ns: AtomicU64,
+    /// Passes that found no work while polling.
+    polls: AtomicU64,
+    /// Times the worker went to sleep.
+    sleeps: AtomicU64,
+}
+
+fn add(c: &AtomicU64, v: u64) {
+    c.fetch_add(v, Ordering::Relaxed);
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// A shared worker: its wake-up target and the devices it serves.
+#[pin_data]
+pub(crate) struct Worker {
+    id: u32,
+    wake: WakeTarget,
+    /// Devices served; a closed device leaves a `None` slot for reuse.
+    #[pin]
+    devs: Mutex<KVec<Option<Arc<VhostBlkDev>>>>,
+    stats: WorkerStats,
+}
+
+impl Worker {
+    fn new(id: u32) -> Result<Arc<Self>> {
+        let wake = WakeTarget::new()?;
+        Arc::pin_init(
+            pin_init!(Self {
+                id,
+                wake,
+                devs <- kernel::new_mutex!(KVec::new()),
+                stats: WorkerStats::default(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The worker's id, as in its thread name `vhost-blk-<id>`.
+    pub(crate) fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Where the devices of this worker send their wake-ups.
+    pub(crate) fn wake_target(&self) -> &WakeTarget {
+        &self.wake
+    }
+
+    /// The device in slot `i`, or `None` past the end. Empty slots give
+    /// `Some(None)`.
+    fn dev_at(&self, i: usize) -> Option<Option<Arc<VhostBlkDev>>> {
+        self.devs.lock().get(i).cloned()
+    }
+
+    /// Calls `f` on every device, without holding the list lock while `f`
+    /// runs; returns whether any call returned `true`.
+    fn for_each_dev(&self, mut f: impl FnMut(&VhostBlkDev) -> bool) -> bool {
+        let mut any = false;
+        let mut i = 0;
+        while let Some(slot) = self.dev_at(i) {
+            i += 1;
+            if let Some(dev) = slot {
+                any |= f(&dev);
+            }
+        }
+        any
+    }
+
+    /// The worker's loop; returns when the worker is stopped, which happens
+    /// only once it serves no device.
+    fn work(&self) {
+        let mut last_work = now_ns();
+        while !kthread::should_stop() {
+            self.wake.take();
+            let policy = Policy::current();
+            let start = now_ns();
+            let found = self.for_each_dev(|dev| dev.run_once(&policy));
+            let end = now_ns();
+            add(&self.stats.passes, 1);
+            if found {
+                add(&self.stats.busy_ns, end.saturating_sub(start));
+                last_work = end;
+                kthread::cond_resched();
+                continue;
+            }
+            if sched::idle_action(end, last_work, policy.budget_ns) == Idle::Poll {
+                add(&self.stats.poll_ns, end.saturating_sub(start));
+                add(&self.stats.polls, 1);
+                kthread::cond_resched();
+                continue;
+            }
+            // Notifications back on; a ring that filled meanwhile is served
+            // before sleeping, so no request waits for a kick.
+            if self.for_each_dev(|dev| dev.end_polling()) {
+                continue;
+            }
+            add(&self.stats.sleeps, 1);
+            let asleep = now_ns();
+            kthread::sleep_unless(|| self.wake.pending());
+            last_work = now_ns();
+            add(&self.stats.idle_ns, last_work.saturating_sub(asleep));
+        }
+    }
+}
+
+/// The worker kthread's function.
+///
+/// # Safety
+///
+/// `data` must carry a reference of an `Arc<Worker>` (from `into_foreign`),
+/// which this function takes over.
+unsafe extern "C" fn worker_fn(data: *mut c_void) -> c_int {
+    // SAFETY: guaranteed by the caller (`Pool::attach`).
+    let worker = unsafe { <Arc<Worker> as ForeignOwnable>::from_foreign(data) };
+    worker.work();
+    0
+}
+
+/// Drops the reference `worker_fn` would have taken over, for a worker
+/// stopped before it ran.
+///
+/// # Safety
+///
+/// `data` must carry a reference of an `Arc<Worker>` (from `into_foreign`)
+/// that nothing else will consume.
+unsafe fn drop_worker_ref(data: *mut c_void) {
+    // SAFETY: guaranteed by the caller (`Kthread::drop`).
+    drop(unsafe { <Arc<Worker> as ForeignOwnable>::from_foreign(data) });
+}
+
+/// A running worker of the pool.
+struct Entry {
+    worker: Arc<Worker>,
+    thread: Kthread,
+    /// Devices placed on it.
+    devices: u32,
+    /// The NUMA node it was moved to, once known.
+    node: Option<i32>,
+}
+
+struct PoolInner {
+    /// Running workers; a stopped worker leaves a `None` slot.
+    workers: KVec<Option<Entry>>,
+    next_id: u32,
+}
+
+/// The module's workers.
+#[pin_data]
+pub(crate) struct Pool {
+    #[pin]
+    inner: Mutex<PoolInner>,
+}
+
+impl Pool {
+    /// An empty pool: workers start with the first device.
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                inner <- kernel::new_mutex!(PoolInner {
+                    workers: KVec::new(),
+                    next_id: 0,
+                }),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Places `dev` on a worker, starting one if the policy says so, and
+    /// returns it. The device must point its wake-ups at the worker's
+    /// [`Worker::wake_target`] before anything can kick it.
+    pub(crate) fn attach(&self, dev: &Arc<VhostBlkDev>) -> Result<Arc<Worker>> {
+        let mut inner = self.inner.lock();
+        let mut live = KVec::with_capacity(inner.workers.len(), GFP_KERNEL)?;
+        let mut loads = KVec::with_capacity(inner.workers.len(), GFP_KERNEL)?;
+        for (i, e) in inner.workers.iter().enumerate() {
+            if let Some(e) = e {
+                live.push(i, GFP_KERNEL)?;
+                loads.push(e.devices, GFP_KERNEL)?;
+            }
+        }
+        let max = params::max_workers();
+        let slot = match sched::place_device(&loads, params::devs_per_worker(), max) {
+            Placement::Existing(i) => live[i],
+            Placement::New => self.start_worker(&mut inner, live.len() as u32)?,
+        };
+        let Some(entry) = inner.workers.get_mut(slot).and_then(|e| e.as_mut()) else {
+            return Err(EINVAL);
+        };
+        let result = {
+            let mut devs = entry.worker.devs.lock();
+            match devs.iter().position(|d| d.is_none()) {
+                Some(free) => {
+                    devs[free] = Some(dev.clone());
+                    Ok(())
+                }
+                None => devs.push(Some(dev.clone()), GFP_KERNEL),
+            }
+        };
+        if let Err(e) = result {
+            // A worker just started for this device serves nothing: it
+            // stops when dropped, after the lock is released.
+            let idle = entry.devices == 0;
+            let stopped = if idle {
+                inner.workers[slot].take()
+            } else {
+                None
+            };
+            drop(inner);
+            drop(stopped);
+            return Err(e.into());
+        }
+        entry.devices += 1;
+        Ok(entry.worker.clone())
+    }
+
+    /// Starts a worker in a free slot; `nth` says which CPU of
+    /// `worker_cpus` it gets. Returns the slot.
+    fn start_worker(&self, inner: &mut PoolInner, nth: u32) -> Result<usize> {
+        let id = inner.next_id;
+        let worker = Worker::new(id)?;
+        let data = worker.clone().into_foreign().cast_mut();
+        // SAFETY: `worker_fn` takes over the reference in `data`, returns 0
+        // and only when asked to stop; if it never runs, `drop_worker_ref`
+        // releases the reference instead.
+        let thread = match unsafe {
+            Kthread::run(
+                worker_fn,
+                data,
+                drop_worker_ref,
+                id,
+                params::worker_cpu(nth),
+            )
+        } {
+            Ok(t) => t,
+            Err(e) => {
+                // SAFETY: the thread never started; take the reference back.
+                drop(unsafe { <Arc<Worker> as ForeignOwnable>::from_foreign(data) });
+                return Err(e);
+            }
+        };
+        // SAFETY: the thread lives as long as its pool entry, and devices
+        // leave the worker (clearing their pointers to its target) before
+        // the entry goes.
+        unsafe { worker.wake.set_task(thread.task()) };
+        let entry = Entry {
+            worker,
+            thread,
+            devices: 0,
+            node: None,
+        };
+        inner.next_id = inner.next_id.wrapping_add(1);
+        match inner.workers.iter().position(|e| e.is_none()) {
+            Some(free) => {
+                inner.workers[free] = Some(entry);
+                Ok(free)
+            }
+            None => {
+                // On failure the entry is dropped, which stops the thread.
+                inner.workers.push(Some(entry), GFP_KERNEL)?;
+                Ok(inner.workers.len() - 1)
+            }
+        }
+    }
+
+    /// Removes `dev` from `worker`. Returns the worker's thread if it now
+    /// serves no device: the caller stops it by dropping it, with no device
+    /// lock held (a worker may be waiting for one).
+    ///
+    /// The device must no longer point its wake-ups at the worker.
+    pub(crate) fn detach(&self, dev: &VhostBlkDev, worker: &Arc<Worker>) -> Option<Kthread> {
+        let mut inner = self.inner.lock();
+        {
+            let mut devs = worker.devs.lock();
+            for d in devs.iter_mut() {
+                if d.as_ref().is_some_and(|d| core::ptr::eq(&**d, dev)) {
+                    *d = None;
+                }
+            }
+        }
+        let slot = inner
+            .workers
+            .iter()
+            .position(|e| e.as_ref().is_some_and(|e| Arc::ptr_eq(&e.worker, worker)))?;
+        let entry = inner.workers[slot].as_mut()?;
+        entry.devices = entry.devices.saturating_sub(1);
+        if entry.devices != 0 {
+            return None;
+        }
+        inner.workers[slot].take().map(|e| e.thread)
+    }
+
+    /// Moves `worker` to the NUMA node of `bdev`, the first time a backend
+    /// is attached to one of its devices, unless `worker_cpus` pins it.
+    pub(crate) fn follow_bdev(&self, worker: &Arc<Worker>, bdev: &BdevFile) {
+        if params::worker_cpus_set() {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        for e in inner.workers.iter_mut().flatten() {
+            if Arc::ptr_eq(&e.worker, worker) && e.node.is_none() {
+                e.node = e.thread.follow_bdev(bdev);
+            }
+        }
+    }
+
+    /// Prints the statistics file: a version line, one `worker` line per
+    /// worker, then each device's `device` and `vq` lines.
+    pub(crate) fn show_stats(&self, out: &mut SeqFile) -> Result {
+        let mut devs = KVec::new();
+        writeln!(out, "version {STATS_VERSION}").map_err(|_| EINVAL)?;
+        {
+            let inner = self.inner.lock();
+            for e in inner.workers.iter().flatten() {
+                let w = &e.worker;
+                let s = &w.stats;
+                let mut buf = [0u8; 64];
+                writeln!(
+                    out,
+                    "worker id={} pid={} cpus={} devices={} passes={} busy_ns={} poll_ns={} idle_ns={} polls={} sleeps={}",
+                    w.id,
+                    e.thread.pid(),
+                    e.thread.cpus(&mut buf),
+                    e.devices,
+                    get(&s.passes),
+                    get(&s.busy_ns),
+                    get(&s.poll_ns),
+                    get(&s.idle_ns),
+                    get(&s.polls),
+                    get(&s.sleeps),
+                )
+                .map_err(|_| EINVAL)?;
+                let list = w.devs.lock();
+                for d in list.iter().flatten() {
+                    devs.push(d.clone(), GFP_KERNEL)?;
+                }
+            }
+        }
+        // No pool or list lock is held from here: device locks may be
+        // taken.
+        for d in devs.iter() {
+            d.show_stats(out).map_err(|_| EINVAL)?;
+        }
+        Ok(())
+    }
+}
