@@ -203,6 +203,33 @@ impl TestDevice {
         head
     }
 
+    /// Adds `bufs` to queue `q` as a direct chain and kicks only if the
+    /// device asked for kicks (as a real driver does, so that the device's
+    /// notification suppression is exercised). Returns the head and
+    /// whether it kicked.
+    pub fn submit_notify(&mut self, q: usize, bufs: &[Buf]) -> (u16, bool) {
+        let old = self.queues[q].ring.avail_idx();
+        let head = self.queues[q]
+            .ring
+            .add_chain(&self.mem, bufs)
+            .expect("free descriptors");
+        let event_idx = self.cfg.features & features::bit(features::VIRTIO_RING_F_EVENT_IDX) != 0;
+        let kick = self.queues[q].ring.needs_kick(&self.mem, old, event_idx);
+        if kick {
+            self.queues[q].kick.signal();
+        }
+        (head, kick)
+    }
+
+    /// Completed requests of queue `q` so far, without waiting.
+    pub fn poll_used(&mut self, q: usize) -> Vec<Done> {
+        let mut done = Vec::new();
+        while let Some((id, len)) = self.queues[q].ring.pop_used(&self.mem) {
+            done.push(Done { id, len });
+        }
+        done
+    }
+
     /// Waits until `n` requests of queue `q` completed, up to `timeout`.
     pub fn wait(&mut self, q: usize, n: usize, timeout: Duration) -> Result<Vec<Done>, String> {
         let deadline = Instant::now() + timeout;

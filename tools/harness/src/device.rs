@@ -206,3 +206,9 @@ impl VhostBlk {
         )
     }
 }
+
+impl AsRawFd for VhostBlk {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+}

@@ -9,8 +9,8 @@
 
 use vhost_blk_core::memory::UserMemory;
 use vhost_blk_core::ring::{
-    Descriptor, VringAddrs, DESC_SIZE, VRING_AVAIL_F_NO_INTERRUPT, VRING_DESC_F_INDIRECT,
-    VRING_DESC_F_NEXT, VRING_DESC_F_WRITE,
+    need_event, Descriptor, VringAddrs, DESC_SIZE, VRING_AVAIL_F_NO_INTERRUPT,
+    VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_USED_F_NO_NOTIFY,
 };
 
 use crate::mem::BumpAllocator;
@@ -235,6 +235,20 @@ impl DriverRing {
             self.free.extend(ids.drain(..));
         }
         Some((id, len))
+    }
+
+    /// Whether the device wants a kick for the chains published since the
+    /// avail index was `old`: `vring_need_event()` on `avail_event` with
+    /// EVENT_IDX, else no `VRING_USED_F_NO_NOTIFY`. Call it after
+    /// publishing; it orders the publication before its reads, as a
+    /// driver's `virtqueue_kick_prepare` does.
+    pub fn needs_kick(&self, mem: &impl UserMemory, old: u16, event_idx: bool) -> bool {
+        mem.full_barrier();
+        if event_idx {
+            need_event(self.avail_event(mem), self.avail_idx, old)
+        } else {
+            self.used_flags(mem) & VRING_USED_F_NO_NOTIFY == 0
+        }
     }
 
     /// `used->flags` as the device left it.

@@ -13,6 +13,7 @@ pub mod fuzz;
 pub mod mem;
 pub mod nullb;
 pub mod selftests;
+pub mod stats;
 pub mod testing;
 
 pub use device::VhostBlk;

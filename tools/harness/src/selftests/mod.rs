@@ -5,3 +5,4 @@
 pub mod control;
 pub mod hostile;
 pub mod io;
+pub mod workers;
