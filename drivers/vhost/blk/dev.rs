@@ -713,6 +713,8 @@ fn limits(bdev: &BdevFile, acked: u64) -> BlkLimits {
         }),
         max_transfer: MAX_TRANSFER,
         write_zeroes_offload: i.max_write_zeroes_sectors != 0,
+        write_through: i.write_cache != 0
+            && acked & features::bit(features::VIRTIO_BLK_F_FLUSH) == 0,
     }
 }
 

@@ -452,8 +452,8 @@ struct bio *vhost_blk_bio_list_take(struct vhost_blk_bio_list *list)
 
 /*
  * @kind: 0 read, 1 write, 2 flush (an empty write with PREFLUSH), 3 discard,
- * 4 write-zeroes that may unmap. Kinds 3 and 4 carry no pages and cover
- * @bytes.
+ * 4 write-zeroes that may unmap, 5 write with FUA (durable on completion).
+ * Kinds 3 and 4 carry no pages and cover @bytes.
  */
 struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
 				unsigned int kind, u64 sector, unsigned int bytes,
@@ -478,11 +478,14 @@ struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
 	case 4:
 		opf = REQ_OP_WRITE_ZEROES;
 		break;
+	case 5:
+		opf = REQ_OP_WRITE | REQ_FUA;
+		break;
 	default:
 		opf = REQ_OP_WRITE | REQ_PREFLUSH;
 		break;
 	}
-	if (kind >= 3)
+	if (kind == 3 || kind == 4)
 		nr_vecs = 0;
 	bio = bio_alloc_bioset(file_bdev(bdev_file), nr_vecs, opf, GFP_KERNEL,
 			       &vhost_blk_bio_set);
@@ -490,7 +493,7 @@ struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
 	vb->token = token;
 	vb->pinned = false;
 	bio->bi_iter.bi_sector = sector;
-	if (kind >= 3)
+	if (kind == 3 || kind == 4)
 		bio->bi_iter.bi_size = bytes;
 	bio->bi_end_io = vhost_blk_bio_end_io;
 	bio->bi_private = list;

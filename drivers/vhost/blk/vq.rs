@@ -433,7 +433,11 @@ impl VqRuntime {
 /// IOERR once those `n` complete).
 fn submit_data(cx: &Ctx<'_>, chain: &Chain, req: &Request, tok: usize) -> Result<u32, u32> {
     let read = req.op == Op::Read;
-    let kind = if read { BioKind::Read } else { BioKind::Write };
+    let kind = match (read, cx.limits.write_through) {
+        (true, _) => BioKind::Read,
+        (false, false) => BioKind::Write,
+        (false, true) => BioKind::WriteFua,
+    };
     // Every piece must be sector-aligned in the owner's memory, as the
     // block layer requires of direct I/O; check all before pinning any.
     let mut pieces = 0u32;
@@ -510,19 +514,18 @@ fn submit_ranges(cx: &Ctx<'_>, op: Op, ranges: &[blk::Range], tok: usize) -> u32
         let bytes = r.num_sectors.saturating_mul(512);
         let kind = match op {
             Op::Discard => BioKind::Discard,
-            _ if !(cx.limits.write_zeroes_offload && r.unmap) => {
+            // In write-through mode zeroes are written with FUA rather than
+            // offloaded, so that they too are durable on completion.
+            _ if !(cx.limits.write_zeroes_offload && r.unmap) || cx.limits.write_through => {
+                let kind = if cx.limits.write_through {
+                    BioKind::WriteFua
+                } else {
+                    BioKind::Write
+                };
                 let (mut sector, mut left) = (r.sector, bytes);
                 while left > 0 {
-                    let mut bio = Bio::new(
-                        cx.bdev,
-                        MAX_VECS,
-                        BioKind::Write,
-                        sector,
-                        0,
-                        cx.bios,
-                        tok,
-                        cx.blkcg,
-                    );
+                    let mut bio =
+                        Bio::new(cx.bdev, MAX_VECS, kind, sector, 0, cx.bios, tok, cx.blkcg);
                     let added = bio.add_zeroes(left);
                     bio.submit();
                     submitted += 1;

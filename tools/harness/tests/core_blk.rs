@@ -22,6 +22,7 @@ const LIMITS: BlkLimits = BlkLimits {
     max_write_zeroes_sectors: 512,
     max_transfer: 1 << 20,
     write_zeroes_offload: false,
+    write_through: false,
 };
 
 struct T {

@@ -67,6 +67,10 @@ pub struct BlkLimits {
     pub max_transfer: u32,
     /// WRITE_ZEROES is offloaded to the device (else written as zeroes).
     pub write_zeroes_offload: bool,
+    /// Writes must be durable when they complete: the driver did not
+    /// negotiate FLUSH, so it assumes a write-through cache, but the
+    /// backend has a volatile one.
+    pub write_through: bool,
 }
 
 /// The operation of a valid request.

@@ -59,6 +59,9 @@ pub(crate) enum BioKind {
     Discard = 3,
     /// `REQ_OP_WRITE_ZEROES` of a range, which may deallocate.
     WriteZeroesUnmap = 4,
+    /// `REQ_OP_WRITE | REQ_FUA`: durable when it completes (the block
+    /// layer adds a post-flush on devices without FUA).
+    WriteFua = 5,
 }
 
 /// The most pages one bio holds (`BIO_MAX_VECS`).
