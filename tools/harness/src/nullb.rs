@@ -99,3 +99,89 @@ impl Drop for LoopDev {
         let _ = fs::remove_file(&self.file);
     }
 }
+
+/// A device-mapper device made with `dmsetup`, removed when dropped.
+pub struct DmDev {
+    name: String,
+    dev: PathBuf,
+    removed: bool,
+}
+
+fn dmsetup(args: &[&str]) -> io::Result<String> {
+    let out = Command::new("dmsetup").args(args).output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "dmsetup {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl DmDev {
+    /// Creates `name` with `table` (one target per line, as
+    /// `dmsetup create --table` takes it).
+    pub fn create(name: &str, table: &str) -> io::Result<Self> {
+        dmsetup(&["create", name, "--table", table])?;
+        // Without udev, find the node from the device number.
+        let info = dmsetup(&["info", "-c", "--noheadings", "-o", "major,minor", name])?;
+        let mut nums = info.trim().split(':').map(|n| n.trim().parse::<u32>());
+        let (Some(Ok(major)), Some(Ok(minor))) = (nums.next(), nums.next()) else {
+            let _ = dmsetup(&["remove", name]);
+            return Err(io::Error::other(format!("dmsetup info {name}: {info:?}")));
+        };
+        let dev = PathBuf::from(format!("/dev/dm-{minor}"));
+        if !dev.exists() {
+            let ok = Command::new("mknod")
+                .arg(&dev)
+                .args(["b", &major.to_string(), &minor.to_string()])
+                .status()?
+                .success();
+            if !ok {
+                let _ = dmsetup(&["remove", name]);
+                return Err(io::Error::other(format!("mknod {}", dev.display())));
+            }
+        }
+        Ok(Self {
+            name: name.to_string(),
+            dev,
+            removed: false,
+        })
+    }
+
+    /// Replaces the table (suspending I/O while it switches).
+    pub fn reload(&self, table: &str) -> io::Result<()> {
+        dmsetup(&["reload", &self.name, "--table", table])?;
+        dmsetup(&["resume", &self.name]).map(|_| ())
+    }
+
+    /// The device node.
+    pub fn path(&self) -> &Path {
+        &self.dev
+    }
+
+    /// Removes the device now, reporting failure (`drop` ignores it).
+    pub fn remove(mut self) -> io::Result<()> {
+        self.removed = true;
+        dmsetup(&["remove", "--retry", &self.name]).map(|_| ())
+    }
+}
+
+impl Drop for DmDev {
+    fn drop(&mut self) {
+        if !self.removed {
+            let _ = dmsetup(&["remove", "--retry", &self.name]);
+        }
+    }
+}
+
+/// The size of a block device in 512-byte sectors.
+pub fn sectors(dev: &Path) -> io::Result<u64> {
+    let name = dev
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::other("bad device path"))?;
+    let s = fs::read_to_string(format!("/sys/class/block/{name}/size"))?;
+    s.trim().parse().map_err(io::Error::other)
+}

@@ -209,6 +209,8 @@ fn main() {
     vhost_blk_harness::selftests::control::run(&mut r);
     vhost_blk_harness::selftests::io::run(&mut r);
     vhost_blk_harness::selftests::workers::run(&mut r);
+    vhost_blk_harness::selftests::failing::run(&mut r);
+    vhost_blk_harness::selftests::flush::run(&mut r);
     vhost_blk_harness::selftests::hostile::run(&mut r);
     // Last: it leaves the module unloaded.
     r.run("module_unloads", || module_unloads(args.module.as_deref()));

@@ -3,6 +3,8 @@
 //! VM selftest cases, grouped by area; `vhost-blk-selftest` runs them.
 
 pub mod control;
+pub mod failing;
+pub mod flush;
 pub mod hostile;
 pub mod io;
 pub mod workers;

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Flush semantics, proven with dm-log-writes under the backend.
+//!
+//! dm-log-writes records every write that reached the disk, in the order
+//! the disk was told it is stable: a write is logged when a flush that
+//! covers it completes (just before that flush's own entry), or at once
+//! if it carried FUA; writes never flushed are logged only when the
+//! target is removed. So:
+//!
+//! - a guest FLUSH must appear as a FLUSH entry, after the writes that
+//!   completed before the guest sent it and before the writes it sent
+//!   after;
+//! - without FLUSH negotiated the guest assumes a write-through disk
+//!   (virtio 1.2, 5.2.6; Linux `virtblk_get_cache_mode`), so on a backend
+//!   with a volatile cache every write must be durable when it completes:
+//!   logged with FUA, or followed by a flush, before anything later.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::path::Path;
+
+use vhost_blk_core::blk::*;
+use vhost_blk_core::features::{self, bit};
+use vhost_blk_core::memory::UserMemory;
+
+use crate::blk::{pattern, status_name, Config, TestDevice};
+use crate::driver::Buf;
+use crate::nullb::{sectors, DmDev};
+use crate::selftests::io::backend;
+use crate::testing::{ctx, ensure, CaseResult, Runner};
+
+/// Registers this area's cases.
+pub fn run(r: &mut Runner) {
+    r.run(
+        "flush_becomes_preflush_in_order",
+        flush_becomes_preflush_in_order,
+    );
+    r.run(
+        "write_through_without_flush_feature",
+        write_through_without_flush_feature,
+    );
+}
+
+const LOG_FLUSH: u64 = 1;
+const LOG_FUA: u64 = 2;
+const LOG_MARK: u64 = 8;
+const LOG_MAGIC: u64 = 0x6a_7366_7773_6872;
+
+/// One entry of a dm-log-writes log.
+#[derive(Debug, Clone)]
+struct Entry {
+    sector: u64,
+    nr_sectors: u64,
+    flags: u64,
+    /// The logged data (empty for flushes and marks).
+    data: Vec<u8>,
+}
+
+fn le64(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
+}
+
+/// Parses the log device (512-byte sectors, the format of
+/// `drivers/md/dm-log-writes.c`).
+fn parse_log(log: &[u8]) -> Result<Vec<Entry>, String> {
+    ensure(log.len() >= 512 && le64(log, 0) == LOG_MAGIC, || {
+        "no dm-log-writes super block".into()
+    })?;
+    let n = le64(log, 16);
+    let sectorsize = u32::from_le_bytes(log[24..28].try_into().expect("4 bytes")) as usize;
+    ensure(sectorsize == 512, || {
+        format!("log sector size {sectorsize}")
+    })?;
+    let mut at = 512;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let e = log
+            .get(at..at + 32)
+            .ok_or_else(|| format!("entry {i} past the end of the log"))?;
+        let (sector, nr_sectors, flags) = (le64(e, 0), le64(e, 8), le64(e, 16));
+        at += 512;
+        let mut data = Vec::new();
+        if flags & (LOG_MARK | 4) == 0 && nr_sectors > 0 {
+            let len = nr_sectors as usize * 512;
+            data = log
+                .get(at..at + len)
+                .ok_or_else(|| format!("data of entry {i} past the end"))?
+                .to_vec();
+            at += len;
+        }
+        out.push(Entry {
+            sector,
+            nr_sectors,
+            flags,
+            data,
+        });
+    }
+    Ok(out)
+}
+
+/// A disk with a volatile cache and FUA, logged by dm-log-writes onto a
+/// second disk.
+struct Logged {
+    dm: Option<DmDev>,
+    log: String,
+    _disks: Vec<crate::nullb::NullBlk>,
+}
+
+impl Logged {
+    fn new(tag: &str) -> Result<(Self, File), String> {
+        let data_name = format!("vbl{tag}d");
+        let log_name = format!("vbl{tag}l");
+        let (d, _) = backend(&data_name, 16, &[("cache_size", "16"), ("fua", "1")])?;
+        let (l, _) = backend(&log_name, 64, &[])?;
+        let data = format!("/dev/{data_name}");
+        let size = ctx(sectors(Path::new(&data)), "size")?;
+        let dm = ctx(
+            DmDev::create(
+                &format!("vbl{tag}"),
+                &format!("0 {size} log-writes {data} /dev/{log_name}"),
+            ),
+            "dm log-writes",
+        )?;
+        let f = ctx(
+            OpenOptions::new().read(true).write(true).open(dm.path()),
+            "open dm",
+        )?;
+        let wc = dm
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| fs::read_to_string(format!("/sys/block/{n}/queue/write_cache")));
+        let wc = wc.and_then(|r| r.ok()).unwrap_or_default();
+        ensure(wc.trim() == "write back", || {
+            format!("the logged disk's cache is {wc:?}, the test needs write back")
+        })?;
+        Ok((
+            Self {
+                dm: Some(dm),
+                log: format!("/dev/{log_name}"),
+                _disks: vec![d, l],
+            },
+            f,
+        ))
+    }
+
+    /// Removes the target (which logs what is left) and reads the log.
+    fn finish(mut self) -> Result<Vec<Entry>, String> {
+        if let Some(dm) = self.dm.take() {
+            ctx(dm.remove(), "dm remove")?;
+        }
+        let mut buf = Vec::new();
+        ctx(
+            File::open(&self.log).and_then(|mut f| f.read_to_end(&mut buf)),
+            "read log",
+        )?;
+        parse_log(&buf)
+    }
+}
+
+/// Writes 4 KiB of `pattern(seed, ..)` at `sector`; must succeed.
+fn write(t: &mut TestDevice, a: u64, sector: u64, seed: u64) -> CaseResult {
+    let data: Vec<u8> = (0..4096).map(|i| pattern(seed, i)).collect();
+    t.mem.write(a, &data).map_err(|_| "fill")?;
+    let (s, _) = t.request(0, VIRTIO_BLK_T_OUT, sector, &[Buf::r(a, 4096)], false)?;
+    ensure(s == VIRTIO_BLK_S_OK, || {
+        format!("write at {sector}: {}", status_name(s))
+    })
+}
+
+/// The index of the write entry of `sector` carrying `seed`'s data.
+fn find_write(log: &[Entry], sector: u64, seed: u64) -> Result<usize, String> {
+    log.iter()
+        .position(|e| {
+            e.sector == sector
+                && e.nr_sectors == 8
+                && e.data.len() == 4096
+                && e.data
+                    .iter()
+                    .enumerate()
+                    .all(|(i, b)| *b == pattern(seed, i as u64))
+        })
+        .ok_or_else(|| format!("the write at sector {sector} (seed {seed}) is not in the log"))
+}
+
+fn describe(log: &[Entry]) -> String {
+    log.iter()
+        .map(|e| format!("[{} +{} flags {:#x}]", e.sector, e.nr_sectors, e.flags))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn flush_becomes_preflush_in_order() -> CaseResult {
+    let (logged, f) = Logged::new("f")?;
+    let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+    let a = t.buf(4096, 4096);
+    // W1, W2 complete; FLUSH; W3 completes; FLUSH; W4 never flushed.
+    write(&mut t, a, 0, 1)?;
+    write(&mut t, a, 64, 2)?;
+    let (s, _) = t.request(0, VIRTIO_BLK_T_FLUSH, 0, &[], false)?;
+    ensure(s == VIRTIO_BLK_S_OK, || {
+        format!("flush: {}", status_name(s))
+    })?;
+    write(&mut t, a, 128, 3)?;
+    let (s, _) = t.request(0, VIRTIO_BLK_T_FLUSH, 0, &[], false)?;
+    ensure(s == VIRTIO_BLK_S_OK, || {
+        format!("flush: {}", status_name(s))
+    })?;
+    write(&mut t, a, 192, 4)?;
+    drop(t);
+    drop(f);
+    let log = logged.finish()?;
+    let flushes: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.flags & LOG_FLUSH != 0 && e.nr_sectors == 0)
+        .map(|(i, _)| i)
+        .collect();
+    let (w1, w2, w3, w4) = (
+        find_write(&log, 0, 1)?,
+        find_write(&log, 64, 2)?,
+        find_write(&log, 128, 3)?,
+        find_write(&log, 192, 4)?,
+    );
+    ensure(flushes.len() == 2, || {
+        format!(
+            "{} flush entries for 2 guest flushes: {}",
+            flushes.len(),
+            describe(&log)
+        )
+    })?;
+    let (f1, f2) = (flushes[0], flushes[1]);
+    ensure(w1 < f1 && w2 < f1 && f1 < w3 && w3 < f2 && f2 < w4, || {
+        format!(
+            "order W1 {w1}, W2 {w2}, FLUSH {f1}, W3 {w3}, FLUSH {f2}, W4 {w4}: {}",
+            describe(&log)
+        )
+    })?;
+    ensure(log[w1].flags & LOG_FUA == 0, || {
+        "with FLUSH negotiated, writes need no FUA".into()
+    })?;
+    println!(
+        "  {} log entries: W1 W2 FLUSH W3 FLUSH W4 in order",
+        log.len()
+    );
+    Ok(())
+}
+
+fn write_through_without_flush_feature() -> CaseResult {
+    let (logged, f) = Logged::new("w")?;
+    let cfg = Config {
+        features: features::SUPPORTED & !bit(features::VIRTIO_BLK_F_FLUSH),
+        ..Config::default()
+    };
+    let mut t = ctx(TestDevice::new(&f, cfg), "device")?;
+    let a = t.buf(4096, 4096);
+    for i in 0..4u64 {
+        write(&mut t, a, i * 64, 10 + i)?;
+    }
+    // Write-zeroes is a write too.
+    let seg = t.buf(16, 16);
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&256u64.to_le_bytes());
+    b[8..12].copy_from_slice(&8u32.to_le_bytes());
+    t.mem.write(seg, &b).map_err(|_| "segment")?;
+    let (s, _) = t.request(0, VIRTIO_BLK_T_WRITE_ZEROES, 0, &[Buf::r(seg, 16)], false)?;
+    ensure(s == VIRTIO_BLK_S_OK, || {
+        format!("write-zeroes: {}", status_name(s))
+    })?;
+    drop(t);
+    drop(f);
+    let log = logged.finish()?;
+    // Each write must be durable before the next one was even sent: it
+    // carries FUA, or a flush follows it before the next write.
+    let durable = |i: usize| {
+        log[i].flags & LOG_FUA != 0
+            || log
+                .get(i + 1)
+                .is_some_and(|e| e.flags & LOG_FLUSH != 0 && e.nr_sectors == 0)
+    };
+    let mut last = 0;
+    for i in 0..4u64 {
+        let w = find_write(&log, i * 64, 10 + i)?;
+        ensure(durable(w) && (i == 0 || w > last), || {
+            format!(
+                "write {i} was not durable on completion: {}",
+                describe(&log)
+            )
+        })?;
+        last = w;
+    }
+    let z = log
+        .iter()
+        .position(|e| e.sector == 256 && e.nr_sectors == 8 && e.data.iter().all(|b| *b == 0))
+        .ok_or_else(|| format!("the zeroes are not in the log: {}", describe(&log)))?;
+    ensure(durable(z) && z > last, || {
+        format!(
+            "the zeroes were not durable on completion: {}",
+            describe(&log)
+        )
+    })?;
+    println!(
+        "  {} log entries: 4 writes and the zeroes each durable on completion",
+        log.len()
+    );
+    Ok(())
+}
