@@ -89,6 +89,8 @@ pub struct Config {
     pub size: u16,
     /// Features to ack.
     pub features: u64,
+    /// Guest memory, in MiB.
+    pub mem_mib: usize,
 }
 
 impl Default for Config {
@@ -97,6 +99,7 @@ impl Default for Config {
             queues: 1,
             size: 128,
             features: features::SUPPORTED,
+            mem_mib: 32,
         }
     }
 }
@@ -130,7 +133,7 @@ impl TestDevice {
         let dev = VhostBlk::open()?;
         dev.set_owner()?;
         dev.set_features(cfg.features)?;
-        let mem = ProcessMemory::new(32 << 20)?;
+        let mem = ProcessMemory::new(cfg.mem_mib << 20)?;
         dev.set_mem_table(&[mem.region()])?;
         let mut alloc = BumpAllocator::new(mem.base(), mem.end());
         let mut queues = Vec::new();

@@ -212,6 +212,7 @@ fn main() {
     vhost_blk_harness::selftests::failing::run(&mut r);
     vhost_blk_harness::selftests::flush::run(&mut r);
     vhost_blk_harness::selftests::hostile::run(&mut r);
+    vhost_blk_harness::selftests::races::run(&mut r, args.module.as_deref());
     // Last: it leaves the module unloaded.
     r.run("module_unloads", || module_unloads(args.module.as_deref()));
     std::process::exit(r.finish());

@@ -7,4 +7,5 @@ pub mod failing;
 pub mod flush;
 pub mod hostile;
 pub mod io;
+pub mod races;
 pub mod workers;

@@ -581,6 +581,7 @@ fn flood_and_trickle(f: &File, n: usize) -> Result<(Vec<Duration>, Vec<u64>, u64
         queues: 2,
         size: 256,
         features: no_event_idx(),
+        ..Config::default()
     };
     let mut t = ctx(TestDevice::new(f, cfg), "device")?;
     let (id, _) = ctx(fd_ids(&t.dev), "fdinfo")?;
