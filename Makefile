@@ -10,8 +10,9 @@
 #                     kmemleak) kernel
 #
 # Other targets: deps kernel module lint fmt tools test-host check-runner
-# check-vm check-debug check-release fuzz clean. KFLAVOUR=debug selects the
-# sanitizer kernel for kernel, module and check-vm.
+# check-vm check-debug check-release qemu check-e2e fuzz clean.
+# KFLAVOUR=debug selects the sanitizer kernel for kernel, module and
+# check-vm.
 
 KFLAVOUR ?= release
 export KFLAVOUR
@@ -29,7 +30,8 @@ RUST_SRCS := $(shell find $(MODDIR) tools -name '*.rs')
 C_SRCS := $(filter-out %.mod.c,$(wildcard $(MODDIR)/*.c $(MODDIR)/*.h)) include/uapi/linux/vhost_blk.h
 
 .PHONY: all deps kernel module lint rustfmt fmt clippy checkpatch tools test-host \
-	check check-release check-runner check-vm check-debug fuzz run clean module-clean help
+	check check-release check-runner check-vm check-debug fuzz run clean module-clean help \
+	qemu check-e2e
 
 all: module tools
 
@@ -104,6 +106,16 @@ fuzz:
 	$(CARGO) +nightly fuzz run --fuzz-dir tools/fuzz chain_and_request \
 		tools/fuzz/corpus/chain_and_request -- \
 		-max_total_time=$(FUZZ_SECONDS) -max_len=40000 -print_final_stats=1
+
+# QEMU 10.0 with the vhost-blk-pci series of qemu-patches/, cached.
+qemu: deps
+	@$(TESTING)/qemu.sh >/dev/null
+
+# End to end: an L2 guest, booted in the test VM by the patched QEMU,
+# verifies data with fio on a vhost-blk-pci disk.
+check-e2e: module tools qemu
+	$(TESTING)/vm-run.sh --timeout 2400 -- \
+		$(CURDIR)/$(TESTING)/e2e-l1.sh $$($(TESTING)/qemu.sh --print) $(KDIR)
 
 run: module tools
 	$(TESTING)/vm-run.sh --timeout $(VM_TIMEOUT) -- \
