@@ -25,6 +25,8 @@ MODDIR := drivers/vhost/blk
 BUILD := build/$(KFLAVOUR)
 CARGO ?= cargo
 VM_TIMEOUT ?= 900
+# L2 of check-e2e: auto (KVM when L1 has it), kvm or tcg.
+E2E_ACCEL ?= auto
 
 RUST_SRCS := $(shell find $(MODDIR) tools -name '*.rs')
 C_SRCS := $(filter-out %.mod.c,$(wildcard $(MODDIR)/*.c $(MODDIR)/*.h)) include/uapi/linux/vhost_blk.h
@@ -115,7 +117,7 @@ qemu: deps
 # verifies data with fio on a vhost-blk-pci disk.
 check-e2e: module tools qemu
 	$(TESTING)/vm-run.sh --timeout 2400 -- \
-		$(CURDIR)/$(TESTING)/e2e-l1.sh $$($(TESTING)/qemu.sh --print) $(KDIR)
+		$(CURDIR)/$(TESTING)/e2e-l1.sh $$($(TESTING)/qemu.sh --print) $(KDIR) $(E2E_ACCEL)
 
 run: module tools
 	$(TESTING)/vm-run.sh --timeout $(VM_TIMEOUT) -- \

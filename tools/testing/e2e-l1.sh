@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Runs in the L1 VM (started by vm-run.sh with vhost_blk.ko loaded):
-#   e2e-l1.sh QEMU KERNEL_DIR
+#   e2e-l1.sh QEMU KERNEL_DIR [auto|kvm|tcg]
 # Creates a null_blk backend and boots an L2 guest with the patched QEMU,
 # its /dev/vda a vhost-blk-pci disk on that backend (KVM if L1 has it,
 # else TCG), and runs e2e-guest.sh there. Exits with the guest's status.
@@ -10,6 +10,7 @@
 set -u
 qemu=$1
 kdir=$2
+want=${3:-auto}
 here=$(cd "$(dirname "$0")" && pwd)
 nb=/sys/kernel/config/nullb/vbe2e
 mkdir "$nb" && echo 512 >"$nb/size" && echo 1 >"$nb/memory_backed" &&
@@ -20,10 +21,10 @@ mkdir "$nb" && echo 512 >"$nb/size" && echo 1 >"$nb/memory_backed" &&
 # -svm: an L2 that finds SVM brings up its own KVM, which nested under
 # TCG kills L1.
 accel="-accel kvm -cpu host,-svm"
-if [ -c /dev/kvm ]; then
+if [ "$want" != tcg ] && [ -c /dev/kvm ]; then
 	echo "e2e-l1: L2 on KVM (nested)"
 else
-	echo "e2e-l1: no /dev/kvm in L1, L2 on TCG"
+	echo "e2e-l1: L2 on TCG ($want; /dev/kvm $([ -c /dev/kvm ] && echo present || echo absent))"
 	accel="-accel tcg -cpu max,-svm"
 fi
 log=$(mktemp)
