@@ -9,6 +9,11 @@
 #                     release kernel and again on the debug (KASAN, lockdep,
 #                     kmemleak) kernel
 #
+#   make bench        the side-by-side benchmark in the test VM: vhost-blk
+#                     against qemu-storage-daemon (vhost-user-blk) and raw
+#                     io_uring; table, CSV, JSON and SVG plots under
+#                     results/<date>/ (BENCH_ARGS: see vhost-blk-bench --help)
+#
 # Other targets: deps kernel module lint fmt tools test-host check-runner
 # check-vm check-debug check-release qemu check-e2e fuzz clean.
 # KFLAVOUR=debug selects the sanitizer kernel for kernel, module and
@@ -33,12 +38,12 @@ C_SRCS := $(filter-out %.mod.c,$(wildcard $(MODDIR)/*.c $(MODDIR)/*.h)) include/
 
 .PHONY: all deps kernel module lint rustfmt fmt clippy checkpatch tools test-host \
 	check check-release check-runner check-vm check-debug fuzz run clean module-clean help \
-	qemu check-e2e
+	qemu check-e2e bench
 
 all: module tools
 
 help:
-	@sed -n '3,16p' Makefile
+	@sed -n '3,21p' Makefile
 
 deps:
 	@$(TESTING)/deps.sh
@@ -118,6 +123,13 @@ qemu: deps
 check-e2e: module tools qemu
 	$(TESTING)/vm-run.sh --timeout 2400 -- \
 		$(CURDIR)/$(TESTING)/e2e-l1.sh $$($(TESTING)/qemu.sh --print) $(KDIR) $(E2E_ACCEL)
+
+BENCH_OUT ?= results/$(shell date +%Y%m%d-%H%M%S)
+BENCH_ARGS ?=
+bench: module tools
+	$(TESTING)/vm-run.sh --timeout 5400 --out $(BENCH_OUT) -- \
+		$(CURDIR)/target/release/vhost-blk-bench --out $(CURDIR)/$(BENCH_OUT)/data $(BENCH_ARGS)
+	@echo "bench: results in $(BENCH_OUT)/data (table.txt, summary.csv, results.json, *.svg)"
 
 run: module tools
 	$(TESTING)/vm-run.sh --timeout $(VM_TIMEOUT) -- \

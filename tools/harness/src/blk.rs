@@ -317,3 +317,54 @@ pub fn status_name(s: u8) -> &'static str {
         _ => "not written",
     }
 }
+
+/// Performs one request on `queue` of any back-end whose rings live in
+/// `mem` (vhost-blk or vhost-user): header, `data`, status; waits up to
+/// `timeout` and returns (status, used length).
+pub fn request_on(
+    mem: &ProcessMemory,
+    alloc: &mut BumpAllocator,
+    queue: &mut Queue,
+    ty: u32,
+    sector: u64,
+    data: &[Buf],
+    timeout: Duration,
+) -> Result<(u8, u32), String> {
+    let h = alloc.alloc(16, 16);
+    let mut b = [0u8; 16];
+    b[..4].copy_from_slice(&ty.to_le_bytes());
+    b[8..].copy_from_slice(&sector.to_le_bytes());
+    mem.write(h, &b).map_err(|_| "header".to_string())?;
+    let s = alloc.alloc(1, 1);
+    mem.write(s, &[0xff]).map_err(|_| "status".to_string())?;
+    let mut bufs = vec![Buf::r(h, 16)];
+    bufs.extend_from_slice(data);
+    bufs.push(Buf::w(s, 1));
+    let head = queue
+        .ring
+        .add_chain(mem, &bufs)
+        .ok_or("no free descriptors")?;
+    queue.kick.signal();
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some((id, len)) = queue.ring.pop_used(mem) {
+            if id != u32::from(head) {
+                return Err(format!("used id {id} for head {head}"));
+            }
+            let mut st = [0u8];
+            mem.read(s, &mut st).map_err(|_| "status".to_string())?;
+            return Ok((st[0], len));
+        }
+        if queue.err.take() != 0 {
+            return Err("the back-end signalled a ring error".into());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err("no completion before the timeout".into());
+        }
+        queue
+            .call
+            .wait((deadline - now).min(Duration::from_millis(100)));
+        queue.call.take();
+    }
+}

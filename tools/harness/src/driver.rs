@@ -237,6 +237,16 @@ impl DriverRing {
         Some((id, len))
     }
 
+    /// The next used index the driver will consume.
+    pub fn last_used(&self) -> u16 {
+        self.last_used
+    }
+
+    /// Whether the device has published used elements not yet taken.
+    pub fn has_used(&self, mem: &impl UserMemory) -> bool {
+        mem.read_u16(self.addrs.used + 2).expect("used idx") != self.last_used
+    }
+
     /// Whether the device wants a kick for the chains published since the
     /// avail index was `old`: `vring_need_event()` on `avail_event` with
     /// EVENT_IDX, else no `VRING_USED_F_NO_NOTIFY`. Call it after

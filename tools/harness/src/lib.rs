@@ -6,14 +6,17 @@
 //! guest driver too. The selftests and the benchmarks are both built on
 //! this library.
 
+pub mod bench;
 pub mod blk;
 pub mod device;
 pub mod driver;
 pub mod fuzz;
 pub mod mem;
 pub mod nullb;
+pub mod plot;
 pub mod selftests;
 pub mod stats;
 pub mod testing;
+pub mod vhost_user;
 
 pub use device::VhostBlk;

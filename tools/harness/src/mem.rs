@@ -75,6 +75,8 @@ impl UserMemory for TestMemory {
 pub struct ProcessMemory {
     base: *mut u8,
     size: usize,
+    /// The memfd behind a shared mapping ([`ProcessMemory::new_shared`]).
+    memfd: Option<std::fs::File>,
 }
 
 // SAFETY: the mapping is plain memory owned by this value; accesses go
@@ -103,7 +105,47 @@ impl ProcessMemory {
         Ok(Self {
             base: p.cast(),
             size,
+            memfd: None,
         })
+    }
+
+    /// Maps `size` zeroed bytes of a memfd, shared, so that another
+    /// process (a vhost-user backend) can map the same memory.
+    pub fn new_shared(size: usize) -> std::io::Result<Self> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+
+        // SAFETY: a NUL-terminated name and flags; no other pointers.
+        let fd = unsafe { libc::memfd_create(c"vhost-blk-guest".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor owned by nobody else.
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        file.set_len(size as u64)?;
+        // SAFETY: a shared mapping of the whole memfd, unmapped in `drop`.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self {
+            base: p.cast(),
+            size,
+            memfd: Some(file),
+        })
+    }
+
+    /// The memfd of a shared mapping.
+    pub fn memfd(&self) -> Option<&std::fs::File> {
+        self.memfd.as_ref()
     }
 
     /// First address.
@@ -123,6 +165,12 @@ impl ProcessMemory {
             size: self.size as u64,
             userspace_addr: self.base(),
         }
+    }
+
+    /// A pointer to `len` bytes at guest address `addr`, for handing a
+    /// buffer to the kernel (`io_uring`); `None` if out of the mapping.
+    pub fn host_ptr(&self, addr: u64, len: usize) -> Option<*mut u8> {
+        self.ptr(addr, len).ok()
     }
 
     fn ptr(&self, addr: u64, len: usize) -> Result<*mut u8, Fault> {

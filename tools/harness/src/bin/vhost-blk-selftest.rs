@@ -211,6 +211,7 @@ fn main() {
     vhost_blk_harness::selftests::workers::run(&mut r);
     vhost_blk_harness::selftests::failing::run(&mut r);
     vhost_blk_harness::selftests::flush::run(&mut r);
+    vhost_blk_harness::selftests::peers::run(&mut r);
     vhost_blk_harness::selftests::hostile::run(&mut r);
     vhost_blk_harness::selftests::races::run(&mut r, args.module.as_deref());
     // Last: it leaves the module unloaded.

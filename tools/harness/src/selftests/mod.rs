@@ -7,5 +7,6 @@ pub mod failing;
 pub mod flush;
 pub mod hostile;
 pub mod io;
+pub mod peers;
 pub mod races;
 pub mod workers;

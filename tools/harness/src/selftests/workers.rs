@@ -652,19 +652,21 @@ fn workers_quota_keeps_small_queue_fair() -> CaseResult {
         flood_and_trickle(&f, n)?
     };
     println!(
-        "  no quota: small p50 {:?} p99 {:?} max {:?}, overtaken p99 {} max {}; flood {} requests",
+        "  no quota: small p50 {:?} p99 {:?} max {:?}, overtaken p50 {} p99 {} max {}; flood {} requests",
         pct(&nl, 50),
         pct(&nl, 99),
         nl[n - 1],
+        pct(&no, 50),
         pct(&no, 99),
         no[n - 1],
         nq_done
     );
     println!(
-        "  quota 4:  small p50 {:?} p99 {:?} max {:?}, overtaken p99 {} max {}; flood {} requests, {} quota hits",
+        "  quota 4:  small p50 {:?} p99 {:?} max {:?}, overtaken p50 {} p99 {} max {}; flood {} requests, {} quota hits",
         pct(&ql, 50),
         pct(&ql, 99),
         ql[n - 1],
+        pct(&qo, 50),
         pct(&qo, 99),
         qo[n - 1],
         q_done,
@@ -673,17 +675,21 @@ fn workers_quota_keeps_small_queue_fair() -> CaseResult {
     ensure(nq_hits == 0 && q_hits > 0, || {
         format!("quota hits: {nq_hits} without quota, {q_hits} with quota 4")
     })?;
-    // The latency the quota buys the small queue, with a wide margin for
-    // TCG noise (about 7x was measured at p50).
+    // What the quota buys the small queue, counted rather than timed so
+    // that a loaded host cannot blur it: how many flood requests complete
+    // while a small request waits. Without a quota the worker drains the
+    // flood queue's whole depth first; with quota 4 a few at a time. The
+    // latencies must follow, with no factor demanded (TCG timing is
+    // noisy; the benchmark measures the size of the effect).
     ensure(
-        pct(&ql, 50) * 2 <= pct(&nl, 50) && pct(&ql, 99) <= pct(&nl, 99),
+        pct(&qo, 50) * 4 <= pct(&no, 50) && pct(&ql, 50) <= pct(&nl, 50),
         || {
             format!(
-                "small queue p50/p99 {:?}/{:?} with quota 4, {:?}/{:?} without: no clear margin",
+                "small queue overtaken p50 {} with quota 4, {} without; latency p50 {:?} with, {:?} without: no clear margin",
+                pct(&qo, 50),
+                pct(&no, 50),
                 pct(&ql, 50),
-                pct(&ql, 99),
-                pct(&nl, 50),
-                pct(&nl, 99)
+                pct(&nl, 50)
             )
         },
     )

@@ -1,0 +1,1016 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `vhost-blk-bench`: the side-by-side benchmark (run in the VM by
+//! `make bench`).
+//!
+//! Each workload runs, interleaved and repeated, against `/dev/vhost-blk`
+//! (at each poll budget), `qemu-storage-daemon`'s vhost-user-blk export
+//! and raw `io_uring`, on the same null_blk device. Then come the fairness,
+//! many-devices and memory scenarios. Results are printed as a table of
+//! medians and ratios and written as CSV, JSON and SVG under `--out`.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vhost_blk_core::features;
+use vhost_blk_harness::bench::{
+    alloc_slots, median, mem_mib_for, open_direct, run_jobs, run_uring, slab_kib, Job, Sample,
+    Slot, Workload,
+};
+use vhost_blk_harness::blk::{Config, TestDevice};
+use vhost_blk_harness::nullb::{sectors, NullBlk};
+use vhost_blk_harness::plot::BarChart;
+use vhost_blk_harness::stats::{ParamGuard, Stats};
+use vhost_blk_harness::vhost_user::{StorageDaemon, VhostUserBlk};
+
+const USAGE: &str = "usage: vhost-blk-bench --out DIR [--secs S] [--reps N] [--poll LIST] [--quick]
+  --out DIR    where results.csv, summary.csv, results.json, table.txt and
+               the plots go (created)
+  --secs S     seconds per run (default 2)
+  --reps N     repetitions of each run, interleaved (default 3)
+  --poll LIST  poll_budget_us values for vhost-blk (default 0,200)
+  --quick      a short pass over a few workloads (smoke test)";
+
+struct Args {
+    out: PathBuf,
+    secs: f64,
+    reps: usize,
+    polls: Vec<u32>,
+    quick: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        out: PathBuf::new(),
+        secs: 2.0,
+        reps: 3,
+        polls: vec![0, 200],
+        quick: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--out" => a.out = PathBuf::from(val("--out")?),
+            "--secs" => a.secs = val("--secs")?.parse().map_err(|e| format!("--secs: {e}"))?,
+            "--reps" => a.reps = val("--reps")?.parse().map_err(|e| format!("--reps: {e}"))?,
+            "--poll" => {
+                a.polls = val("--poll")?
+                    .split(',')
+                    .map(|p| p.parse().map_err(|e| format!("--poll {p}: {e}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--quick" => a.quick = true,
+            "-h" | "--help" => return Err(USAGE.into()),
+            _ => return Err(format!("unknown argument {arg}\n{USAGE}")),
+        }
+    }
+    if a.out.as_os_str().is_empty() {
+        return Err(format!("--out is required\n{USAGE}"));
+    }
+    if a.reps == 0 || a.secs <= 0.0 || a.polls.is_empty() {
+        return Err("--reps, --secs and --poll must be positive/non-empty".into());
+    }
+    Ok(a)
+}
+
+/// A peer the workload runs against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Engine {
+    VhostBlk { poll_us: u32 },
+    Qsd,
+    Uring,
+}
+
+impl Engine {
+    fn name(self) -> String {
+        match self {
+            Engine::VhostBlk { poll_us: 0 } => "vhost-blk".into(),
+            Engine::VhostBlk { poll_us } => format!("vhost-blk-poll{poll_us}"),
+            Engine::Qsd => "qsd-vhost-user".into(),
+            Engine::Uring => "io_uring".into(),
+        }
+    }
+}
+
+/// One measured run.
+struct Row {
+    scenario: String,
+    backing: String,
+    workload: String,
+    engine: String,
+    rep: usize,
+    s: Sample,
+    /// Latency percentiles of queue 0 only (fairness), else of all queues.
+    lat_queue: Option<usize>,
+    threads: u64,
+}
+
+impl Row {
+    fn csv(&self) -> String {
+        let q = self.lat_queue;
+        format!(
+            "{},{},{},{},{},{},{:.0},{:.2},{:.1},{:.1},{:.1},{:.2},{:.2},{:.3},{}\n",
+            self.scenario,
+            self.backing,
+            self.workload,
+            self.engine,
+            self.rep,
+            self.s.ios,
+            self.s.iops(),
+            self.s.mbps(),
+            self.s.lat_us(q, 50.0),
+            self.s.lat_us(q, 99.0),
+            self.s.lat_us(q, 99.9),
+            self.s.cpu_us_per_io(),
+            self.s.backend_cpu_us_per_io(),
+            self.s.ctxt as f64 / self.s.ios.max(1) as f64,
+            self.threads,
+        )
+    }
+}
+
+const CSV_HEADER: &str = "scenario,backing,workload,engine,rep,ios,iops,mbps,p50_us,p99_us,\
+p999_us,cpu_us_per_io,backend_cpu_us_per_io,ctxt_per_io,threads\n";
+
+/// Medians over the repetitions of one (scenario, backing, workload, engine).
+#[derive(Clone)]
+struct Summary {
+    scenario: String,
+    backing: String,
+    workload: String,
+    engine: String,
+    iops: f64,
+    iops_min: f64,
+    iops_max: f64,
+    mbps: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    cpu: f64,
+    backend_cpu: f64,
+    ios_per_cpu_s: f64,
+    ctxt_per_io: f64,
+    threads: u64,
+}
+
+fn summarize(rows: &[Row]) -> Vec<Summary> {
+    let mut keys: Vec<(String, String, String, String)> = Vec::new();
+    for r in rows {
+        let k = (
+            r.scenario.clone(),
+            r.backing.clone(),
+            r.workload.clone(),
+            r.engine.clone(),
+        );
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys.into_iter()
+        .map(|k| {
+            let rs: Vec<&Row> = rows
+                .iter()
+                .filter(|r| {
+                    r.scenario == k.0 && r.backing == k.1 && r.workload == k.2 && r.engine == k.3
+                })
+                .collect();
+            let m = |f: &dyn Fn(&Row) -> f64| median(&rs.iter().map(|r| f(r)).collect::<Vec<_>>());
+            let iops: Vec<f64> = rs.iter().map(|r| r.s.iops()).collect();
+            Summary {
+                iops: median(&iops),
+                iops_min: iops.iter().copied().fold(f64::INFINITY, f64::min),
+                iops_max: iops.iter().copied().fold(0.0, f64::max),
+                mbps: m(&|r| r.s.mbps()),
+                p50: m(&|r| r.s.lat_us(r.lat_queue, 50.0)),
+                p99: m(&|r| r.s.lat_us(r.lat_queue, 99.0)),
+                p999: m(&|r| r.s.lat_us(r.lat_queue, 99.9)),
+                cpu: m(&|r| r.s.cpu_us_per_io()),
+                backend_cpu: m(&|r| r.s.backend_cpu_us_per_io()),
+                ios_per_cpu_s: m(&|r| r.s.ios_per_cpu_s()),
+                ctxt_per_io: m(&|r| r.s.ctxt as f64 / r.s.ios.max(1) as f64),
+                threads: rs.iter().map(|r| r.threads).max().unwrap_or(0),
+                scenario: k.0,
+                backing: k.1,
+                workload: k.2,
+                engine: k.3,
+            }
+        })
+        .collect()
+}
+
+fn workloads(quick: bool) -> Vec<Workload> {
+    if quick {
+        return vec![
+            Workload::new("randread", 4096, 1, 1),
+            Workload::new("randread", 4096, 32, 1),
+            Workload::new("randrw", 4096, 16, 2),
+        ];
+    }
+    vec![
+        Workload::new("randread", 4096, 1, 1),
+        Workload::new("randwrite", 4096, 1, 1),
+        Workload::new("randread", 4096, 16, 1),
+        Workload::new("randread", 4096, 32, 1),
+        Workload::new("randread", 4096, 128, 1),
+        Workload::new("randwrite", 4096, 16, 1),
+        Workload::new("randrw", 4096, 16, 1),
+        Workload::new("read", 65536, 16, 1),
+        Workload::new("write", 65536, 16, 1),
+        Workload::new("randread", 4096, 32, 2),
+        Workload::new("randread", 4096, 32, 4),
+    ]
+}
+
+/// Everything a workload needs on one backing device, set up once and
+/// reused by every repetition.
+struct Peers {
+    vb: TestDevice,
+    vb_slots: Vec<Vec<Slot>>,
+    vu: VhostUserBlk,
+    vu_slots: Vec<Vec<Slot>>,
+    direct: File,
+}
+
+const RING: u16 = 256;
+
+fn vhost_blk_device(
+    backend: &File,
+    queues: usize,
+    w: &Workload,
+) -> Result<(TestDevice, Vec<Vec<Slot>>), String> {
+    let qd = *w.qd.iter().max().unwrap();
+    let mut dev = TestDevice::new(
+        backend,
+        Config {
+            queues: queues as u32,
+            size: RING,
+            features: features::SUPPORTED,
+            mem_mib: mem_mib_for(queues, qd, w.bs),
+        },
+    )
+    .map_err(|e| format!("vhost-blk device: {e}"))?;
+    let slots =
+        w.qd.iter()
+            .map(|&qd| alloc_slots(&mut dev.alloc, qd, w.bs))
+            .collect();
+    Ok((dev, slots))
+}
+
+fn event_idx(f: u64) -> bool {
+    f & features::bit(features::VIRTIO_RING_F_EVENT_IDX) != 0
+}
+
+fn run_vhost_blk(
+    dev: &mut TestDevice,
+    slots: &[Vec<Slot>],
+    w: &Workload,
+    sectors: u64,
+    dur: Duration,
+) -> Sample {
+    let ei = event_idx(dev.cfg.features);
+    let mem = &dev.mem;
+    let jobs = dev
+        .queues
+        .iter_mut()
+        .zip(slots)
+        .zip(&w.qd)
+        .map(|((queue, slots), &qd)| Job {
+            mem,
+            queue,
+            slots,
+            event_idx: ei,
+            qd,
+        })
+        .collect();
+    run_jobs(jobs, w, sectors, dur)
+}
+
+fn run_vhost_user(p: &mut Peers, w: &Workload, sectors: u64, dur: Duration) -> Sample {
+    let ei = event_idx(p.vu.features);
+    let mem = &p.vu.mem;
+    let jobs =
+        p.vu.queues
+            .iter_mut()
+            .zip(&p.vu_slots)
+            .zip(&w.qd)
+            .map(|((queue, slots), &qd)| Job {
+                mem,
+                queue,
+                slots,
+                event_idx: ei,
+                qd,
+            })
+            .collect();
+    run_jobs(jobs, w, sectors, dur)
+}
+
+fn worker_threads() -> u64 {
+    Stats::read().map(|s| s.workers.len() as u64).unwrap_or(0)
+}
+
+fn qsd_threads(qsd: &StorageDaemon) -> u64 {
+    std::fs::read_dir(format!("/proc/{}/task", qsd.pid()))
+        .map(|d| d.count() as u64)
+        .unwrap_or(0)
+}
+
+/// The main matrix: every workload against every engine on `backing`.
+fn matrix(
+    a: &Args,
+    backing: &str,
+    dev_path: &Path,
+    rows: &mut Vec<Row>,
+    log: &mut dyn FnMut(&Row),
+) -> Result<(), String> {
+    let sectors = sectors(dev_path).map_err(|e| e.to_string())?;
+    let backend = open_direct(dev_path).map_err(|e| e.to_string())?;
+    // The socket cannot live on the 9p root of the test VM.
+    let sock = std::env::temp_dir().join(format!("vhost-blk-bench-{}.sock", std::process::id()));
+    let qsd = StorageDaemon::start(dev_path, &sock, 4).map_err(|e| e.to_string())?;
+    let dur = Duration::from_secs_f64(a.secs);
+    let mut engines: Vec<Engine> = a
+        .polls
+        .iter()
+        .map(|&p| Engine::VhostBlk { poll_us: p })
+        .collect();
+    engines.extend([Engine::Qsd, Engine::Uring]);
+    for w in workloads(a.quick) {
+        let queues = w.qd.len();
+        let (vb, vb_slots) = vhost_blk_device(&backend, queues, &w)?;
+        let qd = *w.qd.iter().max().unwrap();
+        let mut vu = VhostUserBlk::connect(
+            qsd.socket(),
+            Duration::from_secs(10),
+            features::SUPPORTED,
+            queues as u32,
+            RING,
+            mem_mib_for(queues, qd, w.bs),
+        )
+        .map_err(|e| format!("vhost-user: {e}"))?;
+        let vu_slots =
+            w.qd.iter()
+                .map(|&qd| alloc_slots(&mut vu.alloc, qd, w.bs))
+                .collect();
+        let mut p = Peers {
+            vb,
+            vb_slots,
+            vu,
+            vu_slots,
+            direct: open_direct(dev_path).map_err(|e| e.to_string())?,
+        };
+        for rep in 0..a.reps {
+            // Rotate the order so no engine always runs first.
+            for k in 0..engines.len() {
+                let e = engines[(k + rep) % engines.len()];
+                let (s, threads) = match e {
+                    Engine::VhostBlk { poll_us } => {
+                        let _g = ParamGuard::set(&[("poll_budget_us", &poll_us.to_string())])?;
+                        let s = run_vhost_blk(&mut p.vb, &p.vb_slots, &w, sectors, dur);
+                        (s, worker_threads())
+                    }
+                    Engine::Qsd => (run_vhost_user(&mut p, &w, sectors, dur), qsd_threads(&qsd)),
+                    Engine::Uring => (
+                        run_uring(&p.direct, &w, sectors, dur).map_err(|e| e.to_string())?,
+                        0,
+                    ),
+                };
+                if s.errors != 0 || s.ios == 0 {
+                    return Err(format!(
+                        "{} {} {}: {} errors, {} completed",
+                        backing,
+                        w.name,
+                        e.name(),
+                        s.errors,
+                        s.ios
+                    ));
+                }
+                let row = Row {
+                    scenario: "matrix".into(),
+                    backing: backing.into(),
+                    workload: w.name.clone(),
+                    engine: e.name(),
+                    rep,
+                    s,
+                    lat_queue: None,
+                    threads,
+                };
+                log(&row);
+                rows.push(row);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fairness: queue 0 issues single requests, alone and then beside queue
+/// 1 flooding at depth 128, with the default quota and with none.
+fn fairness(
+    a: &Args,
+    dev_path: &Path,
+    rows: &mut Vec<Row>,
+    log: &mut dyn FnMut(&Row),
+) -> Result<(), String> {
+    let sectors = sectors(dev_path).map_err(|e| e.to_string())?;
+    let backend = open_direct(dev_path).map_err(|e| e.to_string())?;
+    let dur = Duration::from_secs_f64(a.secs * 2.0);
+    let solo = Workload {
+        name: "small-solo".into(),
+        ..Workload::new("randread", 4096, 1, 1)
+    };
+    let flood = Workload {
+        name: "small-beside-flood".into(),
+        ..Workload {
+            qd: vec![1, 128],
+            ..Workload::new("randread", 4096, 1, 2)
+        }
+    };
+    let configs: [(&str, &[(&str, &str)]); 2] = [
+        ("vhost-blk-quota", &[]),
+        (
+            "vhost-blk-noquota",
+            &[("quota_reqs", "32768"), ("quota_kib", "1048576")],
+        ),
+    ];
+    for rep in 0..a.reps {
+        for (name, params) in configs {
+            let _g = ParamGuard::set(params)?;
+            for w in [&solo, &flood] {
+                let (mut dev, slots) = vhost_blk_device(&backend, w.qd.len(), w)?;
+                let s = run_vhost_blk(&mut dev, &slots, w, sectors, dur);
+                if s.errors != 0 {
+                    return Err(format!("fairness {name}: {} errors", s.errors));
+                }
+                let row = Row {
+                    scenario: "fairness".into(),
+                    backing: "nullb-null".into(),
+                    workload: w.name.clone(),
+                    engine: name.into(),
+                    rep,
+                    s,
+                    lat_queue: Some(0),
+                    threads: worker_threads(),
+                };
+                log(&row);
+                rows.push(row);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The ELVIS case: 8 single-queue devices, one worker each or all on one
+/// shared worker.
+fn many_devices(
+    a: &Args,
+    dev_path: &Path,
+    rows: &mut Vec<Row>,
+    log: &mut dyn FnMut(&Row),
+) -> Result<(), String> {
+    const N: usize = 8;
+    let sectors = sectors(dev_path).map_err(|e| e.to_string())?;
+    let backend = open_direct(dev_path).map_err(|e| e.to_string())?;
+    let dur = Duration::from_secs_f64(a.secs * 2.0);
+    let w = Workload::new("randread", 4096, 16, 1);
+    let configs: [(&str, &[(&str, &str)]); 2] = [
+        (
+            "worker-per-device",
+            &[("devs_per_worker", "1"), ("max_workers", "8")],
+        ),
+        (
+            "shared-1-worker",
+            &[("devs_per_worker", "8"), ("max_workers", "8")],
+        ),
+    ];
+    for rep in 0..a.reps {
+        for (name, params) in configs {
+            let _g = ParamGuard::set(params)?;
+            let mut devs = Vec::new();
+            for _ in 0..N {
+                devs.push(vhost_blk_device(&backend, 1, &w)?);
+            }
+            let threads = worker_threads();
+            let ei = event_idx(features::SUPPORTED);
+            let mut jobs = Vec::new();
+            for (dev, slots) in devs.iter_mut() {
+                let mem = &dev.mem;
+                for (queue, slots) in dev.queues.iter_mut().zip(slots.iter()) {
+                    jobs.push(Job {
+                        mem,
+                        queue,
+                        slots,
+                        event_idx: ei,
+                        qd: 16,
+                    });
+                }
+            }
+            let s = run_jobs(jobs, &w, sectors, dur);
+            if s.errors != 0 {
+                return Err(format!("many devices {name}: {} errors", s.errors));
+            }
+            let row = Row {
+                scenario: "many-devices".into(),
+                backing: "nullb-null".into(),
+                workload: format!("8dev-{}", w.name),
+                engine: name.into(),
+                rep,
+                s,
+                lat_queue: None,
+                threads,
+            };
+            log(&row);
+            rows.push(row);
+        }
+    }
+    Ok(())
+}
+
+/// Module memory per device and per queue, from the slab total.
+fn memory(dev_path: &Path) -> Result<String, String> {
+    const N: usize = 32;
+    let backend = open_direct(dev_path).map_err(|e| e.to_string())?;
+    let measure = |queues: u32| -> Result<f64, String> {
+        std::thread::sleep(Duration::from_millis(200));
+        let before = slab_kib();
+        let mut devs = Vec::new();
+        for _ in 0..N {
+            devs.push(
+                TestDevice::new(
+                    &backend,
+                    Config {
+                        queues,
+                        size: RING,
+                        features: features::SUPPORTED,
+                        mem_mib: 2,
+                    },
+                )
+                .map_err(|e| format!("memory: {e}"))?,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let after = slab_kib();
+        drop(devs);
+        Ok((after as f64 - before as f64) / N as f64)
+    };
+    let one = measure(1)?;
+    let sixteen = measure(16)?;
+    Ok(format!(
+        "slab per device with 1 queue: {one:.1} KiB; with 16 queues: {sixteen:.1} KiB; \
+         per extra queue: {:.2} KiB ({N} devices, /proc/meminfo Slab, ring size {RING})",
+        (sixteen - one) / 15.0
+    ))
+}
+
+fn find<'a>(
+    s: &'a [Summary],
+    scen: &str,
+    backing: &str,
+    wl: &str,
+    eng: &str,
+) -> Option<&'a Summary> {
+    s.iter()
+        .find(|x| x.scenario == scen && x.backing == backing && x.workload == wl && x.engine == eng)
+}
+
+/// One target line: measured value, the goal, and whether it was met.
+fn target(out: &mut String, json: &mut Vec<String>, name: &str, value: f64, goal: &str, met: bool) {
+    let _ = writeln!(
+        out,
+        "  {:<62} {:>7.2}  goal {:<6} {}",
+        name,
+        value,
+        goal,
+        if met { "met" } else { "MISSED" }
+    );
+    json.push(format!(
+        "{{\"target\":\"{name}\",\"value\":{},\"goal\":\"{goal}\",\"met\":{met}}}",
+        num(value)
+    ));
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "null".into()
+    }
+}
+
+fn report(a: &Args, sums: &[Summary], mem_line: &str) -> (String, String) {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "vhost-blk-bench: medians of {} runs of {} s each (spread: min..max IOPS)\n",
+        a.reps, a.secs
+    );
+    let _ = writeln!(
+        t,
+        "{:<12} {:<24} {:<20} {:>9} {:>17} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6}",
+        "backing",
+        "workload",
+        "engine",
+        "IOPS",
+        "spread",
+        "MB/s",
+        "p50us",
+        "p99us",
+        "p99.9us",
+        "cpuus",
+        "x qsd",
+        "thr"
+    );
+    for s in sums.iter().filter(|s| s.scenario == "matrix") {
+        let qsd = find(sums, "matrix", &s.backing, &s.workload, "qsd-vhost-user");
+        let ratio = qsd.map_or(f64::NAN, |q| s.iops / q.iops);
+        let _ = writeln!(
+            t,
+            "{:<12} {:<24} {:<20} {:>9.0} {:>8.0}..{:<8.0} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>6}",
+            s.backing, s.workload, s.engine, s.iops, s.iops_min, s.iops_max, s.mbps, s.p50,
+            s.p99, s.p999, s.cpu, ratio, s.threads
+        );
+    }
+    let _ = writeln!(
+        t,
+        "\nfairness (queue 0 at depth 1; latency of queue 0 only):"
+    );
+    for s in sums.iter().filter(|s| s.scenario == "fairness") {
+        let _ = writeln!(
+            t,
+            "  {:<20} {:<20} p50 {:>8.1} us  p99 {:>8.1} us  p99.9 {:>8.1} us",
+            s.engine, s.workload, s.p50, s.p99, s.p999
+        );
+    }
+    let _ = writeln!(
+        t,
+        "\nmany devices (8 devices x 1 queue, randread 4k qd16 each):"
+    );
+    for s in sums.iter().filter(|s| s.scenario == "many-devices") {
+        let _ = writeln!(
+            t,
+            "  {:<20} IOPS {:>8.0}  IOPS per CPU-s {:>8.0}  ctxt/IO {:>5.2}  workers {}",
+            s.engine, s.iops, s.ios_per_cpu_s, s.ctxt_per_io, s.threads
+        );
+    }
+    let _ = writeln!(t, "\nmemory: {mem_line}");
+
+    let mut js = Vec::new();
+    let _ = writeln!(t, "\ntargets:");
+    let g = |b: &str, w: &str, e: &str| find(sums, "matrix", b, w, e);
+    let base = format!("vhost-blk-poll{}", a.polls.iter().max().unwrap());
+    let vb_names: Vec<String> = a
+        .polls
+        .iter()
+        .map(|&p| Engine::VhostBlk { poll_us: p }.name())
+        .collect();
+    let best = |b: &str, w: &str| {
+        vb_names
+            .iter()
+            .filter_map(|n| g(b, w, n))
+            .max_by(|x, y| x.iops.partial_cmp(&y.iops).unwrap())
+    };
+    let _ = &base;
+    let w32 = "randread-4k-qd32-q1";
+    if let (Some(v), Some(q), Some(u)) = (
+        best("nullb-mem", w32),
+        g("nullb-mem", w32, "qsd-vhost-user"),
+        g("nullb-mem", w32, "io_uring"),
+    ) {
+        target(
+            &mut t,
+            &mut js,
+            &format!("4k randread QD32: {} / qsd IOPS", v.engine),
+            v.iops / q.iops,
+            ">=1.5",
+            v.iops / q.iops >= 1.5,
+        );
+        target(
+            &mut t,
+            &mut js,
+            &format!("4k randread QD32: {} / io_uring IOPS", v.engine),
+            v.iops / u.iops,
+            ">=0.9",
+            v.iops / u.iops >= 0.9,
+        );
+    }
+    let w1 = "randread-4k-qd1-q1";
+    if let (Some(v), Some(q)) = (
+        g("nullb-mem", w1, "vhost-blk"),
+        g("nullb-mem", w1, "qsd-vhost-user"),
+    ) {
+        target(
+            &mut t,
+            &mut js,
+            "QD1 p50: vhost-blk / qsd",
+            v.p50 / q.p50,
+            "<=0.7",
+            v.p50 / q.p50 <= 0.7,
+        );
+    }
+    if let Some(best_poll) = best("nullb-mem", w1) {
+        if let Some(q) = g("nullb-mem", w1, "qsd-vhost-user") {
+            target(
+                &mut t,
+                &mut js,
+                &format!("QD1 p50: {} / qsd", best_poll.engine),
+                best_poll.p50 / q.p50,
+                "<=0.7",
+                best_poll.p50 / q.p50 <= 0.7,
+            );
+        }
+    }
+    if let (Some(one), Some(two)) = (
+        g("nullb-null", w32, "vhost-blk"),
+        g("nullb-null", "randread-4k-qd32-q2", "vhost-blk"),
+    ) {
+        target(
+            &mut t,
+            &mut js,
+            "queue scaling (nullb-null): 2 queues / 1 queue IOPS",
+            two.iops / one.iops,
+            ">=1.8",
+            two.iops / one.iops >= 1.8,
+        );
+    }
+    if let (Some(v), Some(q)) = (
+        g("nullb-mem", w32, "vhost-blk"),
+        g("nullb-mem", w32, "qsd-vhost-user"),
+    ) {
+        target(
+            &mut t,
+            &mut js,
+            "CPU per I/O, polling off: vhost-blk / qsd",
+            v.cpu / q.cpu,
+            "<=1.0",
+            v.cpu <= q.cpu,
+        );
+    }
+    let fair = |e: &str, w: &str| find(sums, "fairness", "nullb-null", w, e);
+    if let (Some(solo), Some(fl)) = (
+        fair("vhost-blk-quota", "small-solo"),
+        fair("vhost-blk-quota", "small-beside-flood"),
+    ) {
+        target(
+            &mut t,
+            &mut js,
+            "fairness: small queue p99 beside flood / solo",
+            fl.p99 / solo.p99,
+            "<=2",
+            fl.p99 / solo.p99 <= 2.0,
+        );
+    }
+    let md = |e: &str| {
+        find(
+            sums,
+            "many-devices",
+            "nullb-null",
+            "8dev-randread-4k-qd16-q1",
+            e,
+        )
+    };
+    if let (Some(per), Some(sh)) = (md("worker-per-device"), md("shared-1-worker")) {
+        target(
+            &mut t,
+            &mut js,
+            "8 devices: shared / per-device IOPS per CPU-s",
+            sh.ios_per_cpu_s / per.ios_per_cpu_s,
+            ">=1.2",
+            sh.ios_per_cpu_s / per.ios_per_cpu_s >= 1.2,
+        );
+    }
+
+    let mut j = String::from("{\n  \"summary\": [\n");
+    let rowsj: Vec<String> = sums
+        .iter()
+        .map(|s| {
+            format!(
+                "    {{\"scenario\":\"{}\",\"backing\":\"{}\",\"workload\":\"{}\",\"engine\":\"{}\",\
+                 \"iops\":{},\"iops_min\":{},\"iops_max\":{},\"mbps\":{},\"p50_us\":{},\"p99_us\":{},\
+                 \"p999_us\":{},\"cpu_us_per_io\":{},\"backend_cpu_us_per_io\":{},\"ios_per_cpu_s\":{},\
+                 \"ctxt_per_io\":{},\"threads\":{}}}",
+                s.scenario, s.backing, s.workload, s.engine, num(s.iops), num(s.iops_min),
+                num(s.iops_max), num(s.mbps), num(s.p50), num(s.p99), num(s.p999), num(s.cpu),
+                num(s.backend_cpu), num(s.ios_per_cpu_s), num(s.ctxt_per_io), s.threads
+            )
+        })
+        .collect();
+    j.push_str(&rowsj.join(",\n"));
+    j.push_str("\n  ],\n  \"targets\": [\n    ");
+    j.push_str(&js.join(",\n    "));
+    let _ = write!(
+        j,
+        "\n  ],\n  \"memory\": \"{}\",\n  \"secs\": {},\n  \"reps\": {}\n}}\n",
+        mem_line, a.secs, a.reps
+    );
+    (t, j)
+}
+
+fn plots(sums: &[Summary]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut engines: Vec<String> = Vec::new();
+    for s in sums.iter().filter(|s| s.scenario == "matrix") {
+        if !engines.contains(&s.engine) {
+            engines.push(s.engine.clone());
+        }
+    }
+    for backing in ["nullb-mem", "nullb-null"] {
+        let mut wls: Vec<String> = Vec::new();
+        for s in sums
+            .iter()
+            .filter(|s| s.scenario == "matrix" && s.backing == backing)
+        {
+            if !wls.contains(&s.workload) {
+                wls.push(s.workload.clone());
+            }
+        }
+        if wls.is_empty() {
+            continue;
+        }
+        let val = |w: &str, e: &str, f: &dyn Fn(&Summary) -> f64| {
+            find(sums, "matrix", backing, w, e).map_or(f64::NAN, f)
+        };
+        let ratio = BarChart {
+            title: &format!("IOPS relative to qemu-storage-daemon (vhost-user-blk), {backing}"),
+            y_label: "IOPS / qsd IOPS",
+            groups: wls.clone(),
+            series: engines
+                .iter()
+                .map(|e| {
+                    (
+                        e.clone(),
+                        wls.iter()
+                            .map(|w| {
+                                let q = val(w, "qsd-vhost-user", &|s| s.iops);
+                                val(w, e, &|s| s.iops) / q
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+            reference: Some(1.0),
+        };
+        out.push((format!("iops-ratio-{backing}.svg"), ratio.svg()));
+        let cpu = BarChart {
+            title: &format!("Host CPU time per I/O (all CPUs, harness included), {backing}"),
+            y_label: "CPU us per I/O",
+            groups: wls.clone(),
+            series: engines
+                .iter()
+                .map(|e| {
+                    (
+                        e.clone(),
+                        wls.iter().map(|w| val(w, e, &|s| s.cpu)).collect(),
+                    )
+                })
+                .collect(),
+            reference: None,
+        };
+        out.push((format!("cpu-per-io-{backing}.svg"), cpu.svg()));
+        let lat = BarChart {
+            title: &format!("p50 latency, {backing}"),
+            y_label: "p50 us",
+            groups: wls.clone(),
+            series: engines
+                .iter()
+                .map(|e| {
+                    (
+                        e.clone(),
+                        wls.iter().map(|w| val(w, e, &|s| s.p50)).collect(),
+                    )
+                })
+                .collect(),
+            reference: None,
+        };
+        out.push((format!("p50-{backing}.svg"), lat.svg()));
+    }
+    out
+}
+
+fn prefill(dev: &Path) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    let f = open_direct(dev).map_err(|e| e.to_string())?;
+    let size = sectors(dev).map_err(|e| e.to_string())? * 512;
+    let mem = vhost_blk_harness::mem::ProcessMemory::new(1 << 20).map_err(|e| e.to_string())?;
+    let p = mem.host_ptr(mem.base(), 1 << 20).unwrap();
+    // SAFETY: `p` points at the 1 MiB mapping, alive for this function.
+    let buf = unsafe { std::slice::from_raw_parts_mut(p, 1 << 20) };
+    buf.iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = (i * 7) as u8);
+    let mut off = 0;
+    while off < size {
+        f.write_all_at(buf, off)
+            .map_err(|e| format!("prefill: {e}"))?;
+        off += 1 << 20;
+    }
+    Ok(())
+}
+
+/// Raises the open-file limit to its hard maximum: the memory scenario
+/// holds hundreds of devices' eventfds.
+fn raise_nofile() {
+    // SAFETY: `r` is a live, writable rlimit for both calls.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+fn run(a: &Args) -> Result<bool, String> {
+    raise_nofile();
+    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut raw = String::from(CSV_HEADER);
+    let mut log = |r: &Row| {
+        eprintln!(
+            "bench: {:<12} {:<10} {:<26} {:<20} rep {} {:>8.0} IOPS p50 {:>7.1} us cpu {:>6.1} us/io",
+            r.scenario,
+            r.backing,
+            r.workload,
+            r.engine,
+            r.rep,
+            r.s.iops(),
+            r.s.lat_us(r.lat_queue, 50.0),
+            r.s.cpu_us_per_io()
+        );
+        raw.push_str(&r.csv());
+    };
+    let size = if a.quick { "128" } else { "512" };
+    {
+        let nb = NullBlk::create("benchmem", size.parse().unwrap(), &[("memory_backed", "1")])
+            .map_err(|e| format!("null_blk: {e}"))?;
+        prefill(nb.path())?;
+        matrix(a, "nullb-mem", nb.path(), &mut rows, &mut log)?;
+    }
+    let mem_line;
+    {
+        let nb = NullBlk::create("benchnull", 4096, &[]).map_err(|e| format!("null_blk: {e}"))?;
+        matrix(a, "nullb-null", nb.path(), &mut rows, &mut log)?;
+        fairness(a, nb.path(), &mut rows, &mut log)?;
+        many_devices(a, nb.path(), &mut rows, &mut log)?;
+        mem_line = memory(nb.path())?;
+    }
+    let sums = summarize(&rows);
+    let (table, json) = report(a, &sums, &mem_line);
+    print!("{table}");
+    let mut summary = String::from(
+        "scenario,backing,workload,engine,iops,iops_min,iops_max,mbps,p50_us,p99_us,p999_us,\
+         cpu_us_per_io,backend_cpu_us_per_io,ios_per_cpu_s,ctxt_per_io,threads\n",
+    );
+    for s in &sums {
+        let _ = writeln!(
+            summary,
+            "{},{},{},{},{:.0},{:.0},{:.0},{:.2},{:.1},{:.1},{:.1},{:.2},{:.2},{:.0},{:.3},{}",
+            s.scenario,
+            s.backing,
+            s.workload,
+            s.engine,
+            s.iops,
+            s.iops_min,
+            s.iops_max,
+            s.mbps,
+            s.p50,
+            s.p99,
+            s.p999,
+            s.cpu,
+            s.backend_cpu,
+            s.ios_per_cpu_s,
+            s.ctxt_per_io,
+            s.threads
+        );
+    }
+    let mut files = vec![
+        ("results.csv".to_string(), raw),
+        ("summary.csv".to_string(), summary),
+        ("results.json".to_string(), json),
+        ("table.txt".to_string(), table),
+    ];
+    files.extend(plots(&sums));
+    for (name, text) in files {
+        let p = a.out.join(&name);
+        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    eprintln!("bench: results in {}", a.out.display());
+    Ok(true)
+}
+
+fn main() {
+    let a = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("vhost-blk-bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    match run(&a) {
+        Ok(_) => println!("VHOST_BLK_BENCH_DONE"),
+        Err(e) => {
+            eprintln!("vhost-blk-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A vhost-user front-end (the VMM's side of the protocol) for the
+//! benchmarks' fair peer: `qemu-storage-daemon --export
+//! type=vhost-user-blk`.
+//!
+//! It speaks just enough of the protocol (docs/interop/vhost-user.rst in
+//! QEMU) to hand the back-end a shared memory table and split rings, with
+//! the same [`DriverRing`]s and eventfds the vhost-blk harness uses, so a
+//! workload runs unchanged against either back-end.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use vhost_blk_core::features;
+
+use crate::blk::{EventFd, Queue};
+use crate::driver::DriverRing;
+use crate::mem::{BumpAllocator, ProcessMemory};
+
+const GET_FEATURES: u32 = 1;
+const SET_FEATURES: u32 = 2;
+const SET_OWNER: u32 = 3;
+const SET_MEM_TABLE: u32 = 5;
+const SET_VRING_NUM: u32 = 8;
+const SET_VRING_ADDR: u32 = 9;
+const SET_VRING_BASE: u32 = 10;
+const GET_VRING_BASE: u32 = 11;
+const SET_VRING_KICK: u32 = 12;
+const SET_VRING_CALL: u32 = 13;
+const SET_VRING_ERR: u32 = 14;
+const GET_PROTOCOL_FEATURES: u32 = 15;
+const SET_PROTOCOL_FEATURES: u32 = 16;
+const GET_QUEUE_NUM: u32 = 17;
+const SET_VRING_ENABLE: u32 = 18;
+
+/// Message header flags: protocol version 1, and the reply bit.
+const FLAG_VERSION: u32 = 0x1;
+const FLAG_REPLY: u32 = 0x4;
+
+/// `VHOST_USER_F_PROTOCOL_FEATURES`, a virtio feature bit of the protocol.
+const F_PROTOCOL_FEATURES: u64 = 1 << 30;
+/// `VHOST_USER_PROTOCOL_F_MQ`.
+const PROTOCOL_F_MQ: u64 = 1 << 0;
+
+/// A connection to a vhost-user back-end serving one virtio-blk device.
+pub struct VhostUserBlk {
+    sock: UnixStream,
+    /// Guest memory, a shared memfd mapping the back-end maps too.
+    pub mem: ProcessMemory,
+    /// Allocator of guest buffers.
+    pub alloc: BumpAllocator,
+    /// The queues.
+    pub queues: Vec<Queue>,
+    /// The virtio features acked.
+    pub features: u64,
+}
+
+impl VhostUserBlk {
+    /// Connects to the socket at `path` (waiting up to `wait` for it to
+    /// appear), negotiates `want` (intersected with what the back-end
+    /// offers) and starts `queues` queues of `size` entries over `mem_mib`
+    /// MiB of shared guest memory.
+    pub fn connect(
+        path: &Path,
+        wait: Duration,
+        want: u64,
+        queues: u32,
+        size: u16,
+        mem_mib: usize,
+    ) -> io::Result<Self> {
+        let deadline = Instant::now() + wait;
+        let sock = loop {
+            match UnixStream::connect(path) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("connect {}: {e}", path.display()),
+                    ))
+                }
+            }
+        };
+        let mem = ProcessMemory::new_shared(mem_mib << 20)?;
+        let alloc = BumpAllocator::new(mem.base(), mem.end());
+        let mut me = Self {
+            sock,
+            mem,
+            alloc,
+            queues: Vec::new(),
+            features: 0,
+        };
+        me.start(want, queues, size)?;
+        Ok(me)
+    }
+
+    fn start(&mut self, want: u64, nqueues: u32, size: u16) -> io::Result<()> {
+        let offered = self.get_u64(GET_FEATURES)?;
+        if offered & F_PROTOCOL_FEATURES == 0 {
+            return Err(proto("the back-end lacks VHOST_USER_F_PROTOCOL_FEATURES"));
+        }
+        let pf = self.get_u64(GET_PROTOCOL_FEATURES)?;
+        self.send(
+            SET_PROTOCOL_FEATURES,
+            &(pf & PROTOCOL_F_MQ).to_le_bytes(),
+            &[],
+        )?;
+        if nqueues > 1 {
+            if pf & PROTOCOL_F_MQ == 0 {
+                return Err(proto("the back-end has one queue only"));
+            }
+            let max = self.get_u64(GET_QUEUE_NUM)?;
+            if u64::from(nqueues) > max {
+                return Err(proto(&format!(
+                    "the back-end has {max} queues, {nqueues} wanted"
+                )));
+            }
+        }
+        self.send(SET_OWNER, &[], &[])?;
+        self.features = offered & (want | F_PROTOCOL_FEATURES);
+        for f in [features::VIRTIO_F_VERSION_1] {
+            if self.features & features::bit(f) == 0 {
+                return Err(proto(&format!("the back-end lacks feature bit {f}")));
+            }
+        }
+        self.send(SET_FEATURES, &self.features.to_le_bytes(), &[])?;
+
+        let memfd = self
+            .mem
+            .memfd()
+            .ok_or_else(|| proto("guest memory is not shared"))?
+            .as_raw_fd();
+        let r = self.mem.region();
+        let mut table = Vec::with_capacity(40);
+        table.extend(1u32.to_le_bytes());
+        table.extend(0u32.to_le_bytes());
+        for v in [r.guest_phys_addr, r.size, r.userspace_addr, 0] {
+            table.extend(v.to_le_bytes());
+        }
+        self.send(SET_MEM_TABLE, &table, &[memfd])?;
+
+        for q in 0..nqueues {
+            let ring = DriverRing::new(&self.mem, &mut self.alloc, size);
+            let queue = Queue {
+                ring,
+                kick: EventFd::new()?,
+                call: EventFd::new()?,
+                err: EventFd::new()?,
+            };
+            self.send(SET_VRING_NUM, &state(q, u32::from(size)), &[])?;
+            self.send(SET_VRING_BASE, &state(q, 0), &[])?;
+            let a = queue.ring.addrs();
+            let mut addr = Vec::with_capacity(40);
+            addr.extend(q.to_le_bytes());
+            addr.extend(0u32.to_le_bytes());
+            for v in [a.desc, a.used, a.avail, 0] {
+                addr.extend(v.to_le_bytes());
+            }
+            self.send(SET_VRING_ADDR, &addr, &[])?;
+            let idx = u64::from(q).to_le_bytes();
+            self.send(SET_VRING_KICK, &idx, &[queue.kick.fd()])?;
+            self.send(SET_VRING_CALL, &idx, &[queue.call.fd()])?;
+            self.send(SET_VRING_ERR, &idx, &[queue.err.fd()])?;
+            self.queues.push(queue);
+        }
+        for q in 0..nqueues {
+            self.send(SET_VRING_ENABLE, &state(q, 1), &[])?;
+        }
+        Ok(())
+    }
+
+    /// Stops queue `q` (`GET_VRING_BASE`) and returns the back-end's next
+    /// avail index.
+    pub fn stop_queue(&mut self, q: u32) -> io::Result<u32> {
+        self.send(SET_VRING_ENABLE, &state(q, 0), &[])?;
+        self.send(GET_VRING_BASE, &state(q, 0), &[])?;
+        let reply = self.recv(GET_VRING_BASE)?;
+        if reply.len() != 8 {
+            return Err(proto("short GET_VRING_BASE reply"));
+        }
+        Ok(u32::from_le_bytes(reply[4..8].try_into().unwrap()))
+    }
+
+    fn get_u64(&mut self, request: u32) -> io::Result<u64> {
+        self.send(request, &[], &[])?;
+        let reply = self.recv(request)?;
+        let b: [u8; 8] = reply.as_slice().try_into().map_err(|_| {
+            proto(&format!(
+                "request {request}: reply of {} bytes",
+                reply.len()
+            ))
+        })?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn send(&self, request: u32, payload: &[u8], fds: &[RawFd]) -> io::Result<()> {
+        let mut msg = Vec::with_capacity(12 + payload.len());
+        msg.extend(request.to_le_bytes());
+        msg.extend(FLAG_VERSION.to_le_bytes());
+        msg.extend((payload.len() as u32).to_le_bytes());
+        msg.extend_from_slice(payload);
+        send_with_fds(self.sock.as_raw_fd(), &msg, fds)
+    }
+
+    fn recv(&self, request: u32) -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut hdr = [0u8; 12];
+        (&self.sock).read_exact(&mut hdr)?;
+        let req = u32::from_le_bytes(hdr[0..4].try_into().unwrap());
+        let flags = u32::from_le_bytes(hdr[4..8].try_into().unwrap());
+        let size = u32::from_le_bytes(hdr[8..12].try_into().unwrap());
+        if req != request || flags & FLAG_REPLY == 0 || size > 4096 {
+            return Err(proto(&format!(
+                "reply {req} (flags {flags:#x}, {size} bytes) to request {request}"
+            )));
+        }
+        let mut body = vec![0u8; size as usize];
+        (&self.sock).read_exact(&mut body)?;
+        Ok(body)
+    }
+}
+
+fn state(index: u32, num: u32) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&index.to_le_bytes());
+    b[4..].copy_from_slice(&num.to_le_bytes());
+    b
+}
+
+fn proto(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("vhost-user: {what}"))
+}
+
+/// Sends `buf` in one message, with `fds` as `SCM_RIGHTS`.
+fn send_with_fds(sock: RawFd, buf: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let fd_bytes = std::mem::size_of_val(fds) as u32;
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(fd_bytes) } as usize;
+    let mut cmsg_buf = vec![0u64; space.div_ceil(8)];
+    // SAFETY: an all-zero msghdr is a valid empty message.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        msg.msg_control = cmsg_buf.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        // SAFETY: `msg` has a control buffer of `space` bytes, enough for
+        // one header and `fds`; CMSG_FIRSTHDR/CMSG_DATA point inside it.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(fd_bytes) as usize;
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr().cast::<u8>(),
+                libc::CMSG_DATA(c),
+                fd_bytes as usize,
+            );
+        }
+    }
+    // SAFETY: `msg` points at live buffers for the duration of the call.
+    let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize != buf.len() {
+        return Err(proto("short send"));
+    }
+    Ok(())
+}
+
+/// A `qemu-storage-daemon` exporting one block device as vhost-user-blk,
+/// killed when dropped.
+pub struct StorageDaemon {
+    child: std::process::Child,
+    sock: std::path::PathBuf,
+}
+
+impl StorageDaemon {
+    /// The program run (override with `$QEMU_STORAGE_DAEMON`).
+    pub fn program() -> String {
+        std::env::var("QEMU_STORAGE_DAEMON").unwrap_or_else(|_| "qemu-storage-daemon".into())
+    }
+
+    /// Exports `dev` with `num_queues` queues on a socket at `sock`, with
+    /// `O_DIRECT` and Linux AIO, served by one iothread (the
+    /// configuration QEMU's documentation recommends for performance).
+    pub fn start(dev: &Path, sock: &Path, num_queues: u32) -> io::Result<Self> {
+        let _ = std::fs::remove_file(sock);
+        let child = std::process::Command::new(Self::program())
+            .arg("--blockdev")
+            .arg(format!(
+                "driver=host_device,node-name=disk,filename={},cache.direct=on,aio=native",
+                dev.display()
+            ))
+            .args(["--object", "iothread,id=iot0"])
+            .arg("--export")
+            .arg(format!(
+                "type=vhost-user-blk,id=exp0,node-name=disk,addr.type=unix,addr.path={},\
+                 writable=on,num-queues={num_queues},iothread=iot0",
+                sock.display()
+            ))
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", Self::program())))?;
+        let mut me = Self {
+            child,
+            sock: sock.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !me.sock.exists() {
+            if let Some(st) = me.child.try_wait()? {
+                return Err(io::Error::other(format!(
+                    "{} exited with {st} before creating {}",
+                    Self::program(),
+                    me.sock.display()
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::other(format!(
+                    "{} did not create {} in 30 s",
+                    Self::program(),
+                    me.sock.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(me)
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> &Path {
+        &self.sock
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for StorageDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.sock);
+    }
+}
