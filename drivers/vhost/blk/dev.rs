@@ -10,7 +10,7 @@
 //! while a backend is attached (`EBUSY`).
 
 use crate::ffi::bdev::BdevFile;
-use crate::ffi::bio::BioList;
+use crate::ffi::bio::{with_plug, BioList};
 use crate::ffi::cgroup::Blkcg;
 use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;
@@ -337,27 +337,31 @@ impl VhostBlkDev {
                 poll: policy.poll,
             };
             let mut polling = 0u32;
-            for (i, vq) in st.vqs.iter_mut().enumerate() {
-                let Some(rt) = vq.rt.as_mut() else {
-                    continue;
-                };
-                if pending & (1 << i) == 0 && !rt.polling {
-                    continue;
-                }
-                let before = rt.stats.requests;
-                match rt.handle_kick(&cx, &mut st.chain) {
-                    Ok(true) => self.waker.kick_quiet(i as u32),
-                    Ok(false) => {}
-                    Err(e) => {
-                        pr_debug!("vq {}: guest broke the ring: {:?}\n", i, e);
-                        errors |= 1 << i;
+            // One plug for the turn: the bios of every queue go to the
+            // driver together.
+            with_plug(|| {
+                for (i, vq) in st.vqs.iter_mut().enumerate() {
+                    let Some(rt) = vq.rt.as_mut() else {
+                        continue;
+                    };
+                    if pending & (1 << i) == 0 && !rt.polling {
+                        continue;
+                    }
+                    let before = rt.stats.requests;
+                    match rt.handle_kick(&cx, &mut st.chain) {
+                        Ok(true) => self.waker.kick_quiet(i as u32),
+                        Ok(false) => {}
+                        Err(e) => {
+                            pr_debug!("vq {}: guest broke the ring: {:?}\n", i, e);
+                            errors |= 1 << i;
+                        }
+                    }
+                    found |= rt.stats.requests != before;
+                    if rt.polling {
+                        polling |= 1 << i;
                     }
                 }
-                found |= rt.stats.requests != before;
-                if rt.polling {
-                    polling |= 1 << i;
-                }
-            }
+            });
             self.polling.store(polling, Ordering::Relaxed);
         }
         self.flush_all(&mut st.vqs, &mem, errors);

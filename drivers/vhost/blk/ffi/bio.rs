@@ -283,3 +283,18 @@ impl Drop for DoneBios {
         }
     }
 }
+
+/// Runs `f` inside a block plug: the bios it submits reach the driver as
+/// one batch when it returns (`blk_start_plug`/`blk_finish_plug`), as
+/// io_uring does for a batch of submissions. A sleep inside `f` flushes
+/// the plug early, as for any plugged task.
+pub(crate) fn with_plug<R>(f: impl FnOnce() -> R) -> R {
+    let mut plug = core::mem::MaybeUninit::<kernel::bindings::blk_plug>::uninit();
+    // SAFETY: `plug` lives in this frame and does not move; it is finished
+    // below, on this task, before the frame returns.
+    unsafe { kernel::bindings::blk_start_plug(plug.as_mut_ptr()) };
+    let r = f();
+    // SAFETY: started above on this task and not yet finished.
+    unsafe { kernel::bindings::blk_finish_plug(plug.as_mut_ptr()) };
+    r
+}

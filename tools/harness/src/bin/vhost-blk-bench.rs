@@ -485,8 +485,16 @@ fn many_devices(
         ),
     ];
     for rep in 0..a.reps {
-        for (name, params) in configs {
-            let _g = ParamGuard::set(params)?;
+        for (base_name, params, poll) in configs
+            .iter()
+            .flat_map(|(n, p)| a.polls.iter().map(move |poll| (*n, *p, *poll)))
+        {
+            let name = format!("{base_name}-poll{poll}");
+            let name = name.as_str();
+            let poll = poll.to_string();
+            let mut all: Vec<(&str, &str)> = params.to_vec();
+            all.push(("poll_budget_us", &poll));
+            let _g = ParamGuard::set(&all)?;
             let mut devs = Vec::new();
             for _ in 0..N {
                 devs.push(vhost_blk_device(&backend, 1, &w)?);
@@ -769,15 +777,20 @@ fn report(a: &Args, sums: &[Summary], mem_line: &str) -> (String, String) {
             e,
         )
     };
-    if let (Some(per), Some(sh)) = (md("worker-per-device"), md("shared-1-worker")) {
-        target(
-            &mut t,
-            &mut js,
-            "8 devices: shared / per-device IOPS per CPU-s",
-            sh.ios_per_cpu_s / per.ios_per_cpu_s,
-            ">=1.2",
-            sh.ios_per_cpu_s / per.ios_per_cpu_s >= 1.2,
-        );
+    for poll in &a.polls {
+        if let (Some(per), Some(sh)) = (
+            md(&format!("worker-per-device-poll{poll}")),
+            md(&format!("shared-1-worker-poll{poll}")),
+        ) {
+            target(
+                &mut t,
+                &mut js,
+                &format!("8 devices, poll {poll}: shared / per-device IOPS per CPU-s"),
+                sh.ios_per_cpu_s / per.ios_per_cpu_s,
+                ">=1.2",
+                sh.ios_per_cpu_s / per.ios_per_cpu_s >= 1.2,
+            );
+        }
     }
 
     let mut j = String::from("{\n  \"summary\": [\n");
