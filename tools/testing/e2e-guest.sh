@@ -22,6 +22,27 @@ step "kernel $(uname -r), $(nproc) CPUs"
 [ -b $dev ] || { fail "$dev missing"; echo "VHOST_BLK_E2E_RC=1"; exit 1; }
 step "$dev: $(cat /sys/block/vda/size) sectors, $(cat /sys/block/vda/mq/*/nr_tags 2>/dev/null | wc -l) hardware queues, serial '$(cat /sys/block/vda/serial 2>/dev/null)', cache '$(cat /sys/block/vda/queue/write_cache)'"
 
+# Smoke first: single direct reads on each queue's CPU, bounded, so that a
+# device that stops taking requests fails in a minute with the block
+# layer's view of it, not at the end of the whole budget.
+smoke() {
+	local cpu
+	for cpu in 0 1; do
+		if ! timeout 120 taskset -c $cpu dd if=$dev of=/dev/null bs=4k count=64 \
+			iflag=direct status=none; then
+			fail "smoke: 64 direct 4k reads on CPU $cpu did not complete in 120 s"
+			echo "e2e: inflight (read write): $(cat /sys/block/vda/inflight)"
+			mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+			grep -r . /sys/kernel/debug/block/vda/hctx*/busy \
+				/sys/kernel/debug/block/vda/hctx*/dispatch 2>/dev/null | head -20
+			echo "VHOST_BLK_E2E_RC=$rc"
+			exit 1
+		fi
+	done
+	step "smoke: 64 direct reads on each CPU"
+}
+smoke
+
 fio_verify() {
 	# $1: name, then fio options
 	local name=$1

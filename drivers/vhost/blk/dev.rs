@@ -457,9 +457,10 @@ impl VhostBlkDev {
                 continue;
             };
             let s = &rt.stats;
+            let (num, avail_idx, last_avail, used_idx, notify, broken) = rt.ring_state();
             writeln!(
                 out,
-                "vq device={} index={} requests={} bytes={} kicks={} polled={} irqs={} irqs_suppressed={} quota_hits={} inflight={}",
+                "vq device={} index={} requests={} bytes={} kicks={} polled={} irqs={} irqs_suppressed={} quota_hits={} inflight={} num={} avail_idx={} last_avail={} used_idx={} notify={} broken={}",
                 self.id,
                 i,
                 s.requests,
@@ -470,6 +471,12 @@ impl VhostBlkDev {
                 s.irqs_suppressed,
                 s.quota_hits,
                 rt.inflight(),
+                num,
+                avail_idx,
+                last_avail,
+                used_idx,
+                u8::from(notify),
+                u8::from(broken),
             )?;
         }
         Ok(())

@@ -142,6 +142,19 @@ impl VqRuntime {
         })
     }
 
+    /// The ring's indexes and state, for the statistics:
+    /// `(num, avail_idx seen, last_avail, used_idx, notify, broken)`.
+    pub(crate) fn ring_state(&self) -> (u32, u16, u16, u16, bool, bool) {
+        (
+            self.vring.num(),
+            self.vring.avail_idx_seen(),
+            self.vring.last_avail_idx(),
+            self.vring.last_used_idx(),
+            self.notify,
+            self.broken,
+        )
+    }
+
     /// Requests in flight.
     pub(crate) fn inflight(&self) -> usize {
         self.slots.len() - self.nfree

@@ -154,8 +154,15 @@ pub struct Sample {
     pub ios: u64,
     /// Bytes moved.
     pub bytes: u64,
-    /// Requests that did not complete with OK (must be 0).
+    /// Requests that did not complete with OK (must be 0): the sum of
+    /// the three kinds below.
     pub errors: u64,
+    /// Requests completed with a status other than OK.
+    pub bad_status: u64,
+    /// Requests still in flight 30 s after the run ended.
+    pub lost: u64,
+    /// Queues whose err eventfd fired (their requests count as lost).
+    pub ring_errors: u64,
     /// Wall time from the first submission to the last completion.
     pub elapsed: Duration,
     /// Latencies in ns, per queue.
@@ -170,6 +177,14 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// What went wrong, for an error message.
+    pub fn describe_errors(&self) -> String {
+        format!(
+            "{} errors: {} with a bad status, {} never completed, {} queues with a ring error; {} completed",
+            self.errors, self.bad_status, self.lost, self.ring_errors, self.ios
+        )
+    }
+
     /// Requests per second.
     pub fn iops(&self) -> f64 {
         self.ios as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -295,6 +310,9 @@ pub fn run_jobs(jobs: Vec<Job<'_>>, w: &Workload, sectors: u64, dur: Duration) -
         out.ios += r.ios;
         out.bytes += r.bytes;
         out.errors += r.errors;
+        out.bad_status += r.bad_status;
+        out.lost += r.lost;
+        out.ring_errors += u64::from(r.ring_error);
         last = last.max(r.last);
         out.lat_ns.push(r.lat_ns);
     }
@@ -307,6 +325,9 @@ struct QueueResult {
     ios: u64,
     bytes: u64,
     errors: u64,
+    bad_status: u64,
+    lost: u64,
+    ring_error: bool,
     last: Instant,
     lat_ns: Vec<u64>,
 }
@@ -324,6 +345,9 @@ fn drive_queue(job: Job<'_>, bs: u32, mut picker: Picker, deadline: Instant) -> 
         ios: 0,
         bytes: 0,
         errors: 0,
+        bad_status: 0,
+        lost: 0,
+        ring_error: false,
         last: Instant::now(),
         lat_ns: Vec::with_capacity(1 << 16),
     };
@@ -385,6 +409,7 @@ fn drive_queue(job: Job<'_>, bs: u32, mut picker: Picker, deadline: Instant) -> 
                 res.bytes += u64::from(bs);
             } else {
                 res.errors += 1;
+                res.bad_status += 1;
             }
             res.lat_ns.push((now - t0).as_nanos() as u64);
             res.last = now;
@@ -398,6 +423,7 @@ fn drive_queue(job: Job<'_>, bs: u32, mut picker: Picker, deadline: Instant) -> 
         }
         if Instant::now() >= drain_deadline {
             res.errors += outstanding as u64;
+            res.lost += outstanding as u64;
             break;
         }
         // Nothing completed: ask for an interrupt at the next completion
@@ -411,6 +437,8 @@ fn drive_queue(job: Job<'_>, bs: u32, mut picker: Picker, deadline: Instant) -> 
         }
         if queue.err.take() != 0 {
             res.errors += outstanding as u64;
+            res.lost += outstanding as u64;
+            res.ring_error = true;
             break;
         }
         queue.call.wait(Duration::from_millis(100));
@@ -466,6 +494,9 @@ pub fn run_uring(file: &File, w: &Workload, sectors: u64, dur: Duration) -> io::
         out.ios += r.ios;
         out.bytes += r.bytes;
         out.errors += r.errors;
+        out.bad_status += r.bad_status;
+        out.lost += r.lost;
+        out.ring_errors += u64::from(r.ring_error);
         last = last.max(r.last);
         out.lat_ns.push(r.lat_ns);
     }
@@ -491,6 +522,9 @@ fn uring_queue(
         ios: 0,
         bytes: 0,
         errors: 0,
+        bad_status: 0,
+        lost: 0,
+        ring_error: false,
         last: Instant::now(),
         lat_ns: Vec::with_capacity(1 << 16),
     };
@@ -533,6 +567,7 @@ fn uring_queue(
                 res.bytes += u64::from(bs);
             } else {
                 res.errors += 1;
+                res.bad_status += 1;
             }
             res.lat_ns.push((now - started[k]).as_nanos() as u64);
             res.last = now;

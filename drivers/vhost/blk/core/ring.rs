@@ -370,6 +370,11 @@ impl Vring {
         self.last_used_idx
     }
 
+    /// The `avail->idx` the device read last (for statistics).
+    pub fn avail_idx_seen(&self) -> u16 {
+        self.avail_idx
+    }
+
     /// The negotiated ring features.
     pub fn features(&self) -> RingFeatures {
         self.features

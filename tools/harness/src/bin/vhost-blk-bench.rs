@@ -31,7 +31,9 @@ const USAGE: &str = "usage: vhost-blk-bench --out DIR [--secs S] [--reps N] [--p
   --secs S     seconds per run (default 2)
   --reps N     repetitions of each run, interleaved (default 3)
   --poll LIST  poll_budget_us values for vhost-blk (default 0,200)
-  --quick      a short pass over a few workloads (smoke test)";
+  --quick      a short pass over a few workloads (smoke test)
+  --only TEXT  only the matrix workloads whose name contains TEXT, and
+               no other scenario";
 
 struct Args {
     out: PathBuf,
@@ -39,6 +41,7 @@ struct Args {
     reps: usize,
     polls: Vec<u32>,
     quick: bool,
+    only: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
         reps: 3,
         polls: vec![0, 200],
         quick: false,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -63,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?
             }
             "--quick" => a.quick = true,
+            "--only" => a.only = Some(val("--only")?),
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {arg}\n{USAGE}")),
         }
@@ -323,6 +328,7 @@ fn matrix(
     backing: &str,
     dev_path: &Path,
     rows: &mut Vec<Row>,
+    failures: &mut Vec<String>,
     log: &mut dyn FnMut(&Row),
 ) -> Result<(), String> {
     let sectors = sectors(dev_path).map_err(|e| e.to_string())?;
@@ -337,7 +343,10 @@ fn matrix(
         .map(|&p| Engine::VhostBlk { poll_us: p })
         .collect();
     engines.extend([Engine::Qsd, Engine::Uring]);
-    for w in workloads(a.quick) {
+    for w in workloads(a.quick)
+        .into_iter()
+        .filter(|w| a.only.as_ref().is_none_or(|o| w.name.contains(o.as_str())))
+    {
         let queues = w.qd.len();
         let (vb, vb_slots) = vhost_blk_device(&backend, queues, &w)?;
         let qd = *w.qd.iter().max().unwrap();
@@ -378,14 +387,41 @@ fn matrix(
                     ),
                 };
                 if s.errors != 0 || s.ios == 0 {
-                    return Err(format!(
-                        "{} {} {}: {} errors, {} completed",
+                    // Recorded, reported and not measured; a fresh device
+                    // or connection carries on with the next run.
+                    let stats = std::fs::read_to_string(vhost_blk_harness::stats::STATS_PATH)
+                        .unwrap_or_default();
+                    let f = format!(
+                        "{} {} {} rep {rep}: {}",
                         backing,
                         w.name,
                         e.name(),
-                        s.errors,
-                        s.ios
-                    ));
+                        s.describe_errors()
+                    );
+                    eprintln!("bench: FAILED: {f}\nvhost-blk statistics:\n{stats}");
+                    failures.push(f);
+                    match e {
+                        Engine::VhostBlk { .. } => {
+                            (p.vb, p.vb_slots) = vhost_blk_device(&backend, queues, &w)?
+                        }
+                        Engine::Qsd => {
+                            p.vu = VhostUserBlk::connect(
+                                qsd.socket(),
+                                Duration::from_secs(10),
+                                features::SUPPORTED,
+                                queues as u32,
+                                RING,
+                                mem_mib_for(queues, qd, w.bs),
+                            )
+                            .map_err(|e| format!("vhost-user: {e}"))?;
+                            p.vu_slots =
+                                w.qd.iter()
+                                    .map(|&qd| alloc_slots(&mut p.vu.alloc, qd, w.bs))
+                                    .collect();
+                        }
+                        Engine::Uring => {}
+                    }
+                    continue;
                 }
                 let row = Row {
                     scenario: "matrix".into(),
@@ -441,7 +477,7 @@ fn fairness(
                 let (mut dev, slots) = vhost_blk_device(&backend, w.qd.len(), w)?;
                 let s = run_vhost_blk(&mut dev, &slots, w, sectors, dur);
                 if s.errors != 0 {
-                    return Err(format!("fairness {name}: {} errors", s.errors));
+                    return Err(format!("fairness {name}: {}", s.describe_errors()));
                 }
                 let row = Row {
                     scenario: "fairness".into(),
@@ -516,7 +552,7 @@ fn many_devices(
             }
             let s = run_jobs(jobs, &w, sectors, dur);
             if s.errors != 0 {
-                return Err(format!("many devices {name}: {} errors", s.errors));
+                return Err(format!("many devices {name}: {}", s.describe_errors()));
             }
             let row = Row {
                 scenario: "many-devices".into(),
@@ -606,7 +642,7 @@ fn num(v: f64) -> String {
     }
 }
 
-fn report(a: &Args, sums: &[Summary], mem_line: &str) -> (String, String) {
+fn report(a: &Args, sums: &[Summary], mem_line: &str, failures: &[String]) -> (String, String) {
     let mut t = String::new();
     let _ = writeln!(
         t,
@@ -813,8 +849,15 @@ fn report(a: &Args, sums: &[Summary], mem_line: &str) -> (String, String) {
     j.push_str(&js.join(",\n    "));
     let _ = write!(
         j,
-        "\n  ],\n  \"memory\": \"{}\",\n  \"secs\": {},\n  \"reps\": {}\n}}\n",
-        mem_line, a.secs, a.reps
+        "\n  ],\n  \"failures\": [{}],\n  \"memory\": \"{}\",\n  \"secs\": {},\n  \"reps\": {}\n}}\n",
+        failures
+            .iter()
+            .map(|f| format!("\"{}\"", f.replace('"', "'")))
+            .collect::<Vec<_>>()
+            .join(", "),
+        mem_line,
+        a.secs,
+        a.reps
     );
     (t, j)
 }
@@ -937,6 +980,7 @@ fn run(a: &Args) -> Result<bool, String> {
     raise_nofile();
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     let mut rows: Vec<Row> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
     let mut raw = String::from(CSV_HEADER);
     let mut log = |r: &Row| {
         eprintln!(
@@ -957,18 +1001,42 @@ fn run(a: &Args) -> Result<bool, String> {
         let nb = NullBlk::create("benchmem", size.parse().unwrap(), &[("memory_backed", "1")])
             .map_err(|e| format!("null_blk: {e}"))?;
         prefill(nb.path())?;
-        matrix(a, "nullb-mem", nb.path(), &mut rows, &mut log)?;
+        matrix(
+            a,
+            "nullb-mem",
+            nb.path(),
+            &mut rows,
+            &mut failures,
+            &mut log,
+        )?;
     }
     let mem_line;
     {
         let nb = NullBlk::create("benchnull", 4096, &[]).map_err(|e| format!("null_blk: {e}"))?;
-        matrix(a, "nullb-null", nb.path(), &mut rows, &mut log)?;
-        fairness(a, nb.path(), &mut rows, &mut log)?;
-        many_devices(a, nb.path(), &mut rows, &mut log)?;
-        mem_line = memory(nb.path())?;
+        matrix(
+            a,
+            "nullb-null",
+            nb.path(),
+            &mut rows,
+            &mut failures,
+            &mut log,
+        )?;
+        if a.only.is_none() {
+            fairness(a, nb.path(), &mut rows, &mut log)?;
+            many_devices(a, nb.path(), &mut rows, &mut log)?;
+            mem_line = memory(nb.path())?;
+        } else {
+            mem_line = "not measured (--only)".into();
+        }
     }
     let sums = summarize(&rows);
-    let (table, json) = report(a, &sums, &mem_line);
+    let (mut table, json) = report(a, &sums, &mem_line, &failures);
+    if !failures.is_empty() {
+        let _ = writeln!(table, "\nFAILED runs (not in the medians):");
+        for f in &failures {
+            let _ = writeln!(table, "  {f}");
+        }
+    }
     print!("{table}");
     let mut summary = String::from(
         "scenario,backing,workload,engine,iops,iops_min,iops_max,mbps,p50_us,p99_us,p999_us,\
@@ -1008,6 +1076,12 @@ fn run(a: &Args) -> Result<bool, String> {
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     eprintln!("bench: results in {}", a.out.display());
+    if !failures.is_empty() {
+        return Err(format!(
+            "{} runs failed (listed in table.txt)",
+            failures.len()
+        ));
+    }
     Ok(true)
 }
 
