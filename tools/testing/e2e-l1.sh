@@ -21,11 +21,14 @@ mkdir "$nb" && echo 512 >"$nb/size" && echo 1 >"$nb/memory_backed" &&
 # -svm: an L2 that finds SVM brings up its own KVM, which nested under
 # TCG kills L1.
 accel="-accel kvm -cpu host,-svm"
+size=64m
 if [ "$want" != tcg ] && [ -c /dev/kvm ]; then
 	echo "e2e-l1: L2 on KVM (nested)"
 else
 	echo "e2e-l1: L2 on TCG ($want; /dev/kvm $([ -c /dev/kvm ] && echo present || echo absent))"
 	accel="-accel tcg -cpu max,-svm"
+	# TCG inside TCG is far slower: smaller fio jobs.
+	size=8m
 fi
 log=$(mktemp)
 stats=/sys/kernel/debug/vhost-blk/stats
@@ -39,7 +42,7 @@ timeout -k 10 "${E2E_TIMEOUT:-1200}" "$qemu" $accel -m 1G -smp 2 \
 	-display none -nic none -no-reboot \
 	-L /usr/share/seabios -L /usr/share/qemu \
 	-kernel "$kdir/arch/x86/boot/bzImage" \
-	-append "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 rootfstype=9p rootflags=version=9p2000.L,trans=virtio,access=any,msize=512000 ro init=$here/e2e-init.sh" \
+	-append "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 rootfstype=9p rootflags=version=9p2000.L,trans=virtio,access=any,msize=512000 ro init=$here/e2e-init.sh vhost_blk_e2e.size=$size" \
 	-virtfs local,id=root9p,path=/,mount_tag=/dev/root,security_model=none,readonly=on,multidevs=remap \
 	-device vhost-blk-pci,path=/dev/vbe2e,num-queues=2,serial=vhost-blk-e2e \
 	-serial "file:$log" </dev/null >"$log.qemu" 2>&1
