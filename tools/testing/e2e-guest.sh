@@ -22,8 +22,8 @@ fail() {
 # L2 on TCG, which is far slower): vhost_blk_e2e.size= on the command line.
 size=$(sed -n 's/.*vhost_blk_e2e\.size=\([0-9a-z]*\).*/\1/p' /proc/cmdline)
 size=${size:-64m}
-# --thread everywhere: the test kernel has no SysV IPC, which fio's
-# process mode needs for its shared memory.
+# fio needs SysV shared memory (shmget), even with --thread, and the
+# test kernel has no CONFIG_SYSVIPC yet: see Documentation/qemu.rst.
 step "kernel $(uname -r), $(nproc) CPUs, fio jobs of $size"
 [ -b $dev ] || { fail "$dev missing"; echo "VHOST_BLK_E2E_RC=1"; exit 1; }
 step "$dev: $(cat /sys/block/vda/size) sectors, $(cat /sys/block/vda/mq/*/nr_tags 2>/dev/null | wc -l) hardware queues, serial '$(cat /sys/block/vda/serial 2>/dev/null)', cache '$(cat /sys/block/vda/queue/write_cache)'"
