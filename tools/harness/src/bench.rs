@@ -226,6 +226,26 @@ impl Sample {
         self.ios as f64 / (self.cpu_us as f64 / 1e6).max(1e-9)
     }
 
+    /// One sample from the per-queue results of a run that started at
+    /// `start`, with the CPU counters around it.
+    fn merge(results: Vec<QueueResult>, start: Instant, before: CpuSnap, after: CpuSnap) -> Self {
+        let mut out = Sample::default();
+        let mut last = start;
+        for r in results {
+            out.ios += r.ios;
+            out.bytes += r.bytes;
+            out.errors += r.errors;
+            out.bad_status += r.bad_status;
+            out.lost += r.lost;
+            out.ring_errors += u64::from(r.ring_error);
+            last = last.max(r.last);
+            out.lat_ns.push(r.lat_ns);
+        }
+        out.elapsed = last - start;
+        out.finish(before, after);
+        out
+    }
+
     fn finish(&mut self, before: CpuSnap, after: CpuSnap) {
         self.cpu_us = after.busy_ticks.saturating_sub(before.busy_ticks) * CpuSnap::tick_us();
         self.harness_cpu_us = after.self_us.saturating_sub(before.self_us);
@@ -303,22 +323,7 @@ pub fn run_jobs(jobs: Vec<Job<'_>>, w: &Workload, sectors: u64, dur: Duration) -
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let after = CpuSnap::now();
-    let mut out = Sample::default();
-    let mut last = start;
-    for r in results {
-        out.ios += r.ios;
-        out.bytes += r.bytes;
-        out.errors += r.errors;
-        out.bad_status += r.bad_status;
-        out.lost += r.lost;
-        out.ring_errors += u64::from(r.ring_error);
-        last = last.max(r.last);
-        out.lat_ns.push(r.lat_ns);
-    }
-    out.elapsed = last - start;
-    out.finish(before, after);
-    out
+    Sample::merge(results, start, before, CpuSnap::now())
 }
 
 struct QueueResult {
@@ -332,6 +337,21 @@ struct QueueResult {
     lat_ns: Vec<u64>,
 }
 
+impl QueueResult {
+    fn new() -> Self {
+        Self {
+            ios: 0,
+            bytes: 0,
+            errors: 0,
+            bad_status: 0,
+            lost: 0,
+            ring_error: false,
+            last: Instant::now(),
+            lat_ns: Vec::with_capacity(1 << 16),
+        }
+    }
+}
+
 fn drive_queue(job: Job<'_>, bs: u32, mut picker: Picker, deadline: Instant) -> QueueResult {
     let Job {
         mem,
@@ -341,16 +361,7 @@ fn drive_queue(job: Job<'_>, bs: u32, mut picker: Picker, deadline: Instant) -> 
         qd,
     } = job;
     let num = usize::from(queue.ring.num());
-    let mut res = QueueResult {
-        ios: 0,
-        bytes: 0,
-        errors: 0,
-        bad_status: 0,
-        lost: 0,
-        ring_error: false,
-        last: Instant::now(),
-        lat_ns: Vec::with_capacity(1 << 16),
-    };
+    let mut res = QueueResult::new();
     // head id -> (slot, submitted at)
     let mut inflight: Vec<Option<(usize, Instant)>> = vec![None; num];
     let mut free: Vec<usize> = (0..usize::from(qd).min(slots.len())).rev().collect();
@@ -487,22 +498,8 @@ pub fn run_uring(file: &File, w: &Workload, sectors: u64, dur: Duration) -> io::
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let after = CpuSnap::now();
-    let mut out = Sample::default();
-    let mut last = start;
-    for r in results {
-        let r = r?;
-        out.ios += r.ios;
-        out.bytes += r.bytes;
-        out.errors += r.errors;
-        out.bad_status += r.bad_status;
-        out.lost += r.lost;
-        out.ring_errors += u64::from(r.ring_error);
-        last = last.max(r.last);
-        out.lat_ns.push(r.lat_ns);
-    }
-    out.elapsed = last - start;
-    out.finish(before, after);
-    Ok(out)
+    let results = results.into_iter().collect::<io::Result<Vec<_>>>()?;
+    Ok(Sample::merge(results, start, before, after))
 }
 
 fn uring_queue(
@@ -518,16 +515,7 @@ fn uring_queue(
     let qd = bufs.len();
     let mut ring = IoUring::new((qd as u32).next_power_of_two().max(2))?;
     let fd = types::Fd(file.as_raw_fd());
-    let mut res = QueueResult {
-        ios: 0,
-        bytes: 0,
-        errors: 0,
-        bad_status: 0,
-        lost: 0,
-        ring_error: false,
-        last: Instant::now(),
-        lat_ns: Vec::with_capacity(1 << 16),
-    };
+    let mut res = QueueResult::new();
     let mut started: Vec<Instant> = vec![Instant::now(); qd];
     let mut free: Vec<usize> = (0..qd).rev().collect();
     let mut outstanding = 0usize;

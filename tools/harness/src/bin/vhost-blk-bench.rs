@@ -264,6 +264,29 @@ fn vhost_blk_device(
     Ok((dev, slots))
 }
 
+/// A vhost-user connection to `qsd` set up for `w`, with its slots.
+fn vhost_user_device(
+    qsd: &StorageDaemon,
+    w: &Workload,
+) -> Result<(VhostUserBlk, Vec<Vec<Slot>>), String> {
+    let queues = w.qd.len();
+    let qd = *w.qd.iter().max().unwrap();
+    let mut vu = VhostUserBlk::connect(
+        qsd.socket(),
+        Duration::from_secs(10),
+        features::SUPPORTED,
+        queues as u32,
+        RING,
+        mem_mib_for(queues, qd, w.bs),
+    )
+    .map_err(|e| format!("vhost-user: {e}"))?;
+    let slots =
+        w.qd.iter()
+            .map(|&qd| alloc_slots(&mut vu.alloc, qd, w.bs))
+            .collect();
+    Ok((vu, slots))
+}
+
 fn event_idx(f: u64) -> bool {
     f & features::bit(features::VIRTIO_RING_F_EVENT_IDX) != 0
 }
@@ -349,20 +372,7 @@ fn matrix(
     {
         let queues = w.qd.len();
         let (vb, vb_slots) = vhost_blk_device(&backend, queues, &w)?;
-        let qd = *w.qd.iter().max().unwrap();
-        let mut vu = VhostUserBlk::connect(
-            qsd.socket(),
-            Duration::from_secs(10),
-            features::SUPPORTED,
-            queues as u32,
-            RING,
-            mem_mib_for(queues, qd, w.bs),
-        )
-        .map_err(|e| format!("vhost-user: {e}"))?;
-        let vu_slots =
-            w.qd.iter()
-                .map(|&qd| alloc_slots(&mut vu.alloc, qd, w.bs))
-                .collect();
+        let (vu, vu_slots) = vhost_user_device(&qsd, &w)?;
         let mut p = Peers {
             vb,
             vb_slots,
@@ -404,21 +414,7 @@ fn matrix(
                         Engine::VhostBlk { .. } => {
                             (p.vb, p.vb_slots) = vhost_blk_device(&backend, queues, &w)?
                         }
-                        Engine::Qsd => {
-                            p.vu = VhostUserBlk::connect(
-                                qsd.socket(),
-                                Duration::from_secs(10),
-                                features::SUPPORTED,
-                                queues as u32,
-                                RING,
-                                mem_mib_for(queues, qd, w.bs),
-                            )
-                            .map_err(|e| format!("vhost-user: {e}"))?;
-                            p.vu_slots =
-                                w.qd.iter()
-                                    .map(|&qd| alloc_slots(&mut p.vu.alloc, qd, w.bs))
-                                    .collect();
-                        }
+                        Engine::Qsd => (p.vu, p.vu_slots) = vhost_user_device(&qsd, &w)?,
                         Engine::Uring => {}
                     }
                     continue;
