@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Runs in the L2 guest, whose /dev/vda is a vhost-blk-pci disk served by
-# vhost_blk.ko in L1: fio with crc32c verification (random read/write,
-# several block sizes and depths, both queues), a flush and fsync storm,
-# an unbind and rebind of the virtio-blk driver, and a second verification.
+# Runs in the L2 guest booted by e2e-l1.sh; vhost_blk_e2e.mode= on the
+# kernel command line says what to do:
+#
+# check: the disk with serial vhost-blk-e2e is a vhost-blk-pci disk served
+#   by vhost_blk.ko in L1: fio with crc32c verification (random
+#   read/write, several block sizes and depths, both queues), a flush and
+#   fsync storm, an unbind and rebind of the virtio-blk driver, and a
+#   second verification. The read-only disk (serial vhost-blk-ro) must be
+#   read-only, refuse writes, and read back what L1 wrote (its sha256 is
+#   vhost_blk_e2e.rosum=).
+# demo: e2e-demo.py, the same fio jobs on vhost-blk-pci, virtio-blk-pci
+#   and vhost-user-blk-pci disks, side by side.
+#
 # Prints VHOST_BLK_E2E_RC=<status>.
 
 set -u
-dev=/dev/vda
 rc=0
 step() {
 	echo "e2e: $*"
@@ -17,30 +25,69 @@ fail() {
 	echo "e2e: FAIL: $*"
 	rc=1
 }
+arg() {
+	sed -n "s/.*vhost_blk_e2e\.$1=\([^ ]*\).*/\1/p" /proc/cmdline
+}
+# disk_by_serial SERIAL: the /dev node of the virtio disk with that serial.
+disk_by_serial() {
+	local d
+	for d in /sys/block/vd*; do
+		[ "$(cat "$d/serial" 2>/dev/null)" = "$1" ] && { echo "/dev/${d##*/}"; return 0; }
+	done
+	return 1
+}
+describe() {
+	local b=/sys/block/${1#/dev/}
+	step "$1: $(cat $b/size) sectors, $(ls -d $b/mq/* 2>/dev/null | wc -l) hardware queues, serial '$(cat $b/serial 2>/dev/null)', cache '$(cat $b/queue/write_cache)', ro $(cat $b/ro)"
+}
 
+mode=$(arg mode)
 # The size each fio job covers (the L1 script passes a smaller one for an
-# L2 on TCG, which is far slower): vhost_blk_e2e.size= on the command line.
-size=$(sed -n 's/.*vhost_blk_e2e\.size=\([0-9a-z]*\).*/\1/p' /proc/cmdline)
+# L2 on TCG, which is far slower).
+size=$(arg size)
 size=${size:-64m}
-# fio needs SysV shared memory (shmget), even with --thread, and the
-# test kernel has no CONFIG_SYSVIPC yet: see Documentation/qemu.rst.
-step "kernel $(uname -r), $(nproc) CPUs, fio jobs of $size"
-[ -b $dev ] || { fail "$dev missing"; echo "VHOST_BLK_E2E_RC=1"; exit 1; }
-step "$dev: $(cat /sys/block/vda/size) sectors, $(cat /sys/block/vda/mq/*/nr_tags 2>/dev/null | wc -l) hardware queues, serial '$(cat /sys/block/vda/serial 2>/dev/null)', cache '$(cat /sys/block/vda/queue/write_cache)'"
+secs=$(arg secs)
+secs=${secs:-10}
+step "kernel $(uname -r), $(nproc) CPUs, mode ${mode:-check}, fio jobs of $size"
 
-# Smoke first: single direct reads on each queue's CPU, bounded, so that a
-# device that stops taking requests fails in a minute with the block
-# layer's view of it, not at the end of the whole budget.
+if [ "$mode" = demo ]; then
+	reps=$(arg reps)
+	jobs=$(arg jobs)
+	"$(dirname "$0")/e2e-demo.py" "$secs" "${reps:-1}" "${jobs:-quick}"
+	echo "VHOST_BLK_E2E_RC=$?"
+	exit 0
+fi
+
+dev=$(disk_by_serial vhost-blk-e2e) || { fail "no disk with serial vhost-blk-e2e"; echo "VHOST_BLK_E2E_RC=1"; exit 1; }
+describe $dev
+vda=${dev#/dev/}
+
+# The read-only disk: flagged so, writes refused, content as L1 wrote it.
+ro=$(disk_by_serial vhost-blk-ro) || fail "no disk with serial vhost-blk-ro"
+if [ -n "$ro" ]; then
+	describe $ro
+	[ "$(cat /sys/block/${ro#/dev/}/ro)" = 1 ] || fail "$ro is not read-only"
+	if dd if=/dev/zero of=$ro bs=4k count=1 oflag=direct status=none 2>/dev/null; then
+		fail "a write to the read-only $ro succeeded"
+	fi
+	sum=$(dd if=$ro bs=1M count=4 iflag=direct status=none | sha256sum | cut -c1-64)
+	if [ "$sum" = "$(arg rosum)" ]; then
+		step "read-only disk: writes refused, 4 MiB read back as L1 wrote them"
+	else
+		fail "read-only disk: read $sum, L1 wrote $(arg rosum)"
+	fi
+fi
+
 smoke() {
 	local cpu
 	for cpu in 0 1; do
 		if ! timeout 120 taskset -c $cpu dd if=$dev of=/dev/null bs=4k count=64 \
 			iflag=direct status=none; then
 			fail "smoke: 64 direct 4k reads on CPU $cpu did not complete in 120 s"
-			echo "e2e: inflight (read write): $(cat /sys/block/vda/inflight)"
+			echo "e2e: inflight (read write): $(cat /sys/block/$vda/inflight)"
 			mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-			grep -r . /sys/kernel/debug/block/vda/hctx*/busy \
-				/sys/kernel/debug/block/vda/hctx*/dispatch 2>/dev/null | head -20
+			grep -r . /sys/kernel/debug/block/$vda/hctx*/busy \
+				/sys/kernel/debug/block/$vda/hctx*/dispatch 2>/dev/null | head -20
 			echo "VHOST_BLK_E2E_RC=$rc"
 			exit 1
 		fi
@@ -54,13 +101,14 @@ fio_verify() {
 	local name=$1
 	shift
 	fio --name="$name" --filename=$dev --direct=1 --ioengine=libaio --thread \
-		--size=$size --verify=crc32c --verify_fatal=1 --do_verify=1 \
+		--size=$size --verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
 		--output-format=terse --terse-version=3 "$@" >/tmp/fio-$name.txt 2>&1 ||
 		{ fail "fio $name"; cat /tmp/fio-$name.txt; return; }
-	# terse v3: field 3 is the error code.
+	# terse v3: field 5 is the error code.
 	local err
-	err=$(cut -d';' -f5 /tmp/fio-$name.txt | head -1)
-	step "fio $name: ok (error field $err)"
+	err=$(grep '^3;' /tmp/fio-$name.txt | cut -d';' -f5 | sort -u | tr '\n' ' ')
+	[ "$err" = "0 " ] || { fail "fio $name: error fields '$err'"; cat /tmp/fio-$name.txt; return; }
+	step "fio $name: ok"
 }
 
 # Random writes then verify, at several block sizes and depths; two jobs
@@ -70,22 +118,28 @@ fio_verify rand64k --rw=randwrite --bs=64k --iodepth=4 --numjobs=2 --offset_incr
 fio_verify mixed --rw=randrw --rwmixread=30 --bsrange=512-128k --iodepth=8 --numjobs=2 --offset_increment=$size
 fio_verify seq1m --rw=write --bs=1m --iodepth=2
 
-# Flush storm: small writes, each followed by fsync (a FLUSH request).
+# Flush storm: small writes, each followed by fsync (a FLUSH request), at
+# 256 MiB, clear of the data verified again after the rebind.
 fio --name=fsync --filename=$dev --direct=0 --ioengine=sync --thread --rw=randwrite \
-	--bs=4k --size=2m --fsync=1 --output-format=terse >/tmp/fio-fsync.txt 2>&1 ||
+	--offset=256m --bs=4k --size=2m --fsync=1 --output-format=terse >/tmp/fio-fsync.txt 2>&1 ||
 	{ fail "fsync storm"; cat /tmp/fio-fsync.txt; }
 step "fsync storm done"
 
 # Rebind the driver: the device is reset and set up again.
-pci=$(basename "$(readlink -f /sys/block/vda/device/..)" 2>/dev/null)
-virtio=$(basename "$(readlink -f /sys/block/vda/device)")
+pci=$(basename "$(readlink -f /sys/block/$vda/device/..)" 2>/dev/null)
+virtio=$(basename "$(readlink -f /sys/block/$vda/device)")
 if [ -n "$virtio" ] && [ -e /sys/bus/virtio/drivers/virtio_blk/unbind ]; then
 	echo "$virtio" >/sys/bus/virtio/drivers/virtio_blk/unbind || fail "unbind"
 	[ -b $dev ] && fail "$dev still present after unbind"
 	echo "$virtio" >/sys/bus/virtio/drivers/virtio_blk/bind || fail "bind"
-	sleep 1
-	[ -b $dev ] || fail "$dev missing after rebind"
-	step "driver unbound and rebound ($virtio on $pci)"
+	# The disk comes back under the first free name: find it again.
+	for _ in $(seq 20); do
+		dev=$(disk_by_serial vhost-blk-e2e) && [ -b "$dev" ] && break
+		sleep 0.5
+	done
+	[ -b "$dev" ] || fail "no disk with serial vhost-blk-e2e after rebind"
+	vda=${dev#/dev/}
+	step "driver unbound and rebound ($virtio on $pci), now $dev"
 else
 	fail "cannot find the virtio device of $dev"
 fi
@@ -95,7 +149,7 @@ fi
 # replays it and checks every block's header and crc32c).
 fio --name=seq1m --filename=$dev --direct=1 --ioengine=libaio --thread --rw=write \
 	--bs=1m --iodepth=2 --size=$size --verify=crc32c --verify_fatal=1 \
-	--verify_only >/tmp/fio-reverify.txt 2>&1 ||
+	--verify_state_save=0 --verify_only >/tmp/fio-reverify.txt 2>&1 ||
 	{ fail "verify after rebind"; cat /tmp/fio-reverify.txt; }
 fio_verify after-rebind --rw=randwrite --bs=16k --iodepth=16 --numjobs=2 --offset_increment=$size
 step "done"

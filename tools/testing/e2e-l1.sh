@@ -2,63 +2,235 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Runs in the L1 VM (started by vm-run.sh with vhost_blk.ko loaded):
-#   e2e-l1.sh QEMU KERNEL_DIR [auto|kvm|tcg]
-# Creates a null_blk backend and boots an L2 guest with the patched QEMU,
-# its /dev/vda a vhost-blk-pci disk on that backend (KVM if L1 has it,
-# else TCG), and runs e2e-guest.sh there. Exits with the guest's status.
+#   e2e-l1.sh QEMU KERNEL_DIR [auto|kvm|tcg] [check|demo] [VAR=VALUE...]
+# (VAR=VALUE: settings below, given as arguments since the VM does not
+# inherit the caller's environment.)
+#
+# check (make check-e2e): QEMU's error paths first (a backing file that is
+#   not a block device, a bad num-queues, the migration blocker), then an
+#   L2 guest with two vhost-blk-pci disks on null_blk: /dev/vda read-write
+#   with 2 queues, where e2e-guest.sh verifies data with fio, and a
+#   read-only disk passed as pre-opened fds (fd=, vhostfd=) whose content
+#   L2 checks against what L1 wrote. Last, with the module unloaded, QEMU
+#   must say so.
+# demo (make run, make bench-e2e): an L2 guest runs e2e-demo.py, the same
+#   fio jobs on four disks, each on its own identical null_blk:
+#   vhost-blk-pci, QEMU's virtio-blk-pci (iothread, aio=native and
+#   aio=io_uring) and vhost-user-blk-pci over qemu-storage-daemon; the
+#   results side by side. E2E_REPS, E2E_JOBS (quick|full), E2E_DEMO_SECS
+#   tune it; E2E_OUT=DIR keeps e2e.csv and e2e-table.txt.
+#
+# L2 runs on KVM when L1 has it (auto), else TCG. Exits with the status.
 
 set -u
 qemu=$1
 kdir=$2
 want=${3:-auto}
+mode=${4:-check}
+shift $(($# < 4 ? $# : 4))
+for a in "$@"; do
+	case $a in
+	E2E_*=*) export "${a?}" ;;
+	*) echo "e2e-l1: unknown setting '$a'"; exit 2 ;;
+	esac
+done
 here=$(cd "$(dirname "$0")" && pwd)
-nb=/sys/kernel/config/nullb/vbe2e
-mkdir "$nb" && echo 512 >"$nb/size" && echo 1 >"$nb/memory_backed" &&
-	echo 512 >"$nb/blocksize" && echo 2 >"$nb/submit_queues" &&
-	echo 1 >"$nb/power" || { echo "e2e-l1: null_blk setup failed"; exit 1; }
+tmp=$(mktemp -d)
+# L2's console and QEMU's output go where the host can read them.
+logs=${VHOST_BLK_VM_OUT:-$tmp}
+rc=0
+nullbs=()
+daemons=()
+
+say() { echo "e2e-l1: $*"; }
+fail() {
+	echo "e2e-l1: FAIL: $*"
+	rc=1
+}
+
+cleanup() {
+	local p n
+	for p in "${daemons[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	for n in "${nullbs[@]}"; do
+		echo 0 >"/sys/kernel/config/nullb/$n/power" 2>/dev/null
+		rmdir "/sys/kernel/config/nullb/$n" 2>/dev/null
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# make_nullb NAME: a 512 MiB memory-backed null_blk with 2 submission
+# queues and a volatile write cache, /dev/NAME.
+make_nullb() {
+	local nb=/sys/kernel/config/nullb/$1
+	mkdir "$nb" && echo 512 >"$nb/size" && echo 1 >"$nb/memory_backed" &&
+		echo 512 >"$nb/blocksize" && echo 2 >"$nb/submit_queues" &&
+		echo 64 >"$nb/cache_size" && echo 1 >"$nb/power" ||
+		{ say "null_blk $1 setup failed"; exit 1; }
+	nullbs+=("$1")
+	udevadm settle 2>/dev/null
+	[ -b "/dev/$1" ] || { say "/dev/$1 did not appear"; exit 1; }
+}
+
+# Debian's firmware (L1's root is the host's), no default devices.
+qemu_base=(-display none -nodefaults -L /usr/share/seabios -L /usr/share/qemu)
+
+# expect_qemu_error WHAT PATTERN QEMU-ARGS...: QEMU must exit non-zero
+# and print PATTERN.
+expect_qemu_error() {
+	local what=$1 pattern=$2 out
+	shift 2
+	out=$(timeout 60 "$qemu" "${qemu_base[@]}" -accel tcg -S "$@" </dev/null 2>&1)
+	local status=$?
+	if [ $status = 0 ] || ! grep -q -- "$pattern" <<<"$out"; then
+		fail "$what: wanted an error matching '$pattern', got status $status: $out"
+	else
+		say "$what: refused: $(grep -m1 -- "$pattern" <<<"$out")"
+	fi
+}
+
 # L2 runs the same kernel, with L1's root over 9p and e2e-init.sh as init,
 # console on a file (QEMU on the console stalls inside L1, see facts).
 # -svm: an L2 that finds SVM brings up its own KVM, which nested under
 # TCG kills L1.
-accel="-accel kvm -cpu host,-svm"
+accel=(-accel kvm -cpu host,-svm)
 size=64m
+secs=${E2E_DEMO_SECS:-10}
 if [ "$want" != tcg ] && [ -c /dev/kvm ]; then
-	echo "e2e-l1: L2 on KVM (nested)"
+	say "L2 on KVM (nested)"
 else
-	echo "e2e-l1: L2 on TCG ($want; /dev/kvm $([ -c /dev/kvm ] && echo present || echo absent))"
-	accel="-accel tcg -cpu max,-svm"
+	say "L2 on TCG ($want; /dev/kvm $([ -c /dev/kvm ] && echo present || echo absent))"
+	accel=(-accel tcg -cpu max,-svm)
 	# TCG inside TCG is far slower: smaller fio jobs.
-	size=8m
+	size=4m
+	secs=${E2E_DEMO_SECS:-8}
 fi
-log=$(mktemp)
+
 stats=/sys/kernel/debug/vhost-blk/stats
-# Keep the last statistics that show the device's queues.
-(while sleep 5; do
-	cat $stats >"$log.s" 2>/dev/null && grep -q '^vq' "$log.s" && cp "$log.s" "$log.stats"
-done) &
-sampler=$!
-start=$(date +%s)
-timeout -k 10 "${E2E_TIMEOUT:-1200}" "$qemu" $accel -m 1G -smp 2 \
-	-display none -nic none -no-reboot \
-	-L /usr/share/seabios -L /usr/share/qemu \
-	-kernel "$kdir/arch/x86/boot/bzImage" \
-	-append "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 rootfstype=9p rootflags=version=9p2000.L,trans=virtio,access=any,msize=512000 ro init=$here/e2e-init.sh vhost_blk_e2e.size=$size" \
-	-virtfs local,id=root9p,path=/,mount_tag=/dev/root,security_model=none,readonly=on,multidevs=remap \
-	-device vhost-blk-pci,path=/dev/vbe2e,num-queues=2,serial=vhost-blk-e2e \
-	-serial "file:$log" </dev/null >"$log.qemu" 2>&1
-qrc=$?
-cat "$log.qemu"
-grep -E "^e2e|VHOST_BLK_E2E_RC|virtio_blk|WARNING|BUG|Oops|panic" "$log"
-rc=$(sed -n 's/.*VHOST_BLK_E2E_RC=\([0-9]*\).*/\1/p' "$log" | tail -1)
-echo "e2e-l1: L2 ran $(($(date +%s) - start)) s"
-if [ -z "$rc" ]; then
-	echo "e2e-l1: L2 ended without a status (QEMU exit $qrc); last lines:"
-	tail -30 "$log"
-	rc=125
-fi
-kill $sampler 2>/dev/null
-echo "e2e-l1: vhost-blk statistics during the run:"
-cat "$log.stats" 2>/dev/null
-echo 0 >"$nb/power"
-rmdir "$nb"
+# boot_l2 LOG APPEND-EXTRA QEMU-ARGS...: boots L2 with e2e-init.sh as init
+# and sets l2rc to the status e2e-guest.sh printed (125 if none).
+boot_l2() {
+	local log=$1 extra=$2 start qrc sampler
+	shift 2
+	# Keep the last statistics that show the device's queues.
+	# (Without the descriptors passed to QEMU: they must close with it.)
+	(while sleep 5; do
+		cat $stats >"$log.s" 2>/dev/null && grep -q '^vq' "$log.s" && cp "$log.s" "$log.stats"
+	done) 8<&- 9<&- &
+	sampler=$!
+	start=$(date +%s)
+	timeout -k 10 "${E2E_TIMEOUT:-1500}" "$qemu" "${accel[@]}" -smp 2 \
+		"${qemu_base[@]}" -nic none -no-reboot \
+		-kernel "$kdir/arch/x86/boot/bzImage" \
+		-append "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 no5lvl rootfstype=9p rootflags=version=9p2000.L,trans=virtio,access=any,msize=512000 ro init=$here/e2e-init.sh vhost_blk_e2e.mode=$mode vhost_blk_e2e.size=$size vhost_blk_e2e.secs=$secs $extra" \
+		-virtfs local,id=root9p,path=/,mount_tag=/dev/root,security_model=none,readonly=on,multidevs=remap \
+		"$@" -serial "file:$log" </dev/null >"$log.qemu" 2>&1
+	qrc=$?
+	kill $sampler 2>/dev/null
+	wait $sampler 2>/dev/null
+	cat "$log.qemu"
+	grep -a -E "^e2e|^demo: |VHOST_BLK_E2E_RC|virtio_blk|WARNING|BUG|Oops|panic" "$log"
+	l2rc=$(sed -n 's/.*VHOST_BLK_E2E_RC=\([0-9]*\).*/\1/p' "$log" | tail -1)
+	say "L2 ran $(($(date +%s) - start)) s"
+	if [ -z "$l2rc" ]; then
+		say "L2 ended without a status (QEMU exit $qrc); last lines:"
+		tail -30 "$log"
+		l2rc=125
+	fi
+	# The guest's kernel log must be as clean as L1's: a virtio_blk
+	# complaint there is a device bug.
+	if grep -a -q -E 'BUG:|WARNING:|Oops|Kernel panic|Call Trace:|virtio_blk.*(error|bad|invalid)' "$log"; then
+		say "FAIL: the L2 kernel log reports problems:"
+		grep -a -E 'BUG:|WARNING:|Oops|Kernel panic|Call Trace:|virtio_blk.*(error|bad|invalid)' "$log" | head -20
+		[ "$l2rc" = 0 ] && l2rc=1
+	fi
+	say "vhost-blk statistics during the run:"
+	cat "$log.stats" 2>/dev/null
+}
+
+case $mode in
+check)
+	make_nullb vbe2e
+	make_nullb vbro
+
+	# QEMU's own refusals, each before any guest runs.
+	truncate -s 64M "$tmp/file.img"
+	expect_qemu_error "a regular file as backend" "is not a block device" \
+		-device "vhost-blk-pci,path=$tmp/file.img"
+	expect_qemu_error "num-queues=17" "num-queues must be 1 to 16" \
+		-device vhost-blk-pci,path=/dev/vbe2e,num-queues=17
+	expect_qemu_error "a serial of 21 bytes" "serial is longer than 20 bytes" \
+		-device vhost-blk-pci,path=/dev/vbe2e,serial=123456789012345678901
+	# Migration: the blocker names the reason.
+	out=$(printf 'migrate exec:cat>/dev/null\nquit\n' |
+		timeout 60 "$qemu" "${qemu_base[@]}" -accel tcg -S -monitor stdio \
+			-device vhost-blk-pci,path=/dev/vbe2e 2>&1)
+	if grep -q "vhost-blk does not support migration" <<<"$out"; then
+		say "migration blocked: $(grep -m1 -o 'vhost-blk does not support migration[^"]*' <<<"$out")"
+	else
+		fail "migration was not blocked with the vhost-blk reason: $out"
+	fi
+
+	# The read-only disk's content, which L2 must read back.
+	dd if=/dev/urandom of="$tmp/ro.bin" bs=1M count=4 status=none
+	dd if="$tmp/ro.bin" of=/dev/vbro bs=1M oflag=direct status=none
+	rosum=$(sha256sum "$tmp/ro.bin" | cut -c1-64)
+	# The read-only disk comes as management stacks pass it: the backing
+	# device and /dev/vhost-blk opened by the caller (fds 8 and 9).
+	exec 8</dev/vbro 9<>/dev/vhost-blk
+	boot_l2 "$logs/l2.log" "vhost_blk_e2e.rosum=$rosum" -m 1G \
+		-device vhost-blk-pci,path=/dev/vbe2e,num-queues=2,serial=vhost-blk-e2e \
+		-device vhost-blk-pci,fd=8,vhostfd=9,readonly=on,num-queues=1,serial=vhost-blk-ro
+	exec 8<&- 9<&-
+	[ "$l2rc" = 0 ] || fail "L2 guest status $l2rc"
+
+	# Every vhost-blk device is gone with QEMU: the module unloads, and
+	# QEMU then says what is missing.
+	if rmmod vhost_blk; then
+		expect_qemu_error "no vhost_blk.ko" "is vhost_blk.ko loaded" \
+			-device vhost-blk-pci,path=/dev/vbe2e
+	else
+		fail "rmmod vhost_blk after QEMU exited ($(grep '^vhost_blk ' /proc/modules))"
+	fi
+	;;
+demo)
+	for n in 0 1 2 3; do make_nullb vbdemo$n; done
+	qsd=${QEMU_STORAGE_DAEMON:-qemu-storage-daemon}
+	"$qsd" --blockdev driver=host_device,node-name=d3,filename=/dev/vbdemo3,cache.direct=on,aio=native \
+		--object iothread,id=qsdio \
+		--export "type=vhost-user-blk,id=e3,node-name=d3,addr.type=unix,addr.path=$tmp/vu.sock,writable=on,num-queues=2,iothread=qsdio" \
+		</dev/null >"$tmp/qsd.log" 2>&1 &
+	daemons+=($!)
+	for _ in $(seq 60); do [ -S "$tmp/vu.sock" ] && break; sleep 0.5; done
+	[ -S "$tmp/vu.sock" ] || { cat "$tmp/qsd.log"; say "qemu-storage-daemon did not start"; exit 1; }
+	# One disk per peer, each on its own null_blk, 2 queues each; the
+	# vhost-user one needs the guest's memory shared with the daemon.
+	boot_l2 "$logs/l2.log" "vhost_blk_e2e.reps=${E2E_REPS:-1} vhost_blk_e2e.jobs=${E2E_JOBS:-quick}" \
+		-m 1G -object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem \
+		-device vhost-blk-pci,path=/dev/vbdemo0,num-queues=2,serial=vhost-blk \
+		-object iothread,id=io1 -object iothread,id=io2 \
+		-blockdev driver=host_device,node-name=d1,filename=/dev/vbdemo1,cache.direct=on,aio=native \
+		-device virtio-blk-pci,drive=d1,iothread=io1,num-queues=2,serial=virtio-aio \
+		-blockdev driver=host_device,node-name=d2,filename=/dev/vbdemo2,cache.direct=on,aio=io_uring \
+		-device virtio-blk-pci,drive=d2,iothread=io2,num-queues=2,serial=virtio-uring \
+		-chardev "socket,id=vu,path=$tmp/vu.sock" \
+		-device vhost-user-blk-pci,chardev=vu,num-queues=2
+	rc=$l2rc
+	if [ -n "${E2E_OUT:-}" ]; then
+		mkdir -p "$E2E_OUT"
+		{
+			echo "rep,job,disk,iops,p50_us,p99_us"
+			sed -n 's/^demo-csv: //p' "$logs/l2.log"
+		} >"$E2E_OUT/e2e.csv"
+		grep -a '^demo: ' "$logs/l2.log" >"$E2E_OUT/e2e-table.txt"
+		say "results in $E2E_OUT/e2e.csv and e2e-table.txt"
+	fi
+	;;
+*)
+	say "unknown mode '$mode' (check or demo)"
+	exit 2
+	;;
+esac
+say "status $rc"
 exit "$rc"

@@ -11,6 +11,8 @@ module=$2
 shift 2
 
 echo "VHOST_BLK_VM_STARTED $(uname -r)"
+# Where the command may keep logs the host can read (vm-run's --out).
+export VHOST_BLK_VM_OUT=$out
 mount -t debugfs none /sys/kernel/debug 2>/dev/null
 mount -t configfs none /sys/kernel/config 2>/dev/null
 rc=0

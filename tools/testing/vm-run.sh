@@ -10,6 +10,7 @@
 #   --no-module         do not load vhost_blk.ko before COMMAND
 #   --out DIR           keep the console log and guest dmesg here
 #                       (default: a fresh directory under build/vm/)
+#   --memory SIZE       the VM's memory (default 2G)
 #   KFLAVOUR=release|debug selects the kernel (tools/testing/kernel.sh).
 #
 # The run fails (exit 1) if the guest's kernel log shows a BUG, WARNING,
@@ -27,12 +28,14 @@ top=$(cd "$here/../.." && pwd)
 timeout=900
 load_module=1
 out=
+memory=2G
 
 while [ $# -gt 0 ]; do
 	case $1 in
 	--timeout) timeout=$2; shift 2 ;;
 	--no-module) load_module=0; shift ;;
 	--out) out=$2; shift 2 ;;
+	--memory) memory=$2; shift 2 ;;
 	--) shift; break ;;
 	*) echo "vm-run: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
 	esac
@@ -80,7 +83,7 @@ while :; do
 	rm -f "$log" "$out/dmesg.txt" "$out/kmemleak.txt"
 	echo "vm-run: booting $flavour kernel (attempt $attempt, timeout ${timeout}s, logs in $out)" >&2
 	set +e
-	timeout -k 20 "$timeout" vng --disable-kvm --cpus 2 --memory 2G --verbose \
+	timeout -k 20 "$timeout" vng --disable-kvm --cpus 2 --memory "$memory" --verbose \
 		-r "$bzimage" --rwdir "$out" --append "$append" \
 		--exec "$cmdline" </dev/null 2>&1 | tee "$log"
 	vm_status=${PIPESTATUS[0]}
