@@ -20,7 +20,8 @@
 #   results side by side. E2E_REPS, E2E_JOBS (quick|full), E2E_DEMO_SECS
 #   tune it; E2E_OUT=DIR keeps e2e.csv and e2e-table.txt.
 #
-# L2 runs on KVM when L1 has it (auto), else TCG. Exits with the status.
+# L2 runs on TCG (tcg, make's default), nested KVM (kvm), or KVM when L1
+# has it (auto). Exits with the status.
 
 set -u
 qemu=$1
