@@ -3,12 +3,12 @@
 """The end-to-end comparison, run in the L2 guest booted by e2e-l1.sh.
 
 The guest has one disk per peer, each on its own identical null_blk in
-L1, told apart by serial (the vhost-user-blk disk has none):
+L1, told apart by serial (qemu-storage-daemon names its own):
 
   vhost-blk-pci         serial vhost-blk        vhost_blk.ko in L1
   virtio-blk-pci        serial virtio-aio       QEMU, iothread, aio=native
   virtio-blk-pci        serial virtio-uring     QEMU, iothread, aio=io_uring
-  vhost-user-blk-pci    (no serial)             qemu-storage-daemon in L1
+  vhost-user-blk-pci    serial vhost_user_blk   qemu-storage-daemon in L1
 
 Every job runs on every disk, REPS times, each repetition in a rotated
 order so that drift of the machine hits all peers alike. Prints a line
@@ -54,7 +54,8 @@ def disks():
         "vhost-blk": "vhost-blk-pci",
         "virtio-aio": "virtio-blk-pci-native",
         "virtio-uring": "virtio-blk-pci-io_uring",
-        "": "vhost-user-blk-pci",
+        # qemu-storage-daemon's vhost-user-blk export answers GET_ID so.
+        "vhost_user_blk": "vhost-user-blk-pci",
     }
     found = {labels[s]: d for s, d in by_serial.items() if s in labels}
     missing = sorted(set(labels.values()) - set(found))
