@@ -134,16 +134,16 @@ check-e2e: module tools qemu
 BENCH_OUT ?= results/$(shell date +%Y%m%d-%H%M%S)
 # Level 2: the L2 guest's fio on vhost-blk-pci, virtio-blk-pci (aio=native,
 # io_uring) and vhost-user-blk-pci, repeated; e2e.csv and e2e-table.txt.
-E2E_BENCH_ARGS ?= E2E_REPS=3 E2E_JOBS=full
+E2E_BENCH_ARGS ?= E2E_REPS=3 E2E_JOBS=full E2E_TIMEOUT=5000
 bench-e2e: module tools qemu
 	$(TESTING)/vm-run.sh --timeout 5400 --memory 3G --out $(BENCH_OUT) -- \
 		$(CURDIR)/$(TESTING)/e2e-l1.sh $$($(TESTING)/qemu.sh --print) $(KDIR) $(E2E_ACCEL) demo \
-		E2E_OUT=$(CURDIR)/$(BENCH_OUT)/data $(E2E_BENCH_ARGS)
+		E2E_OUT=$(abspath $(BENCH_OUT))/data $(E2E_BENCH_ARGS)
 
 BENCH_ARGS ?=
 bench: module tools
 	$(TESTING)/vm-run.sh --timeout 5400 --out $(BENCH_OUT) -- \
-		$(CURDIR)/target/release/vhost-blk-bench --out $(CURDIR)/$(BENCH_OUT)/data $(BENCH_ARGS)
+		$(CURDIR)/target/release/vhost-blk-bench --out $(abspath $(BENCH_OUT))/data $(BENCH_ARGS)
 	@echo "bench: results in $(BENCH_OUT)/data (table.txt, summary.csv, results.json, *.svg)"
 
 # The main job: an L2 guest, booted in the test VM by the patched QEMU, runs

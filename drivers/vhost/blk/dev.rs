@@ -10,7 +10,7 @@
 //! while a backend is attached (`EBUSY`).
 
 use crate::ffi::bdev::BdevFile;
-use crate::ffi::bio::{with_plug, BioList};
+use crate::ffi::bio::{with_plug, BioList, DoneBios};
 use crate::ffi::cgroup::Blkcg;
 use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;
@@ -281,9 +281,14 @@ impl VhostBlkDev {
         Ok(())
     }
 
-    /// One turn of the worker on this device: completions, then up to the
-    /// quota from each kicked or polled queue, then used-ring updates and
-    /// interrupts, one per queue. Returns whether it found work.
+    /// One turn of the worker on this device: completions, published and
+    /// signalled at once, then up to the quota from each kicked or polled
+    /// queue, then the completions those submissions already produced, and
+    /// used-ring updates and interrupts, one per queue. Returns whether it
+    /// found work.
+    ///
+    /// Completions go out before new submissions so that a queue's finished
+    /// requests never wait behind a neighbour's turn of bio submissions.
     pub(crate) fn run_once(&self, policy: &Policy) -> bool {
         if !self.waker.any() && self.bios.is_empty() && self.polling.load(Ordering::Relaxed) == 0 {
             return false;
@@ -304,24 +309,8 @@ impl VhostBlkDev {
             Ok(t) => t,
             Err(_) => MemTable::EMPTY,
         };
-        let mut completed = false;
         let mut errors: u32 = 0;
-        for bio in self.bios.take() {
-            let (q, slot) = vq::untoken(bio.token());
-            let errno = bio.errno();
-            let Some(rt) = st.vqs.get_mut(q as usize).and_then(|v| v.rt.as_mut()) else {
-                pr_warn!("completion for an unknown queue {}\n", q);
-                bio.release(true);
-                continue;
-            };
-            bio.release(rt.slot_dirty(slot));
-            completed = true;
-            if rt.complete_bio(&mem, &table, slot, errno).is_err() {
-                errors |= 1 << q;
-            }
-            // Freed slots may let a full queue take more chains.
-            self.waker.kick_quiet(q);
-        }
+        let mut completed = self.complete_bios(&mut st.vqs, &mem, &table, &mut errors);
         let pending = self.waker.take();
         let mut found = completed;
         if let (Some(limits), Some(bdev)) = (st.limits.as_ref(), st.backend.as_ref()) {
@@ -334,6 +323,7 @@ impl VhostBlkDev {
                 serial: &st.serial,
                 blkcg: st.blkcg.as_ref(),
                 quota: policy.quota,
+                waker: &self.waker,
                 poll: policy.poll,
             };
             let mut polling = 0u32;
@@ -342,6 +332,8 @@ impl VhostBlkDev {
             with_plug(|| {
                 for (i, vq) in st.vqs.iter_mut().enumerate() {
                     let Some(rt) = vq.rt.as_mut() else {
+                        // A queue that is not served never waits.
+                        self.waker.turn_starts(i as u32);
                         continue;
                     };
                     if pending & (1 << i) == 0 && !rt.polling {
@@ -364,11 +356,77 @@ impl VhostBlkDev {
             });
             self.polling.store(polling, Ordering::Relaxed);
         }
+        // A device that completes in its submission path (or before the
+        // plug's flush returned) is answered in this turn, not the next.
+        if self.complete_bios(&mut st.vqs, &mem, &table, &mut errors) {
+            completed = true;
+            found = true;
+        }
         self.flush_all(&mut st.vqs, &mem, errors);
         if completed {
             self.drained.notify_all();
         }
         found
+    }
+
+    /// Accounts every bio completed so far to its queue (slots freed,
+    /// statuses written, used elements gathered) and publishes each queue
+    /// as soon as its bios are done, the queue with the fewest first: a
+    /// queue with one finished request is answered before a neighbour's
+    /// batch of a hundred is worked through. Adds queues whose ring broke
+    /// to `errors`; returns whether any bio completed.
+    fn complete_bios(
+        &self,
+        vqs: &mut KVec<VqConfig>,
+        mem: &OwnerMemory,
+        table: &MemTable<'_>,
+        errors: &mut u32,
+    ) -> bool {
+        const N: usize = VHOST_BLK_MAX_QUEUES as usize;
+        let mut by_queue = [const { DoneBios::new() }; N];
+        let mut counts = [0u32; N];
+        for bio in self.bios.take() {
+            let (q, _) = vq::untoken(bio.token());
+            match by_queue.get_mut(q as usize) {
+                Some(list) => {
+                    list.push(bio);
+                    counts[q as usize] += 1;
+                }
+                None => {
+                    pr_warn!("completion for an unknown queue {}\n", q);
+                    bio.release(true);
+                }
+            }
+        }
+        let mut completed = false;
+        while let Some(q) = (0..N)
+            .filter(|&q| counts[q] != 0)
+            .min_by_key(|&q| counts[q])
+        {
+            counts[q] = 0;
+            let list = core::mem::replace(&mut by_queue[q], DoneBios::new());
+            let Some(vq) = vqs.get_mut(q) else {
+                continue;
+            };
+            let Some(rt) = vq.rt.as_mut() else {
+                pr_warn!("completion for a stopped queue {}\n", q);
+                // Dropping the list releases its bios.
+                continue;
+            };
+            for bio in list {
+                let (_, slot) = vq::untoken(bio.token());
+                let errno = bio.errno();
+                bio.release(rt.slot_dirty(slot));
+                if rt.complete_bio(mem, table, slot, errno).is_err() {
+                    *errors |= 1 << q;
+                }
+            }
+            completed = true;
+            // Freed slots may let a full queue take more chains.
+            self.waker.kick_quiet(q as u32);
+            flush_queue(vq, mem, *errors & (1 << q) != 0);
+        }
+        completed
     }
 
     /// Ends polling on every polled queue: notifications back on, rings
@@ -411,25 +469,7 @@ impl VhostBlkDev {
     /// (through the err eventfd) the queues in `errors`.
     fn flush_all(&self, vqs: &mut KVec<VqConfig>, mem: &OwnerMemory, errors: u32) {
         for (i, vq) in vqs.iter_mut().enumerate() {
-            let Some(rt) = vq.rt.as_mut() else {
-                continue;
-            };
-            let mut broke = errors & (1 << i) != 0;
-            match rt.flush_used(mem) {
-                Ok(Flush::Signal) => {
-                    if let Some(call) = &vq.call {
-                        call.signal();
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => broke = true,
-            }
-            if broke && !rt.broken {
-                rt.broken = true;
-                if let Some(err) = &vq.err {
-                    err.signal();
-                }
-            }
+            flush_queue(vq, mem, errors & (1 << i) != 0);
         }
     }
 
@@ -684,6 +724,31 @@ impl VhostBlkDev {
                 Ok(0)
             }
             _ => Err(ENOTTY),
+        }
+    }
+}
+
+/// Publishes the used elements of a running queue and signals its
+/// interrupt if the driver wants one; stops the queue and reports it
+/// (through the err eventfd) if `broke`, or if publishing faults.
+fn flush_queue(vq: &mut VqConfig, mem: &OwnerMemory, broke: bool) {
+    let Some(rt) = vq.rt.as_mut() else {
+        return;
+    };
+    let mut broke = broke;
+    match rt.flush_used(mem) {
+        Ok(Flush::Signal) => {
+            if let Some(call) = &vq.call {
+                call.signal();
+            }
+        }
+        Ok(_) => {}
+        Err(_) => broke = true,
+    }
+    if broke && !rt.broken {
+        rt.broken = true;
+        if let Some(err) = &vq.err {
+            err.signal();
         }
     }
 }

@@ -261,9 +261,14 @@ void vhost_blk_wake_signal(struct vhost_blk_wake *wake)
 {
 	struct task_struct *task;
 
-	atomic_set(&wake->pending, 1);
-	/* Pairs with the barrier of set_current_state() in the sleeper. */
-	smp_mb__after_atomic();
+	/*
+	 * Fully ordered, pairing with the barrier of set_current_state() in
+	 * the sleeper. If work was already pending, whoever set it wakes the
+	 * worker, or the worker has yet to take it: either way it will look
+	 * again, so a burst of completions costs one wake-up, not one each.
+	 */
+	if (atomic_xchg(&wake->pending, 1))
+		return;
 	task = READ_ONCE(wake->task);
 	if (task)
 		wake_up_process(task);
@@ -559,6 +564,32 @@ struct bio *vhost_blk_bio_next(struct bio *bio)
 	return bio->bi_next;
 }
 
+/*
+ * Ring indexes, flags and event indexes are shared with a driver that runs
+ * concurrently: each is read and written as one 16-bit access, never as a
+ * byte copy that the other side could see half done (vhost_get_avail_idx,
+ * vhost_put_used_idx).
+ */
+int vhost_blk_get_user_le16(const void __user *uaddr, u16 *val)
+{
+	__le16 raw;
+	int ret = get_user(raw, (const __le16 __user *)uaddr);
+
+	if (!ret)
+		*val = le16_to_cpu(raw);
+	return ret;
+}
+
+int vhost_blk_put_user_le16(void __user *uaddr, u16 val)
+{
+	return put_user(cpu_to_le16(val), (__le16 __user *)uaddr);
+}
+
+void vhost_blk_bio_set_next(struct bio *bio, struct bio *next)
+{
+	bio->bi_next = next;
+}
+
 unsigned long vhost_blk_bio_token(struct bio *bio)
 {
 	return container_of(bio, struct vhost_blk_bio, bio)->token;
@@ -576,11 +607,9 @@ void vhost_blk_bio_release(struct bio *bio, bool dirty)
 	struct bio_vec *bv;
 
 	if (container_of(bio, struct vhost_blk_bio, bio)->pinned) {
-		bio_for_each_segment_all(bv, bio, iter) {
-			if (dirty)
-				set_page_dirty_lock(bv->bv_page);
-			unpin_user_page(bv->bv_page);
-		}
+		/* Skips the page lock for pages already dirty. */
+		bio_for_each_segment_all(bv, bio, iter)
+			unpin_user_pages_dirty_lock(&bv->bv_page, 1, dirty);
 	}
 	bio_put(bio);
 }

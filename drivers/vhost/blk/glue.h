@@ -121,6 +121,9 @@ int vhost_blk_bio_add_user(struct bio *bio, unsigned long uaddr,
 unsigned int vhost_blk_bio_add_zeroes(struct bio *bio, unsigned int len);
 void vhost_blk_bio_submit(struct bio *bio);
 struct bio *vhost_blk_bio_next(struct bio *bio);
+void vhost_blk_bio_set_next(struct bio *bio, struct bio *next);
+int vhost_blk_get_user_le16(const void __user *uaddr, u16 *val);
+int vhost_blk_put_user_le16(void __user *uaddr, u16 val);
 unsigned long vhost_blk_bio_token(struct bio *bio);
 int vhost_blk_bio_errno(struct bio *bio);
 void vhost_blk_bio_release(struct bio *bio, bool dirty);

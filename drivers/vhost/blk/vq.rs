@@ -12,6 +12,7 @@ use crate::ffi::bdev::BdevFile;
 use crate::ffi::bio::{Bio, BioKind, BioList, MAX_VECS};
 use crate::ffi::cgroup::Blkcg;
 use crate::ffi::uaccess::OwnerMemory;
+use crate::ffi::worker::Waker;
 use crate::vcore::blk::{self, BlkLimits, Op, Request, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK};
 use crate::vcore::memory::{MemTable, UserMemory};
 use crate::vcore::ring::{Chain, RingError, Vring};
@@ -48,6 +49,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) blkcg: Option<&'a Blkcg>,
     /// What a queue may take in one turn.
     pub(crate) quota: Quota,
+    /// The device's wake-ups: tells a turn whether another queue waits.
+    pub(crate) waker: &'a Waker,
     /// Whether an empty ring is left with notifications off, to be polled.
     pub(crate) poll: bool,
 }
@@ -183,6 +186,7 @@ impl VqRuntime {
         cx: &Ctx<'_>,
         chain: &mut Chain,
     ) -> Result<bool, RingError> {
+        cx.waker.turn_starts(self.index);
         if self.broken || self.stopping {
             self.polling = false;
             return Ok(false);
@@ -194,7 +198,7 @@ impl VqRuntime {
         let mut turn = Turn::new();
         let polled = self.polling;
         let more = loop {
-            if turn.exhausted(&cx.quota) {
+            if turn.must_yield(&cx.quota, || cx.waker.others_waiting(self.index)) {
                 self.stats.quota_hits += 1;
                 break true;
             }

@@ -209,6 +209,30 @@ impl UserMemory for ProcessMemory {
         }
         Ok(())
     }
+
+    /// One 16-bit load where aligned, as a virtio driver reads the ring's
+    /// indexes: bytewise, a concurrent update could be seen half done.
+    fn read_u16(&self, addr: u64) -> Result<u16, Fault> {
+        let p = self.ptr(addr, 2)?;
+        if p as usize % 2 != 0 {
+            let mut b = [0u8; 2];
+            self.read(addr, &mut b)?;
+            return Ok(u16::from_le_bytes(b));
+        }
+        // SAFETY: in bounds and aligned; volatile as for `read`.
+        Ok(u16::from_le(unsafe { p.cast::<u16>().read_volatile() }))
+    }
+
+    /// One 16-bit store where aligned (see `read_u16`).
+    fn write_u16(&self, addr: u64, v: u16) -> Result<(), Fault> {
+        let p = self.ptr(addr, 2)?;
+        if p as usize % 2 != 0 {
+            return self.write(addr, &v.to_le_bytes());
+        }
+        // SAFETY: in bounds and aligned; volatile as for `read`.
+        unsafe { p.cast::<u16>().write_volatile(v.to_le()) };
+        Ok(())
+    }
 }
 
 /// Hands out aligned, non-overlapping guest buffers from `[start, end)`.

@@ -73,6 +73,57 @@ fn quota_counts_requests_and_bytes() {
 }
 
 #[test]
+fn a_waiting_neighbour_shortens_the_turn() {
+    let q = Quota {
+        requests: 64,
+        bytes: 512 << 10,
+    };
+    assert_eq!(
+        q.contended(),
+        Quota {
+            requests: 64 / CONTENDED_SHARE,
+            bytes: (512 << 10) / u64::from(CONTENDED_SHARE),
+        }
+    );
+    let mut t = Turn::new();
+    let mut asked = 0;
+    for _ in 0..64 / CONTENDED_SHARE {
+        assert!(!t.must_yield(&q, || {
+            asked += 1;
+            true
+        }));
+        t.charge(4096);
+    }
+    assert_eq!(asked, 0, "nobody is asked about before the share is used");
+    // Share used: yield only if someone waits.
+    assert!(t.must_yield(&q, || true));
+    assert!(!t.must_yield(&q, || false));
+    // Alone, the queue keeps the whole quota.
+    while !t.must_yield(&q, || false) {
+        t.charge(4096);
+    }
+    assert_eq!(t.requests(), 64);
+    // Bytes count too: a 64 KiB request uses the contended byte share.
+    let mut t = Turn::new();
+    t.charge(64 << 10);
+    assert!(t.must_yield(&q, || true));
+    assert!(!t.must_yield(&q, || false));
+}
+
+#[test]
+fn contended_quota_never_reaches_zero() {
+    for requests in [0, 1, 7] {
+        let q = Quota { requests, bytes: 3 };
+        let c = q.contended();
+        assert_eq!((c.requests, c.bytes), (1, 1));
+        let mut t = Turn::new();
+        assert!(!t.must_yield(&q, || true), "a turn takes at least one");
+        t.charge(1);
+        assert!(t.must_yield(&q, || true));
+    }
+}
+
+#[test]
 fn zero_quota_still_takes_one_request() {
     let q = Quota {
         requests: 0,

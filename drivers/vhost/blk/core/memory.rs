@@ -43,6 +43,13 @@ pub trait UserMemory {
     }
 
     /// Reads a little-endian `u16`.
+    ///
+    /// The ring's indexes, flags and event indexes are read and written
+    /// with `read_u16` and `write_u16` while the other side runs: an
+    /// implementation over memory shared with a running driver must make
+    /// them single 16-bit accesses (a byte-wise copy lets the other side
+    /// see half of a new index: 0x00ff to 0x0100 read as 0x01ff). These
+    /// defaults, byte copies, suit memory nobody else touches meanwhile.
     fn read_u16(&self, addr: u64) -> Result<u16, Fault> {
         let mut b = [0u8; 2];
         self.read(addr, &mut b)?;

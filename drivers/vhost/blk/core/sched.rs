@@ -48,6 +48,23 @@ pub struct Quota {
     pub bytes: u64,
 }
 
+/// The share of the quota a turn keeps once another queue waits: a turn
+/// that learns of a waiting neighbour stops after `1 / CONTENDED_SHARE` of
+/// its quota, so a single request never queues behind a whole flood turn,
+/// while a queue alone keeps the full batch.
+pub const CONTENDED_SHARE: u32 = 8;
+
+impl Quota {
+    /// What a turn may take while another queue waits for the worker:
+    /// [`CONTENDED_SHARE`] times less, at least one request and one byte.
+    pub fn contended(&self) -> Quota {
+        Quota {
+            requests: (self.requests / CONTENDED_SHARE).max(1),
+            bytes: (self.bytes / u64::from(CONTENDED_SHARE)).max(1),
+        }
+    }
+}
+
 /// What a queue has taken so far in its turn.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Turn {
@@ -68,6 +85,14 @@ impl Turn {
     /// another request.
     pub fn exhausted(&self, quota: &Quota) -> bool {
         self.requests >= quota.requests.max(1) || self.bytes >= quota.bytes.max(1)
+    }
+
+    /// Whether the queue must yield before taking another request: its
+    /// quota is used up, or its contended share is and `waiting` says
+    /// another queue waits (asked only then, as it may cost an atomic
+    /// read).
+    pub fn must_yield(&self, quota: &Quota, waiting: impl FnOnce() -> bool) -> bool {
+        self.exhausted(quota) || (self.exhausted(&quota.contended()) && waiting())
     }
 
     /// Records a request of `bytes` data bytes.

@@ -130,6 +130,9 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_bio_add_zeroes(bio: *mut bio, len: c_uint) -> c_uint;
         pub(super) fn vhost_blk_bio_submit(bio: *mut bio);
         pub(super) fn vhost_blk_bio_next(bio: *mut bio) -> *mut bio;
+        pub(super) fn vhost_blk_bio_set_next(bio: *mut bio, next: *mut bio);
+        pub(super) fn vhost_blk_get_user_le16(uaddr: *const c_void, val: *mut u16) -> c_int;
+        pub(super) fn vhost_blk_put_user_le16(uaddr: *mut c_void, val: u16) -> c_int;
         pub(super) fn vhost_blk_bio_token(bio: *mut bio) -> c_ulong;
         pub(super) fn vhost_blk_bio_errno(bio: *mut bio) -> c_int;
         pub(super) fn vhost_blk_bio_release(bio: *mut bio, dirty: bool);

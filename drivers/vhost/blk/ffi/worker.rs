@@ -251,7 +251,8 @@ impl Drop for WakeTarget {
 /// A device's wake-ups: one pending bit per virtqueue, set from any
 /// context (kick wake-ups run under the eventfd's wait-queue lock), and
 /// the [`WakeTarget`] of the worker serving the device. Also counts the
-/// kicks of each queue.
+/// kicks of each queue, and remembers which queues were kicked by the
+/// guest and not yet served (a turn ends early when one waits).
 ///
 /// # Invariants
 ///
@@ -261,6 +262,8 @@ impl Drop for WakeTarget {
 /// gone.
 pub(crate) struct Waker {
     pending: AtomicU32,
+    /// Queues kicked by the guest whose turn has not started since.
+    waiting: AtomicU32,
     target: AtomicPtr<WakeTarget>,
     kicks: [AtomicU64; VHOST_BLK_MAX_QUEUES as usize],
 }
@@ -270,6 +273,7 @@ impl Waker {
     pub(crate) const fn new() -> Self {
         Self {
             pending: AtomicU32::new(0),
+            waiting: AtomicU32::new(0),
             target: AtomicPtr::new(core::ptr::null_mut()),
             kicks: [const { AtomicU64::new(0) }; VHOST_BLK_MAX_QUEUES as usize],
         }
@@ -295,6 +299,7 @@ impl Waker {
         if let Some(k) = self.kicks.get(q as usize) {
             k.fetch_add(1, Ordering::Relaxed);
         }
+        self.waiting.fetch_or(1 << (q % 32), Ordering::Relaxed);
         self.kick_quiet(q);
         self.wake();
     }
@@ -316,6 +321,16 @@ impl Waker {
     /// Takes the pending bits.
     pub(crate) fn take(&self) -> u32 {
         self.pending.swap(0, Ordering::AcqRel)
+    }
+
+    /// Queue `q`'s turn starts: it no longer waits.
+    pub(crate) fn turn_starts(&self, q: u32) {
+        self.waiting.fetch_and(!(1 << (q % 32)), Ordering::Relaxed);
+    }
+
+    /// Whether a queue other than `q` was kicked and waits for its turn.
+    pub(crate) fn others_waiting(&self, q: u32) -> bool {
+        self.waiting.load(Ordering::Relaxed) & !(1 << (q % 32)) != 0
     }
 
     /// Whether any queue is pending.

@@ -33,7 +33,13 @@ const USAGE: &str = "usage: vhost-blk-bench --out DIR [--secs S] [--reps N] [--p
   --poll LIST  poll_budget_us values for vhost-blk (default 0,200)
   --quick      a short pass over a few workloads (smoke test)
   --only TEXT  only the matrix workloads whose name contains TEXT, and
-               no other scenario";
+               no other scenario
+  --scenarios LIST
+               which scenarios run, of matrix,fairness,devices,memory
+               (default all)";
+
+/// Every scenario, in the order they run.
+const SCENARIOS: [&str; 4] = ["matrix", "fairness", "devices", "memory"];
 
 struct Args {
     out: PathBuf,
@@ -42,6 +48,13 @@ struct Args {
     polls: Vec<u32>,
     quick: bool,
     only: Option<String>,
+    scenarios: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, scenario: &str) -> bool {
+        self.scenarios.iter().any(|s| s == scenario)
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -52,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         polls: vec![0, 200],
         quick: false,
         only: None,
+        scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -68,6 +82,13 @@ fn parse_args() -> Result<Args, String> {
             }
             "--quick" => a.quick = true,
             "--only" => a.only = Some(val("--only")?),
+            "--scenarios" => {
+                let list: Vec<String> = val("--scenarios")?.split(',').map(String::from).collect();
+                if let Some(bad) = list.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
+                    return Err(format!("--scenarios: unknown scenario {bad}\n{USAGE}"));
+                }
+                a.scenarios = list;
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {arg}\n{USAGE}")),
         }
@@ -75,7 +96,10 @@ fn parse_args() -> Result<Args, String> {
     if a.out.as_os_str().is_empty() {
         return Err(format!("--out is required\n{USAGE}"));
     }
-    if a.reps == 0 || a.secs <= 0.0 || a.polls.is_empty() {
+    if a.only.is_some() {
+        a.scenarios = vec!["matrix".into()];
+    }
+    if a.reps == 0 || a.secs <= 0.0 || a.polls.is_empty() || a.scenarios.is_empty() {
         return Err("--reps, --secs and --poll must be positive/non-empty".into());
     }
     Ok(a)
@@ -437,8 +461,10 @@ fn matrix(
     Ok(())
 }
 
-/// Fairness: queue 0 issues single requests, alone and then beside queue
-/// 1 flooding at depth 128, with the default quota and with none.
+/// Fairness: a small queue issues single requests, alone, then beside a
+/// neighbour flooding at depth 128: another queue of its device, or
+/// another device on the same shared worker. Each with the default quota,
+/// a small one (8 requests) and none.
 fn fairness(
     a: &Args,
     dev_path: &Path,
@@ -459,8 +485,13 @@ fn fairness(
             ..Workload::new("randread", 4096, 1, 2)
         }
     };
-    let configs: [(&str, &[(&str, &str)]); 2] = [
+    let flood_dev = Workload {
+        name: "small-beside-flood-dev".into(),
+        ..flood.clone()
+    };
+    let configs: [(&str, &[(&str, &str)]); 3] = [
         ("vhost-blk-quota", &[]),
+        ("vhost-blk-quota8", &[("quota_reqs", "8")]),
         (
             "vhost-blk-noquota",
             &[("quota_reqs", "32768"), ("quota_kib", "1048576")],
@@ -468,10 +499,17 @@ fn fairness(
     ];
     for rep in 0..a.reps {
         for (name, params) in configs {
-            let _g = ParamGuard::set(params)?;
-            for w in [&solo, &flood] {
-                let (mut dev, slots) = vhost_blk_device(&backend, w.qd.len(), w)?;
-                let s = run_vhost_blk(&mut dev, &slots, w, sectors, dur);
+            // Two devices share one worker.
+            let mut all: Vec<(&str, &str)> = params.to_vec();
+            all.push(("devs_per_worker", "2"));
+            let _g = ParamGuard::set(&all)?;
+            for w in [&solo, &flood, &flood_dev] {
+                let s = if core::ptr::eq(w, &flood_dev) {
+                    run_two_devices(&backend, w, sectors, dur)?
+                } else {
+                    let (mut dev, slots) = vhost_blk_device(&backend, w.qd.len(), w)?;
+                    run_vhost_blk(&mut dev, &slots, w, sectors, dur)
+                };
                 if s.errors != 0 {
                     return Err(format!("fairness {name}: {}", s.describe_errors()));
                 }
@@ -491,6 +529,39 @@ fn fairness(
         }
     }
     Ok(())
+}
+
+/// Runs `w` with each of its queues on a device of its own (one queue
+/// each), all devices open at once; job `i` is queue `i` of `w`.
+fn run_two_devices(
+    backend: &File,
+    w: &Workload,
+    sectors: u64,
+    dur: Duration,
+) -> Result<Sample, String> {
+    let mut devs = Vec::new();
+    for &qd in &w.qd {
+        let one = Workload {
+            qd: vec![qd],
+            ..w.clone()
+        };
+        devs.push(vhost_blk_device(backend, 1, &one)?);
+    }
+    let mut jobs = Vec::new();
+    for ((dev, slots), &qd) in devs.iter_mut().zip(&w.qd) {
+        let ei = event_idx(dev.cfg.features);
+        let mem = &dev.mem;
+        for (queue, slots) in dev.queues.iter_mut().zip(slots.iter()) {
+            jobs.push(Job {
+                mem,
+                queue,
+                slots,
+                event_idx: ei,
+                qd,
+            });
+        }
+    }
+    Ok(run_jobs(jobs, w, sectors, dur))
 }
 
 /// The ELVIS case: 8 single-queue devices, one worker each or all on one
@@ -673,12 +744,12 @@ fn report(a: &Args, sums: &[Summary], mem_line: &str, failures: &[String]) -> (S
     }
     let _ = writeln!(
         t,
-        "\nfairness (queue 0 at depth 1; latency of queue 0 only):"
+        "\nfairness (a small queue at depth 1 beside a queue or device at depth 128; its latency only):"
     );
     for s in sums.iter().filter(|s| s.scenario == "fairness") {
         let _ = writeln!(
             t,
-            "  {:<20} {:<20} p50 {:>8.1} us  p99 {:>8.1} us  p99.9 {:>8.1} us",
+            "  {:<20} {:<24} p50 {:>8.1} us  p99 {:>8.1} us  p99.9 {:>8.1} us",
             s.engine, s.workload, s.p50, s.p99, s.p999
         );
     }
@@ -787,18 +858,23 @@ fn report(a: &Args, sums: &[Summary], mem_line: &str, failures: &[String]) -> (S
         );
     }
     let fair = |e: &str, w: &str| find(sums, "fairness", "nullb-null", w, e);
-    if let (Some(solo), Some(fl)) = (
-        fair("vhost-blk-quota", "small-solo"),
-        fair("vhost-blk-quota", "small-beside-flood"),
-    ) {
-        target(
-            &mut t,
-            &mut js,
-            "fairness: small queue p99 beside flood / solo",
-            fl.p99 / solo.p99,
-            "<=2",
-            fl.p99 / solo.p99 <= 2.0,
-        );
+    for (neighbour, wl) in [
+        ("queue", "small-beside-flood"),
+        ("device", "small-beside-flood-dev"),
+    ] {
+        if let (Some(solo), Some(fl)) = (
+            fair("vhost-blk-quota", "small-solo"),
+            fair("vhost-blk-quota", wl),
+        ) {
+            target(
+                &mut t,
+                &mut js,
+                &format!("fairness: small queue p99 beside flooding {neighbour} / solo"),
+                fl.p99 / solo.p99,
+                "<=2",
+                fl.p99 / solo.p99 <= 2.0,
+            );
+        }
     }
     let md = |e: &str| {
         find(
@@ -993,7 +1069,7 @@ fn run(a: &Args) -> Result<bool, String> {
         raw.push_str(&r.csv());
     };
     let size = if a.quick { "128" } else { "512" };
-    {
+    if a.runs("matrix") {
         let nb = NullBlk::create("benchmem", size.parse().unwrap(), &[("memory_backed", "1")])
             .map_err(|e| format!("null_blk: {e}"))?;
         prefill(nb.path())?;
@@ -1009,21 +1085,27 @@ fn run(a: &Args) -> Result<bool, String> {
     let mem_line;
     {
         let nb = NullBlk::create("benchnull", 4096, &[]).map_err(|e| format!("null_blk: {e}"))?;
-        matrix(
-            a,
-            "nullb-null",
-            nb.path(),
-            &mut rows,
-            &mut failures,
-            &mut log,
-        )?;
-        if a.only.is_none() {
-            fairness(a, nb.path(), &mut rows, &mut log)?;
-            many_devices(a, nb.path(), &mut rows, &mut log)?;
-            mem_line = memory(nb.path())?;
-        } else {
-            mem_line = "not measured (--only)".into();
+        if a.runs("matrix") {
+            matrix(
+                a,
+                "nullb-null",
+                nb.path(),
+                &mut rows,
+                &mut failures,
+                &mut log,
+            )?;
         }
+        if a.runs("fairness") {
+            fairness(a, nb.path(), &mut rows, &mut log)?;
+        }
+        if a.runs("devices") {
+            many_devices(a, nb.path(), &mut rows, &mut log)?;
+        }
+        mem_line = if a.runs("memory") {
+            memory(nb.path())?
+        } else {
+            "not measured (--scenarios)".into()
+        };
     }
     let sums = summarize(&rows);
     let (mut table, json) = report(a, &sums, &mem_line, &failures);

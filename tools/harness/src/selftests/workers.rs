@@ -46,6 +46,10 @@ pub fn run(r: &mut Runner) {
         workers_quota_keeps_small_queue_fair,
     );
     r.run(
+        "workers_waiting_queue_cuts_flood_turn",
+        workers_waiting_queue_cuts_flood_turn,
+    );
+    r.run(
         "workers_teardown_random_order",
         workers_teardown_random_order,
     );
@@ -445,8 +449,12 @@ fn workers_poll_budget_avoids_kicks() -> CaseResult {
         let v = stats()?.vq(id, 0).cloned().ok_or("no vq statistics")?;
         (kicked, v)
     };
+    // Every kick arrives, and none is saved by polling. A few may be
+    // saved legitimately: the worker publishes a completion before it
+    // looks at the ring again, with notifications off while it does, so a
+    // request posted in that window is found without a kick.
     ensure(
-        kicked == n && v.num("kicks") == n && v.num("polled") == 0,
+        kicked >= n * 9 / 10 && v.num("kicks") == kicked && v.num("polled") == 0,
         || {
             format!(
             "poll_budget_us=0: driver kicked {kicked} of {n}; device counted {} kicks, {} polled",
@@ -693,6 +701,64 @@ fn workers_quota_keeps_small_queue_fair() -> CaseResult {
             )
         },
     )
+}
+
+fn workers_waiting_queue_cuts_flood_turn() -> CaseResult {
+    // The default request quota (64), with bytes out of the way: alone,
+    // the flood takes turns of 64; once the small queue is kicked, the
+    // flood's turn stops after 64 / CONTENDED_SHARE = 8.
+    let nb = ctx(
+        NullBlk::create("vbw5", 128, &[("irqmode", "0"), ("blocksize", "512")]),
+        "null_blk",
+    )?;
+    let f = ctx(
+        OpenOptions::new().read(true).write(true).open(nb.path()),
+        "open null_blk",
+    )?;
+    let n = 60;
+    let (nl, no, _, _) = {
+        let _g = ParamGuard::set(&[("quota_reqs", "32768"), ("quota_kib", "1048576")])?;
+        flood_and_trickle(&f, n)?
+    };
+    let (dl, d_o, d_done, d_hits) = {
+        let _g = ParamGuard::set(&[("quota_reqs", "64"), ("quota_kib", "1048576")])?;
+        flood_and_trickle(&f, n)?
+    };
+    println!(
+        "  no quota: small p50 {:?} p99 {:?}, overtaken p50 {} p99 {} max {}",
+        pct(&nl, 50),
+        pct(&nl, 99),
+        pct(&no, 50),
+        pct(&no, 99),
+        no[n - 1]
+    );
+    println!(
+        "  quota 64: small p50 {:?} p99 {:?}, overtaken p50 {} p99 {} max {}; flood {} requests, {} quota hits",
+        pct(&dl, 50),
+        pct(&dl, 99),
+        pct(&d_o, 50),
+        pct(&d_o, 99),
+        d_o[n - 1],
+        d_done,
+        d_hits
+    );
+    // Counted, not timed: how many flood requests complete while a small
+    // one waits. Once the small queue is kicked, the flood finishes its
+    // turn's share (8) and, if it comes first, takes one more share (8)
+    // before the small request is served; a turn that ran on to its full
+    // quota would let 64 or more through every time (as no quota lets
+    // the whole depth, 128). The tail may add completions that were
+    // published before the kick and reaped after, so only the median is
+    // bounded.
+    let bound = 2 * 8;
+    ensure(d_hits > 0 && pct(&d_o, 50) <= bound, || {
+        format!(
+            "small queue overtaken p50 {} (bound {bound}), p99 {}, {} quota hits",
+            pct(&d_o, 50),
+            pct(&d_o, 99),
+            d_hits
+        )
+    })
 }
 
 fn workers_teardown_random_order() -> CaseResult {
