@@ -141,9 +141,10 @@ boot_l2() {
 	fi
 	# The guest's kernel log must be as clean as L1's: a virtio_blk
 	# complaint there is a device bug.
-	if grep -a -q -E 'BUG:|WARNING:|Oops|Kernel panic|Call Trace:|virtio_blk.*(error|bad|invalid)' "$log"; then
+	local problems='BUG:|WARNING:|Oops|Kernel panic|Call Trace:|virtio_blk.*(error|bad|invalid)'
+	if grep -a -q -E "$problems" "$log"; then
 		say "FAIL: the L2 kernel log reports problems:"
-		grep -a -E 'BUG:|WARNING:|Oops|Kernel panic|Call Trace:|virtio_blk.*(error|bad|invalid)' "$log" | head -20
+		grep -a -E "$problems" "$log" | head -20
 		[ "$l2rc" = 0 ] && l2rc=1
 	fi
 	say "vhost-blk statistics during the run:"
