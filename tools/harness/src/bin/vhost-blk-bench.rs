@@ -547,8 +547,15 @@ fn run_two_devices(
         };
         devs.push(vhost_blk_device(backend, 1, &one)?);
     }
+    let jobs = device_jobs(&mut devs, &w.qd);
+    Ok(run_jobs(jobs, w, sectors, dur))
+}
+
+/// One job per queue of every device in `devs`, the queues of device `i`
+/// at depth `qds[i]`.
+fn device_jobs<'a>(devs: &'a mut [(TestDevice, Vec<Vec<Slot>>)], qds: &[u16]) -> Vec<Job<'a>> {
     let mut jobs = Vec::new();
-    for ((dev, slots), &qd) in devs.iter_mut().zip(&w.qd) {
+    for ((dev, slots), &qd) in devs.iter_mut().zip(qds) {
         let ei = event_idx(dev.cfg.features);
         let mem = &dev.mem;
         for (queue, slots) in dev.queues.iter_mut().zip(slots.iter()) {
@@ -561,7 +568,7 @@ fn run_two_devices(
             });
         }
     }
-    Ok(run_jobs(jobs, w, sectors, dur))
+    jobs
 }
 
 /// The ELVIS case: 8 single-queue devices, one worker each or all on one
@@ -603,20 +610,7 @@ fn many_devices(
                 devs.push(vhost_blk_device(&backend, 1, &w)?);
             }
             let threads = worker_threads();
-            let ei = event_idx(features::SUPPORTED);
-            let mut jobs = Vec::new();
-            for (dev, slots) in devs.iter_mut() {
-                let mem = &dev.mem;
-                for (queue, slots) in dev.queues.iter_mut().zip(slots.iter()) {
-                    jobs.push(Job {
-                        mem,
-                        queue,
-                        slots,
-                        event_idx: ei,
-                        qd: 16,
-                    });
-                }
-            }
+            let jobs = device_jobs(&mut devs, &[w.qd[0]; N]);
             let s = run_jobs(jobs, &w, sectors, dur);
             if s.errors != 0 {
                 return Err(format!("many devices {name}: {}", s.describe_errors()));

@@ -639,49 +639,73 @@ fn pct<T: Copy>(v: &[T], p: usize) -> T {
     v[(v.len() * p / 100).min(v.len() - 1)]
 }
 
-fn workers_quota_keeps_small_queue_fair() -> CaseResult {
-    // Completions arrive at submission (irqmode=0), so a queue with free
-    // slots always has work: only the quota makes it yield.
+/// A null_blk completing at submission (`irqmode=0`): a queue with free
+/// slots always has work, so only the quota makes it yield.
+fn inline_nullb(name: &str) -> Result<(NullBlk, File), String> {
     let nb = ctx(
-        NullBlk::create("vbw3", 128, &[("irqmode", "0"), ("blocksize", "512")]),
+        NullBlk::create(name, 128, &[("irqmode", "0"), ("blocksize", "512")]),
         "null_blk",
     )?;
     let f = ctx(
         OpenOptions::new().read(true).write(true).open(nb.path()),
         "open null_blk",
     )?;
+    Ok((nb, f))
+}
+
+/// What [`flood_and_trickle`] measured under one quota.
+struct Trickle {
+    lat: Vec<Duration>,
+    overtaken: Vec<u64>,
+    flood_done: u64,
+    quota_hits: u64,
+}
+
+/// [`flood_and_trickle`] with the module parameters `params`, printing
+/// what it measured under `label`.
+fn trickle_with(
+    f: &File,
+    n: usize,
+    label: &str,
+    params: &[(&str, &str)],
+) -> Result<Trickle, String> {
+    let _g = ParamGuard::set(params)?;
+    let (lat, overtaken, flood_done, quota_hits) = flood_and_trickle(f, n)?;
+    println!(
+        "  {label}: small p50 {:?} p99 {:?} max {:?}, overtaken p50 {} p99 {} max {}; flood {flood_done} requests, {quota_hits} quota hits",
+        pct(&lat, 50),
+        pct(&lat, 99),
+        lat[n - 1],
+        pct(&overtaken, 50),
+        pct(&overtaken, 99),
+        overtaken[n - 1],
+    );
+    Ok(Trickle {
+        lat,
+        overtaken,
+        flood_done,
+        quota_hits,
+    })
+}
+
+/// No quota to speak of.
+const NO_QUOTA: [(&str, &str); 2] = [("quota_reqs", "32768"), ("quota_kib", "1048576")];
+
+fn workers_quota_keeps_small_queue_fair() -> CaseResult {
+    let (_nb, f) = inline_nullb("vbw3")?;
     let n = 60;
-    let (nl, no, nq_done, nq_hits) = {
-        let _g = ParamGuard::set(&[("quota_reqs", "32768"), ("quota_kib", "1048576")])?;
-        flood_and_trickle(&f, n)?
-    };
-    let (ql, qo, q_done, q_hits) = {
-        let _g = ParamGuard::set(&[("quota_reqs", "4"), ("quota_kib", "1048576")])?;
-        flood_and_trickle(&f, n)?
-    };
-    println!(
-        "  no quota: small p50 {:?} p99 {:?} max {:?}, overtaken p50 {} p99 {} max {}; flood {} requests",
-        pct(&nl, 50),
-        pct(&nl, 99),
-        nl[n - 1],
-        pct(&no, 50),
-        pct(&no, 99),
-        no[n - 1],
-        nq_done
-    );
-    println!(
-        "  quota 4:  small p50 {:?} p99 {:?} max {:?}, overtaken p50 {} p99 {} max {}; flood {} requests, {} quota hits",
-        pct(&ql, 50),
-        pct(&ql, 99),
-        ql[n - 1],
-        pct(&qo, 50),
-        pct(&qo, 99),
-        qo[n - 1],
-        q_done,
-        q_hits
-    );
-    ensure(nq_hits == 0 && q_hits > 0, || {
-        format!("quota hits: {nq_hits} without quota, {q_hits} with quota 4")
+    let none = trickle_with(&f, n, "no quota", &NO_QUOTA)?;
+    let four = trickle_with(
+        &f,
+        n,
+        "quota 4",
+        &[("quota_reqs", "4"), ("quota_kib", "1048576")],
+    )?;
+    ensure(none.quota_hits == 0 && four.quota_hits > 0, || {
+        format!(
+            "quota hits: {} without quota, {} with quota 4",
+            none.quota_hits, four.quota_hits
+        )
     })?;
     // What the quota buys the small queue, counted rather than timed so
     // that a loaded host cannot blur it: how many flood requests complete
@@ -690,14 +714,15 @@ fn workers_quota_keeps_small_queue_fair() -> CaseResult {
     // latencies must follow, with no factor demanded (TCG timing is
     // noisy; the benchmark measures the size of the effect).
     ensure(
-        pct(&qo, 50) * 4 <= pct(&no, 50) && pct(&ql, 50) <= pct(&nl, 50),
+        pct(&four.overtaken, 50) * 4 <= pct(&none.overtaken, 50)
+            && pct(&four.lat, 50) <= pct(&none.lat, 50),
         || {
             format!(
                 "small queue overtaken p50 {} with quota 4, {} without; latency p50 {:?} with, {:?} without: no clear margin",
-                pct(&qo, 50),
-                pct(&no, 50),
-                pct(&ql, 50),
-                pct(&nl, 50)
+                pct(&four.overtaken, 50),
+                pct(&none.overtaken, 50),
+                pct(&four.lat, 50),
+                pct(&none.lat, 50)
             )
         },
     )
@@ -707,41 +732,15 @@ fn workers_waiting_queue_cuts_flood_turn() -> CaseResult {
     // The default request quota (64), with bytes out of the way: alone,
     // the flood takes turns of 64; once the small queue is kicked, the
     // flood's turn stops after 64 / CONTENDED_SHARE = 8.
-    let nb = ctx(
-        NullBlk::create("vbw5", 128, &[("irqmode", "0"), ("blocksize", "512")]),
-        "null_blk",
-    )?;
-    let f = ctx(
-        OpenOptions::new().read(true).write(true).open(nb.path()),
-        "open null_blk",
-    )?;
+    let (_nb, f) = inline_nullb("vbw5")?;
     let n = 60;
-    let (nl, no, _, _) = {
-        let _g = ParamGuard::set(&[("quota_reqs", "32768"), ("quota_kib", "1048576")])?;
-        flood_and_trickle(&f, n)?
-    };
-    let (dl, d_o, d_done, d_hits) = {
-        let _g = ParamGuard::set(&[("quota_reqs", "64"), ("quota_kib", "1048576")])?;
-        flood_and_trickle(&f, n)?
-    };
-    println!(
-        "  no quota: small p50 {:?} p99 {:?}, overtaken p50 {} p99 {} max {}",
-        pct(&nl, 50),
-        pct(&nl, 99),
-        pct(&no, 50),
-        pct(&no, 99),
-        no[n - 1]
-    );
-    println!(
-        "  quota 64: small p50 {:?} p99 {:?}, overtaken p50 {} p99 {} max {}; flood {} requests, {} quota hits",
-        pct(&dl, 50),
-        pct(&dl, 99),
-        pct(&d_o, 50),
-        pct(&d_o, 99),
-        d_o[n - 1],
-        d_done,
-        d_hits
-    );
+    trickle_with(&f, n, "no quota", &NO_QUOTA)?;
+    let d = trickle_with(
+        &f,
+        n,
+        "quota 64",
+        &[("quota_reqs", "64"), ("quota_kib", "1048576")],
+    )?;
     // Counted, not timed: how many flood requests complete while a small
     // one waits. Once the small queue is kicked, the flood finishes its
     // turn's share (8) and, if it comes first, takes one more share (8)
@@ -751,12 +750,13 @@ fn workers_waiting_queue_cuts_flood_turn() -> CaseResult {
     // published before the kick and reaped after, so only the median is
     // bounded.
     let bound = 2 * 8;
-    ensure(d_hits > 0 && pct(&d_o, 50) <= bound, || {
+    ensure(d.quota_hits > 0 && pct(&d.overtaken, 50) <= bound, || {
         format!(
-            "small queue overtaken p50 {} (bound {bound}), p99 {}, {} quota hits",
-            pct(&d_o, 50),
-            pct(&d_o, 99),
-            d_hits
+            "small queue overtaken p50 {} (bound {bound}), p99 {}, {} quota hits, flood {} requests",
+            pct(&d.overtaken, 50),
+            pct(&d.overtaken, 99),
+            d.quota_hits,
+            d.flood_done
         )
     })
 }
