@@ -18,8 +18,13 @@
 
 set -u
 rc=0
+# Seconds since L2 booted, for the log: a slow step and a stuck one look
+# alike otherwise.
+uptime_s() {
+	cut -d' ' -f1 /proc/uptime
+}
 step() {
-	echo "e2e: $*"
+	echo "e2e: [$(uptime_s) s] $*"
 }
 fail() {
 	echo "e2e: FAIL: $*"
@@ -78,6 +83,19 @@ if [ -n "$ro" ]; then
 	fi
 fi
 
+# Every 120 s, what the block layer has in flight on the disk: a run that
+# ends at its time limit then tells a stuck device (requests in flight)
+# from a slow guest (none).
+monitor() {
+	local d
+	while sleep 120; do
+		d=$(disk_by_serial vhost-blk-e2e) || continue
+		echo "e2e: [$(uptime_s) s] ${d#/dev/} inflight (read write): $(cat /sys/block/${d#/dev/}/inflight)"
+	done
+}
+monitor &
+monitor_pid=$!
+
 smoke() {
 	local cpu
 	for cpu in 0 1; do
@@ -88,6 +106,7 @@ smoke() {
 			mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 			grep -r . /sys/kernel/debug/block/$vda/hctx*/busy \
 				/sys/kernel/debug/block/$vda/hctx*/dispatch 2>/dev/null | head -20
+			kill $monitor_pid 2>/dev/null
 			echo "VHOST_BLK_E2E_RC=$rc"
 			exit 1
 		fi
@@ -152,5 +171,6 @@ fio --name=seq1m --filename=$dev --direct=1 --ioengine=libaio --thread --rw=writ
 	--verify_state_save=0 --verify_only >/tmp/fio-reverify.txt 2>&1 ||
 	{ fail "verify after rebind"; cat /tmp/fio-reverify.txt; }
 fio_verify after-rebind --rw=randwrite --bs=16k --iodepth=16 --numjobs=2 --offset_increment=$size
+kill $monitor_pid 2>/dev/null
 step "done"
 echo "VHOST_BLK_E2E_RC=$rc"
