@@ -115,34 +115,42 @@ smoke() {
 }
 smoke
 
+# fio_verify LABEL OPTION...: one fio run of the jobs in OPTION (each
+# starting with --name=), one after another (stonewall), writing with
+# crc32c headers and verifying. Under TCG inside TCG a fio process takes
+# minutes to start, so the jobs share one; each job's status is still
+# checked, and failures name the job.
 fio_verify() {
-	# $1: name, then fio options
-	local name=$1
+	local label=$1 a n err names=()
 	shift
-	fio --name="$name" --filename=$dev --direct=1 --ioengine=libaio --thread \
-		--size=$size --verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
-		--output-format=terse --terse-version=3 "$@" >/tmp/fio-$name.txt 2>&1 ||
-		{ fail "fio $name"; cat /tmp/fio-$name.txt; return; }
-	# terse v3: field 5 is the error code.
-	local err
-	err=$(grep '^3;' /tmp/fio-$name.txt | cut -d';' -f5 | sort -u | tr '\n' ' ')
-	[ "$err" = "0 " ] || { fail "fio $name: error fields '$err'"; cat /tmp/fio-$name.txt; return; }
-	step "fio $name: ok"
+	for a in "$@"; do
+		case $a in --name=*) names+=("${a#--name=}") ;; esac
+	done
+	fio --filename=$dev --direct=1 --ioengine=libaio --thread --size=$size \
+		--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 --stonewall \
+		--output-format=terse --terse-version=3 "$@" >/tmp/fio-$label.txt 2>&1 ||
+		{ fail "fio $label (${names[*]})"; cat /tmp/fio-$label.txt; return; }
+	# terse v3: field 3 is the job's name, field 5 its error code.
+	for n in "${names[@]}"; do
+		err=$(grep "^3;[^;]*;$n;" /tmp/fio-$label.txt | cut -d';' -f5 | sort -u | tr '\n' ' ')
+		[ "$err" = "0 " ] ||
+			{ fail "fio $n: error fields '$err'"; cat /tmp/fio-$label.txt; return; }
+	done
+	step "fio ${names[*]}: ok"
 }
 
-# Random writes then verify, at several block sizes and depths; two jobs
-# so that both queues carry I/O.
-fio_verify rand4k --rw=randwrite --bs=4k --iodepth=16 --numjobs=2 --offset_increment=$size
-fio_verify rand64k --rw=randwrite --bs=64k --iodepth=4 --numjobs=2 --offset_increment=$size
-fio_verify mixed --rw=randrw --rwmixread=30 --bsrange=512-128k --iodepth=8 --numjobs=2 --offset_increment=$size
-fio_verify seq1m --rw=write --bs=1m --iodepth=2
-
-# Flush storm: small writes, each followed by fsync (a FLUSH request), at
-# 256 MiB, clear of the data verified again after the rebind.
-fio --name=fsync --filename=$dev --direct=0 --ioengine=sync --thread --rw=randwrite \
-	--offset=256m --bs=4k --size=2m --fsync=1 --output-format=terse >/tmp/fio-fsync.txt 2>&1 ||
-	{ fail "fsync storm"; cat /tmp/fio-fsync.txt; }
-step "fsync storm done"
+# Random writes then verify, at several block sizes and depths, as two
+# jobs each so that both queues carry I/O; 1 MiB sequential writes; then
+# a flush storm: small writes, each followed by fsync (a FLUSH request),
+# at 256 MiB, clear of the data verified again after the rebind.
+fio_verify first \
+	--name=rand4k --rw=randwrite --bs=4k --iodepth=16 --numjobs=2 --offset_increment=$size \
+	--name=rand64k --rw=randwrite --bs=64k --iodepth=4 --numjobs=2 --offset_increment=$size \
+	--name=mixed --rw=randrw --rwmixread=30 --bsrange=512-128k --iodepth=8 --numjobs=2 \
+	--offset_increment=$size \
+	--name=seq1m --rw=write --bs=1m --iodepth=2 \
+	--name=fsync --direct=0 --ioengine=sync --rw=randwrite --offset=256m --bs=4k --size=2m \
+	--fsync=1 --verify=0 --do_verify=0
 
 # Rebind the driver: the device is reset and set up again.
 pci=$(basename "$(readlink -f /sys/block/$vda/device/..)" 2>/dev/null)
@@ -163,14 +171,12 @@ else
 	fail "cannot find the virtio device of $dev"
 fi
 
-# Verify what the first round wrote, after the rebind.
-# (the seq1m job was the last to write the first 64 MiB; verify_only
-# replays it and checks every block's header and crc32c).
-fio --name=seq1m --filename=$dev --direct=1 --ioengine=libaio --thread --rw=write \
-	--bs=1m --iodepth=2 --size=$size --verify=crc32c --verify_fatal=1 \
-	--verify_state_save=0 --verify_only >/tmp/fio-reverify.txt 2>&1 ||
-	{ fail "verify after rebind"; cat /tmp/fio-reverify.txt; }
-fio_verify after-rebind --rw=randwrite --bs=16k --iodepth=16 --numjobs=2 --offset_increment=$size
+# Verify what the first round wrote, after the rebind (the seq1m job was
+# the last to write the first 64 MiB; verify_only replays it and checks
+# every block's header and crc32c), then write and verify anew.
+fio_verify second \
+	--name=seq1m --rw=write --bs=1m --iodepth=2 --verify_only \
+	--name=after-rebind --rw=randwrite --bs=16k --iodepth=16 --numjobs=2 --offset_increment=$size
 kill $monitor_pid 2>/dev/null
 step "done"
 echo "VHOST_BLK_E2E_RC=$rc"

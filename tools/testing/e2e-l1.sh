@@ -121,7 +121,7 @@ boot_l2() {
 	done) 8<&- 9<&- &
 	sampler=$!
 	start=$(date +%s)
-	timeout -k 10 "${E2E_TIMEOUT:-1500}" "$qemu" "${accel[@]}" -smp 2 \
+	timeout -k 10 "${E2E_TIMEOUT:-1800}" "$qemu" "${accel[@]}" -smp 2 \
 		"${qemu_base[@]}" -nic none -no-reboot \
 		-kernel "$kdir/arch/x86/boot/bzImage" \
 		-append "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 no5lvl rootfstype=9p rootflags=version=9p2000.L,trans=virtio,access=any,msize=512000 ro init=$here/e2e-init.sh vhost_blk_e2e.mode=$mode vhost_blk_e2e.size=$size vhost_blk_e2e.secs=$secs $extra" \

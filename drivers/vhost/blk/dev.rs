@@ -208,6 +208,7 @@ impl VhostBlkDev {
             // No kick wake-up runs once its poll is gone.
             *vq = VqConfig::default();
         }
+        self.waker.forget_waiting();
         // SAFETY: no kick poll is left and no bio is in flight, so no
         // wake-up can reach the worker any more.
         unsafe {
@@ -355,6 +356,10 @@ impl VhostBlkDev {
                 }
             });
             self.polling.store(polling, Ordering::Relaxed);
+        } else {
+            // No backend: no queue is served, so none waits (the worker's
+            // other devices keep their full turns).
+            self.waker.forget_waiting();
         }
         // A device that completes in its submission path (or before the
         // plug's flush returned) is answered in this turn, not the next.

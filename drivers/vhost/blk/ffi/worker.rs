@@ -190,6 +190,10 @@ pub(crate) fn now_ns() -> u64 {
 /// is null or a live kthread (see [`WakeTarget::set_task`]).
 pub(crate) struct WakeTarget {
     wake: NonNull<vhost_blk_wake>,
+    /// How many of the worker's devices have a queue kicked by the guest
+    /// and not yet served (see [`Waker::kick`]): a hint that ends a
+    /// device's turn early, never a condition for serving anything.
+    waiting_devs: AtomicU32,
 }
 
 // SAFETY: the flag is atomic and wake-ups may come from any thread.
@@ -203,7 +207,12 @@ impl WakeTarget {
         // SAFETY: no preconditions.
         let wake = unsafe { glue::vhost_blk_wake_new() };
         // INVARIANT: a fresh, zeroed allocation owned by the new value.
-        NonNull::new(wake).map(|wake| Self { wake }).ok_or(ENOMEM)
+        NonNull::new(wake)
+            .map(|wake| Self {
+                wake,
+                waiting_devs: AtomicU32::new(0),
+            })
+            .ok_or(ENOMEM)
     }
 
     /// Points wake-ups at `task`.
@@ -299,9 +308,22 @@ impl Waker {
         if let Some(k) = self.kicks.get(q as usize) {
             k.fetch_add(1, Ordering::Relaxed);
         }
-        self.waiting.fetch_or(1 << (q % 32), Ordering::Relaxed);
+        if self.waiting.fetch_or(1 << (q % 32), Ordering::AcqRel) == 0 {
+            self.with_target(|t| {
+                t.waiting_devs.fetch_add(1, Ordering::AcqRel);
+            });
+        }
         self.kick_quiet(q);
         self.wake();
+    }
+
+    /// Calls `f` on the worker's target, if the device has a worker.
+    fn with_target(&self, f: impl FnOnce(&WakeTarget)) {
+        let target = self.target.load(Ordering::Acquire);
+        // SAFETY: by the type invariant a non-null target is alive.
+        if let Some(t) = unsafe { target.as_ref() } {
+            f(t);
+        }
     }
 
     /// Marks queue `q` pending without a wake-up (from the worker itself).
@@ -323,14 +345,48 @@ impl Waker {
         self.pending.swap(0, Ordering::AcqRel)
     }
 
-    /// Queue `q`'s turn starts: it no longer waits.
+    /// Queue `q`'s turn starts: it no longer waits. The device stops
+    /// counting as waiting on its worker when its last waiting queue
+    /// starts: every change of `waiting` from zero (in [`Waker::kick`])
+    /// is paired with one back to zero here or in [`Waker::forget_waiting`],
+    /// so the worker's count settles right even when the two race.
     pub(crate) fn turn_starts(&self, q: u32) {
-        self.waiting.fetch_and(!(1 << (q % 32)), Ordering::Relaxed);
+        let bit = 1 << (q % 32);
+        if self.waiting.fetch_and(!bit, Ordering::AcqRel) == bit {
+            self.with_target(|t| {
+                t.waiting_devs.fetch_sub(1, Ordering::AcqRel);
+            });
+        }
     }
 
-    /// Whether a queue other than `q` was kicked and waits for its turn.
+    /// Drops every waiting mark, for a device leaving its worker (called
+    /// before [`Waker::set_target`] clears the target, once no kick can
+    /// run).
+    pub(crate) fn forget_waiting(&self) {
+        if self.waiting.swap(0, Ordering::AcqRel) != 0 {
+            self.with_target(|t| {
+                t.waiting_devs.fetch_sub(1, Ordering::AcqRel);
+            });
+        }
+    }
+
+    /// Whether the guest kicked another queue, of this device or of
+    /// another device on the same worker, that waits for its turn while
+    /// queue `q` takes its own.
     pub(crate) fn others_waiting(&self, q: u32) -> bool {
-        self.waiting.load(Ordering::Relaxed) & !(1 << (q % 32)) != 0
+        let mine = self.waiting.load(Ordering::Acquire);
+        if mine & !(1 << (q % 32)) != 0 {
+            return true;
+        }
+        let target = self.target.load(Ordering::Acquire);
+        // SAFETY: by the type invariant a non-null target is alive.
+        let Some(t) = (unsafe { target.as_ref() }) else {
+            return false;
+        };
+        // Other devices waiting: the count less this device's own mark. A
+        // count caught in a race (briefly off by one, or wrapped below
+        // zero) only shortens one turn.
+        t.waiting_devs.load(Ordering::Acquire) > u32::from(mine != 0)
     }
 
     /// Whether any queue is pending.

@@ -50,6 +50,10 @@ pub fn run(r: &mut Runner) {
         workers_waiting_queue_cuts_flood_turn,
     );
     r.run(
+        "workers_waiting_device_cuts_flood_turn",
+        workers_waiting_device_cuts_flood_turn,
+    );
+    r.run(
         "workers_teardown_random_order",
         workers_teardown_random_order,
     );
@@ -580,21 +584,65 @@ fn workers_no_stranded_requests() -> CaseResult {
     Ok(())
 }
 
+/// Where the fairness scenario's small queue lives.
+#[derive(Clone, Copy, PartialEq)]
+enum Beside {
+    /// Queue 1 of the flooding device.
+    Queue,
+    /// Queue 0 of a second device on the same worker.
+    Device,
+}
+
 /// One run of the fairness scenario: queue 0 floods with 64 KiB reads at
-/// depth 128 while queue 1 issues `n` single 4 KiB reads. Returns, for
-/// queue 1, the sorted latencies and the sorted numbers of queue-0
-/// completions that overtook each of its requests; and queue 0's total.
-fn flood_and_trickle(f: &File, n: usize) -> Result<(Vec<Duration>, Vec<u64>, u64, u64), String> {
+/// depth 128 while a small queue (`beside` says where) issues `n` single
+/// 4 KiB reads. Returns, for the small queue, the sorted latencies and the
+/// sorted numbers of flood completions that overtook each of its requests;
+/// the flood's total; and the flood queue's quota hits.
+fn flood_and_trickle(
+    f: &File,
+    n: usize,
+    beside: Beside,
+) -> Result<(Vec<Duration>, Vec<u64>, u64, u64), String> {
     let cfg = Config {
-        queues: 2,
+        queues: if beside == Beside::Queue { 2 } else { 1 },
         size: 256,
         features: no_event_idx(),
         ..Config::default()
     };
     let mut t = ctx(TestDevice::new(f, cfg), "device")?;
     let (id, _) = ctx(fd_ids(&t.dev), "fdinfo")?;
+    let mut other = match beside {
+        Beside::Queue => None,
+        Beside::Device => {
+            let small = ctx(TestDevice::new(f, cfg), "second device")?;
+            let (small_id, _) = ctx(fd_ids(&small.dev), "fdinfo")?;
+            let st = stats()?;
+            let worker = |d| st.device(d).map(|r| r.num("worker"));
+            ensure(
+                worker(id).is_some() && worker(id) == worker(small_id),
+                || {
+                    format!(
+                        "the devices are on workers {:?} and {:?}, not one",
+                        worker(id),
+                        worker(small_id)
+                    )
+                },
+            )?;
+            Some(small)
+        }
+    };
+    let small_q = if other.is_some() { 0 } else { 1 };
+    // The device of the small queue.
+    macro_rules! small_dev {
+        () => {
+            match other.as_mut() {
+                Some(d) => d,
+                None => &mut t,
+            }
+        };
+    }
     let mut flood = Flow::new(&mut t, 0, 128, 65536);
-    let mut small = Flow::new(&mut t, 1, 1, 4096);
+    let mut small = Flow::new(small_dev!(), small_q, 1, 4096);
     let mut lat = Vec::new();
     let mut overtaken = Vec::new();
     let mut mark = 0u64;
@@ -612,21 +660,22 @@ fn flood_and_trickle(f: &File, n: usize) -> Result<(Vec<Duration>, Vec<u64>, u64
             flood.submit(&mut t, VIRTIO_BLK_T_IN, sector, 0);
         }
         if small.can_submit() {
-            small.submit(&mut t, VIRTIO_BLK_T_IN, 8, 0);
+            small.submit(small_dev!(), VIRTIO_BLK_T_IN, 8, 0);
             mark = flood.done;
         }
         // Flood completions first: those published with the small one
         // count as having overtaken it.
         flood.reap(&mut t)?;
-        for (_, l, _, _, _) in small.reap(&mut t)? {
+        for (_, l, _, _, _) in small.reap(small_dev!())? {
             lat.push(l);
             overtaken.push(flood.done - mark);
         }
         if small.can_submit() {
             continue;
         }
-        t.queues[1].call.wait(Duration::from_millis(2));
-        t.queues[1].call.take();
+        let sd = small_dev!();
+        sd.queues[small_q].call.wait(Duration::from_millis(2));
+        sd.queues[small_q].call.take();
         t.queues[0].call.take();
     }
     let hits = stats()?.vq(id, 0).map_or(0, |v| v.num("quota_hits"));
@@ -666,11 +715,12 @@ struct Trickle {
 fn trickle_with(
     f: &File,
     n: usize,
+    beside: Beside,
     label: &str,
     params: &[(&str, &str)],
 ) -> Result<Trickle, String> {
     let _g = ParamGuard::set(params)?;
-    let (lat, overtaken, flood_done, quota_hits) = flood_and_trickle(f, n)?;
+    let (lat, overtaken, flood_done, quota_hits) = flood_and_trickle(f, n, beside)?;
     println!(
         "  {label}: small p50 {:?} p99 {:?} max {:?}, overtaken p50 {} p99 {} max {}; flood {flood_done} requests, {quota_hits} quota hits",
         pct(&lat, 50),
@@ -694,10 +744,11 @@ const NO_QUOTA: [(&str, &str); 2] = [("quota_reqs", "32768"), ("quota_kib", "104
 fn workers_quota_keeps_small_queue_fair() -> CaseResult {
     let (_nb, f) = inline_nullb("vbw3")?;
     let n = 60;
-    let none = trickle_with(&f, n, "no quota", &NO_QUOTA)?;
+    let none = trickle_with(&f, n, Beside::Queue, "no quota", &NO_QUOTA)?;
     let four = trickle_with(
         &f,
         n,
+        Beside::Queue,
         "quota 4",
         &[("quota_reqs", "4"), ("quota_kib", "1048576")],
     )?;
@@ -729,15 +780,32 @@ fn workers_quota_keeps_small_queue_fair() -> CaseResult {
 }
 
 fn workers_waiting_queue_cuts_flood_turn() -> CaseResult {
+    waiting_cuts_flood_turn("vbw5", Beside::Queue, &[])
+}
+
+fn workers_waiting_device_cuts_flood_turn() -> CaseResult {
+    // Two devices of one queue each, on one worker.
+    waiting_cuts_flood_turn(
+        "vbw6",
+        Beside::Device,
+        &[("devs_per_worker", "2"), ("max_workers", "1")],
+    )
+}
+
+/// The flood's turn ends early once the small queue (`beside` it) is
+/// kicked, with the module parameters `params` besides the quota.
+fn waiting_cuts_flood_turn(nullb: &str, beside: Beside, params: &[(&str, &str)]) -> CaseResult {
+    let _g = ParamGuard::set(params)?;
     // The default request quota (64), with bytes out of the way: alone,
     // the flood takes turns of 64; once the small queue is kicked, the
     // flood's turn stops after 64 / CONTENDED_SHARE = 8.
-    let (_nb, f) = inline_nullb("vbw5")?;
+    let (_nb, f) = inline_nullb(nullb)?;
     let n = 60;
-    trickle_with(&f, n, "no quota", &NO_QUOTA)?;
+    trickle_with(&f, n, beside, "no quota", &NO_QUOTA)?;
     let d = trickle_with(
         &f,
         n,
+        beside,
         "quota 64",
         &[("quota_reqs", "64"), ("quota_kib", "1048576")],
     )?;
