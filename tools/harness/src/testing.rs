@@ -5,6 +5,15 @@
 
 use std::fmt::Display;
 use std::io;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long one case may run before the runner gives up on it: above
+/// the longest budget of any case (the fairness cases stop at 120 s per
+/// phase, the teardown races at 90 s), within the VM's time limit even
+/// late in a run, so a hung case fails with a report of what every thread
+/// waits on instead of silently using up the VM's time.
+pub const CASE_LIMIT: Duration = Duration::from_secs(300);
 
 /// The outcome of one test case: `Err` carries the reason of a failure.
 pub type CaseResult = Result<(), String>;
@@ -33,7 +42,22 @@ impl Runner {
                 return;
             }
         }
-        match case() {
+        let (done, watched) = mpsc::channel::<()>();
+        let case_name = name.to_string();
+        let watchdog = std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = watched.recv_timeout(CASE_LIMIT) {
+                println!(
+                    "FAIL - {case_name}: still running after {} s; what each task waits on:",
+                    CASE_LIMIT.as_secs()
+                );
+                print_hang_report();
+                std::process::exit(1);
+            }
+        });
+        let result = case();
+        let _ = done.send(());
+        let _ = watchdog.join();
+        match result {
             Ok(()) => {
                 self.passed += 1;
                 println!("ok - {name}");
@@ -53,6 +77,56 @@ impl Runner {
         } else {
             1
         }
+    }
+}
+
+/// Prints, for this process and its children (such as a
+/// qemu-storage-daemon), every thread's name, wait channel and kernel
+/// stack, then vhost-blk's statistics.
+fn print_hang_report() {
+    let me = std::process::id();
+    let mut pids = vec![me];
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            // Field 4 of stat, after the parenthesised name, is the parent.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(me) {
+                pids.push(pid);
+            }
+        }
+    }
+    let read = |p: String| std::fs::read_to_string(p).unwrap_or_default();
+    for pid in pids {
+        println!(
+            "# process {pid} {}",
+            read(format!("/proc/{pid}/comm")).trim()
+        );
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let t = t.path();
+            let t = t.display();
+            println!(
+                "#   task {} {} wchan {}",
+                t,
+                read(format!("{t}/comm")).trim(),
+                read(format!("{t}/wchan")).trim()
+            );
+            for line in read(format!("{t}/stack")).lines() {
+                println!("#     {line}");
+            }
+        }
+    }
+    for line in read(crate::stats::STATS_PATH.to_string()).lines() {
+        println!("# {line}");
     }
 }
 

@@ -21,6 +21,9 @@ use crate::blk::{EventFd, Queue};
 use crate::driver::DriverRing;
 use crate::mem::{BumpAllocator, ProcessMemory};
 
+/// How long a vhost-user request may wait for its reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
 const GET_FEATURES: u32 = 1;
 const SET_FEATURES: u32 = 2;
 const SET_OWNER: u32 = 3;
@@ -88,6 +91,8 @@ impl VhostUserBlk {
                 }
             }
         };
+        // A back-end that stops answering fails the caller, not hangs it.
+        sock.set_read_timeout(Some(REPLY_TIMEOUT))?;
         let mem = ProcessMemory::new_shared(mem_mib << 20)?;
         let alloc = BumpAllocator::new(mem.base(), mem.end());
         let mut me = Self {
@@ -212,7 +217,18 @@ impl VhostUserBlk {
     fn recv(&self, request: u32) -> io::Result<Vec<u8>> {
         use std::io::Read;
         let mut hdr = [0u8; 12];
-        (&self.sock).read_exact(&mut hdr)?;
+        (&self.sock)
+            .read_exact(&mut hdr)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no reply to vhost-user request {request} in {} s",
+                        REPLY_TIMEOUT.as_secs()
+                    ),
+                ),
+                _ => e,
+            })?;
         let req = u32::from_le_bytes(hdr[0..4].try_into().unwrap());
         let flags = u32::from_le_bytes(hdr[4..8].try_into().unwrap());
         let size = u32::from_le_bytes(hdr[8..12].try_into().unwrap());
