@@ -178,3 +178,43 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// The calling thread pinned to one CPU until the value is dropped, when
+/// its previous affinity comes back.
+pub struct CpuPin {
+    old: libc::cpu_set_t,
+}
+
+impl CpuPin {
+    /// Pins the calling thread to `cpu`.
+    pub fn to(cpu: usize) -> io::Result<Self> {
+        // SAFETY: an all-zero cpu_set_t is a valid empty set.
+        let mut old: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: `old` is a live cpu_set_t of `size` bytes; 0 is the
+        // calling thread.
+        if unsafe { libc::sched_getaffinity(0, size, &mut old) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: as above.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `cpu` is below CPU_SETSIZE, so the bit is inside `set`.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+        // SAFETY: `set` is a live cpu_set_t of `size` bytes.
+        if unsafe { libc::sched_setaffinity(0, size, &set) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { old })
+    }
+}
+
+impl Drop for CpuPin {
+    fn drop(&mut self) {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: `old` is a live cpu_set_t of `size` bytes.
+        unsafe { libc::sched_setaffinity(0, size, &self.old) };
+    }
+}

@@ -20,7 +20,7 @@ use crate::driver::Buf;
 use crate::nullb::NullBlk;
 use crate::selftests::io::backend;
 use crate::stats::{fd_ids, param, set_param, ParamGuard, Stats};
-use crate::testing::{ctx, ensure, expect_errno, CaseResult, Rng, Runner};
+use crate::testing::{ctx, ensure, expect_errno, CaseResult, CpuPin, Rng, Runner};
 
 /// Registers this area's cases.
 pub fn run(r: &mut Runner) {
@@ -593,16 +593,43 @@ enum Beside {
     Device,
 }
 
+/// The CPUs of a cpulist such as `0-3,6`.
+fn cpulist(list: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.trim().parse::<usize>(), b.trim().parse::<usize>()) {
+            cpus.extend(a..=b);
+        }
+    }
+    cpus
+}
+
 /// One run of the fairness scenario: queue 0 floods with 64 KiB reads at
 /// depth 128 while a small queue (`beside` says where) issues `n` single
 /// 4 KiB reads. Returns, for the small queue, the sorted latencies and the
 /// sorted numbers of flood completions that overtook each of its requests;
 /// the flood's total; and the flood queue's quota hits.
+///
+/// The worker and this thread, the guest, share one CPU. The count is
+/// taken when the guest wakes for the small completion, so on two CPUs it
+/// also holds whatever the flood completed while the guest's CPU was
+/// waking up: under TCG on a loaded host that often took the whole ring
+/// (medians of 41 to 82 where the quota allowed 4 or 8, in CI and on a
+/// host building a kernel). On one CPU the guest runs only when the
+/// worker yields, between its turns, so each kick lands before a turn and
+/// each count is the worker's own doing (medians exactly 8 and 1 in 16
+/// runs on that loaded host).
 fn flood_and_trickle(
     f: &File,
     n: usize,
     beside: Beside,
 ) -> Result<(Vec<Duration>, Vec<u64>, u64, u64), String> {
+    let online = cpulist(&online_cpus()?);
+    let cpu = *online.last().ok_or("no online CPU")?;
+    let cpu_text = cpu.to_string();
+    let _pinned = ParamGuard::set(&[("worker_cpus", &cpu_text)])?;
+    let _guest = ctx(CpuPin::to(cpu), "pin the guest thread")?;
     let cfg = Config {
         queues: if beside == Beside::Queue { 2 } else { 1 },
         size: 256,
@@ -631,6 +658,16 @@ fn flood_and_trickle(
             Some(small)
         }
     };
+    // The worker started for these devices took the pinning; no other
+    // worker (which could be unpinned) serves them.
+    let st = stats()?;
+    let worker = st
+        .device(id)
+        .and_then(|d| st.worker(d.num("worker")))
+        .map(|w| w.text("cpus").to_string());
+    ensure(worker.as_deref() == Some(cpu_text.as_str()), || {
+        format!("the flood's worker runs on CPUs {worker:?}, not {cpu}")
+    })?;
     let small_q = if other.is_some() { 0 } else { 1 };
     // The device of the small queue.
     macro_rules! small_dev {
