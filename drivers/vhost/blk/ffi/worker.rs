@@ -317,11 +317,18 @@ impl Waker {
         self.wake();
     }
 
+    /// The worker's target, if the device has a worker.
+    fn target(&self) -> Option<&WakeTarget> {
+        let target = self.target.load(Ordering::Acquire);
+        // SAFETY: by the type invariant a non-null target is alive until
+        // the waker is pointed elsewhere, which happens only when no
+        // wake-up (and so no caller of this) can run.
+        unsafe { target.as_ref() }
+    }
+
     /// Calls `f` on the worker's target, if the device has a worker.
     fn with_target(&self, f: impl FnOnce(&WakeTarget)) {
-        let target = self.target.load(Ordering::Acquire);
-        // SAFETY: by the type invariant a non-null target is alive.
-        if let Some(t) = unsafe { target.as_ref() } {
+        if let Some(t) = self.target() {
             f(t);
         }
     }
@@ -333,11 +340,7 @@ impl Waker {
 
     /// Wakes the worker. Never sleeps.
     pub(crate) fn wake(&self) {
-        let target = self.target.load(Ordering::Acquire);
-        // SAFETY: by the type invariant a non-null target is alive.
-        if let Some(t) = unsafe { target.as_ref() } {
-            t.signal();
-        }
+        self.with_target(WakeTarget::signal);
     }
 
     /// Takes the pending bits.
@@ -378,9 +381,7 @@ impl Waker {
         if mine & !(1 << (q % 32)) != 0 {
             return true;
         }
-        let target = self.target.load(Ordering::Acquire);
-        // SAFETY: by the type invariant a non-null target is alive.
-        let Some(t) = (unsafe { target.as_ref() }) else {
+        let Some(t) = self.target() else {
             return false;
         };
         // Other devices waiting: the count less this device's own mark. A

@@ -503,9 +503,9 @@ fn fairness(
             let mut all: Vec<(&str, &str)> = params.to_vec();
             all.push(("devs_per_worker", "2"));
             let _g = ParamGuard::set(&all)?;
-            for w in [&solo, &flood, &flood_dev] {
-                let s = if core::ptr::eq(w, &flood_dev) {
-                    run_two_devices(&backend, w, sectors, dur)?
+            for (w, device_per_queue) in [(&solo, false), (&flood, false), (&flood_dev, true)] {
+                let s = if device_per_queue {
+                    run_device_per_queue(&backend, w, sectors, dur)?
                 } else {
                     let (mut dev, slots) = vhost_blk_device(&backend, w.qd.len(), w)?;
                     run_vhost_blk(&mut dev, &slots, w, sectors, dur)
@@ -533,7 +533,7 @@ fn fairness(
 
 /// Runs `w` with each of its queues on a device of its own (one queue
 /// each), all devices open at once; job `i` is queue `i` of `w`.
-fn run_two_devices(
+fn run_device_per_queue(
     backend: &File,
     w: &Workload,
     sectors: u64,
