@@ -11,6 +11,7 @@
 #   --out DIR           keep the console log and guest dmesg here
 #                       (default: a fresh directory under build/vm/)
 #   --memory SIZE       the VM's memory (default 2G)
+#   --append ARGS       more kernel command line arguments
 #   KFLAVOUR=release|debug selects the kernel (tools/testing/kernel.sh).
 #
 # The run fails (exit 1) if the guest's kernel log shows a BUG, WARNING,
@@ -29,6 +30,7 @@ timeout=900
 load_module=1
 out=
 memory=2G
+extra_append=
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
 	--no-module) load_module=0; shift ;;
 	--out) out=$2; shift 2 ;;
 	--memory) memory=$2; shift 2 ;;
+	--append) extra_append=$2; shift 2 ;;
 	--) shift; break ;;
 	*) echo "vm-run: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
 	esac
@@ -65,6 +68,7 @@ out=$(cd "$out" && pwd)
 # reports a wild access in early interrupt handling with 5-level paging.
 append="printk.time=1 panic=-1 null_blk.nr_devices=0 loglevel=7 no5lvl"
 [ "$flavour" = debug ] && append="$append panic_on_warn=1 kmemleak=on"
+[ -n "$extra_append" ] && append="$append $extra_append"
 
 # The command runs through guest-run.sh, which prints a status marker.
 cmd=("$here/guest-run.sh" "$out" "${module:-none}" "$@")

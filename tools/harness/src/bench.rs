@@ -39,6 +39,8 @@ pub struct Workload {
     pub read_pct: u32,
     /// Sequential instead of random offsets.
     pub sequential: bool,
+    /// The CPU the guest's threads (one per queue) are pinned to, if any.
+    pub guest_cpu: Option<usize>,
 }
 
 impl Workload {
@@ -58,8 +60,19 @@ impl Workload {
             qd: vec![qd; queues],
             read_pct,
             sequential,
+            guest_cpu: None,
         }
     }
+}
+
+/// Pins the calling thread to `cpu`, if given, for as long as the value
+/// lives; a CPU that cannot be used panics, as a benchmark thread cannot
+/// run the layout it was asked for.
+fn pin_guest(cpu: Option<usize>) -> Option<crate::testing::CpuPin> {
+    cpu.map(|c| {
+        crate::testing::CpuPin::to(c)
+            .unwrap_or_else(|e| panic!("pin a guest thread to CPU {c}: {e}"))
+    })
 }
 
 /// The buffers of one request slot in guest memory.
@@ -318,7 +331,10 @@ pub fn run_jobs(jobs: Vec<Job<'_>>, w: &Workload, sectors: u64, dur: Duration) -
             .enumerate()
             .map(|(q, job)| {
                 let picker = Picker::new(w, sectors, q);
-                s.spawn(move || drive_queue(job, w.bs, picker, start + dur))
+                s.spawn(move || {
+                    let _pin = pin_guest(w.guest_cpu);
+                    drive_queue(job, w.bs, picker, start + dur)
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -492,7 +508,10 @@ pub fn run_uring(file: &File, w: &Workload, sectors: u64, dur: Duration) -> io::
             .map(|(q, b)| {
                 let picker = Picker::new(w, sectors, q);
                 let mem = &mem;
-                s.spawn(move || uring_queue(file, mem, b, w.bs, picker, deadline))
+                s.spawn(move || {
+                    let _pin = pin_guest(w.guest_cpu);
+                    uring_queue(file, mem, b, w.bs, picker, deadline)
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -633,4 +652,80 @@ mod tests {
             }
         }
     }
+}
+
+/// What an eventfd wake-up costs between two threads: the price every
+/// kick and every interrupt of a virtqueue pays, measured alone.
+#[derive(Clone, Copy, Debug)]
+pub struct WakeCost {
+    /// Round trips measured.
+    pub rounds: usize,
+    /// Median and 99th percentile of a round trip (two wake-ups), in µs.
+    pub round_trip_p50_us: f64,
+    /// See [`WakeCost::round_trip_p50_us`].
+    pub round_trip_p99_us: f64,
+    /// Median time the waking thread spends in its `write(2)` to the
+    /// eventfd, wake-up included, in µs.
+    pub write_p50_us: f64,
+}
+
+/// Ping-pong between a thread on `cpu_a` and one on `cpu_b` (the same CPU
+/// or two) over two eventfds, `rounds` times: each side sleeps in
+/// `poll(2)` until the other writes its eventfd.
+pub fn wake_cost(cpu_a: usize, cpu_b: usize, rounds: usize) -> io::Result<WakeCost> {
+    let ping = crate::blk::EventFd::new()?;
+    let pong = crate::blk::EventFd::new()?;
+    let wait = |e: &crate::blk::EventFd| -> io::Result<()> {
+        if !e.wait(Duration::from_secs(5)) {
+            return Err(io::Error::other("no wake-up in 5 s"));
+        }
+        e.take();
+        Ok(())
+    };
+    let (rt, wr) = std::thread::scope(|s| -> io::Result<(Vec<f64>, Vec<f64>)> {
+        let echo = s.spawn(|| -> io::Result<()> {
+            let _pin = crate::testing::CpuPin::to(cpu_b)?;
+            for _ in 0..rounds {
+                wait(&ping)?;
+                pong.signal();
+            }
+            Ok(())
+        });
+        let _pin = crate::testing::CpuPin::to(cpu_a)?;
+        let mut rt = Vec::with_capacity(rounds);
+        let mut wr = Vec::with_capacity(rounds);
+        let mut result = Ok(());
+        for _ in 0..rounds {
+            // Let the echo thread fall asleep first, as a guest or a
+            // worker with nothing to do would be.
+            std::thread::sleep(Duration::from_micros(200));
+            let t0 = Instant::now();
+            ping.signal();
+            let t1 = Instant::now();
+            if let Err(e) = wait(&pong) {
+                result = Err(e);
+                break;
+            }
+            rt.push((Instant::now() - t0).as_secs_f64() * 1e6);
+            wr.push((t1 - t0).as_secs_f64() * 1e6);
+        }
+        if result.is_err() {
+            // Unblock the echo thread if it waits for a ping.
+            ping.signal();
+        }
+        echo.join()
+            .map_err(|_| io::Error::other("the echo thread panicked"))??;
+        result.map(|()| (rt, wr))
+    })?;
+    let pct = |v: &[f64], p: f64| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
+    };
+    Ok(WakeCost {
+        rounds,
+        round_trip_p50_us: pct(&rt, 0.5),
+        round_trip_p99_us: pct(&rt, 0.99),
+        write_p50_us: pct(&wr, 0.5),
+    })
 }

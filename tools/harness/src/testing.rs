@@ -179,6 +179,18 @@ impl Rng {
     }
 }
 
+/// The CPU set holding `cpu` alone.
+fn one_cpu(cpu: usize) -> io::Result<libc::cpu_set_t> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below CPU_SETSIZE, so the bit is inside `set`.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    Ok(set)
+}
+
 /// The calling thread pinned to one CPU until the value is dropped, when
 /// its previous affinity comes back.
 pub struct CpuPin {
@@ -196,19 +208,34 @@ impl CpuPin {
         if unsafe { libc::sched_getaffinity(0, size, &mut old) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        if cpu >= libc::CPU_SETSIZE as usize {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        // SAFETY: as above.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `cpu` is below CPU_SETSIZE, so the bit is inside `set`.
-        unsafe { libc::CPU_SET(cpu, &mut set) };
+        let set = one_cpu(cpu)?;
         // SAFETY: `set` is a live cpu_set_t of `size` bytes.
         if unsafe { libc::sched_setaffinity(0, size, &set) } != 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(Self { old })
     }
+}
+
+/// Pins every thread of process `pid` to `cpu` (threads it starts later
+/// inherit the affinity of the thread that starts them).
+pub fn pin_process(pid: u32, cpu: usize) -> io::Result<()> {
+    let set = one_cpu(cpu)?;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let Some(tid) = task?
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: `set` is a live cpu_set_t of `size` bytes.
+        if unsafe { libc::sched_setaffinity(tid, size, &set) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 impl Drop for CpuPin {

@@ -312,7 +312,27 @@ impl StorageDaemon {
     /// Exports `dev` with `num_queues` queues on a socket at `sock`, with
     /// `O_DIRECT` and Linux AIO, served by one iothread (the
     /// configuration QEMU's documentation recommends for performance).
+    ///
+    /// A daemon that dies before it listens is started again, up to three
+    /// times in all, each death reported on stderr: Debian's 7.2 daemon
+    /// once died of SIGSEGV while starting, between two benchmark phases
+    /// that had both started it without trouble, which cost the whole run.
     pub fn start(dev: &Path, sock: &Path, num_queues: u32) -> io::Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(dev, sock, num_queues) {
+                Err(StartError::Died(why)) if attempt < 3 => {
+                    eprintln!("{why}; starting it again (attempt {})", attempt + 1);
+                    attempt += 1;
+                }
+                Err(StartError::Died(why)) => return Err(io::Error::other(why)),
+                Err(StartError::Io(e)) => return Err(e),
+                Ok(me) => return Ok(me),
+            }
+        }
+    }
+
+    fn start_once(dev: &Path, sock: &Path, num_queues: u32) -> Result<Self, StartError> {
         let _ = std::fs::remove_file(sock);
         let child = std::process::Command::new(Self::program())
             .arg("--blockdev")
@@ -337,18 +357,18 @@ impl StorageDaemon {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !me.sock.exists() {
             if let Some(st) = me.child.try_wait()? {
-                return Err(io::Error::other(format!(
+                return Err(StartError::Died(format!(
                     "{} exited with {st} before creating {}",
                     Self::program(),
                     me.sock.display()
                 )));
             }
             if Instant::now() >= deadline {
-                return Err(io::Error::other(format!(
+                return Err(StartError::Io(io::Error::other(format!(
                     "{} did not create {} in 30 s",
                     Self::program(),
                     me.sock.display()
-                )));
+                ))));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -363,6 +383,20 @@ impl StorageDaemon {
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+}
+
+/// Why [`StorageDaemon::start_once`] failed.
+enum StartError {
+    /// The daemon died before it listened.
+    Died(String),
+    /// Anything else: not retried.
+    Io(io::Error),
+}
+
+impl From<io::Error> for StartError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
     }
 }
 

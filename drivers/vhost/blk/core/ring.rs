@@ -28,6 +28,11 @@ pub const MAX_INDIRECT: u32 = 65536;
 pub const MAX_CHAIN_SEGS: usize = 256;
 /// Size of one descriptor in bytes.
 pub const DESC_SIZE: u64 = 16;
+/// Indirect tables of at most this many descriptors are copied in with one
+/// read (a request's header, data and status buffers take three).
+const INDIRECT_BATCH: u32 = 16;
+/// Used elements written with one copy, at most.
+const USED_CHUNK: usize = 32;
 
 /// A guest violation of the ring protocol. The queue stops, and the error
 /// eventfd is signalled: nothing in the ring can be trusted any more.
@@ -489,13 +494,20 @@ impl Vring {
             return Ok(());
         }
         let mut idx = self.last_used_idx;
-        for &(id, len) in used {
-            let slot = self.addrs.used + 4 + 8 * u64::from(idx & self.mask);
-            let mut b = [0u8; 8];
-            b[..4].copy_from_slice(&u32::from(id).to_le_bytes());
-            b[4..].copy_from_slice(&len.to_le_bytes());
-            mem.write(slot, &b)?;
-            idx = idx.wrapping_add(1);
+        let mut rest = used;
+        while !rest.is_empty() {
+            // One copy per run of the ring up to its end, in chunks.
+            let start = idx & self.mask;
+            let room = (self.num() - u32::from(start)) as usize;
+            let n = rest.len().min(room).min(USED_CHUNK);
+            let mut b = [0u8; 8 * USED_CHUNK];
+            for (e, &(id, len)) in b.chunks_exact_mut(8).zip(&rest[..n]) {
+                e[..4].copy_from_slice(&u32::from(id).to_le_bytes());
+                e[4..].copy_from_slice(&len.to_le_bytes());
+            }
+            mem.write(self.addrs.used + 4 + 8 * u64::from(start), &b[..8 * n])?;
+            idx = idx.wrapping_add(n as u16);
+            rest = &rest[n..];
         }
         // The entries must be visible before the index that exposes them.
         mem.write_barrier();
@@ -589,6 +601,19 @@ fn walk_indirect(
             len: u64::from(len),
         });
     }
+    let unmapped = |_| RingError::Unmapped {
+        addr: ind.addr,
+        len: u64::from(len),
+    };
+    // A small table is copied in at once and walked in the copy; a larger
+    // one, a descriptor at a time.
+    let mut snapshot = [0u8; INDIRECT_BATCH as usize * DESC_SIZE as usize];
+    let whole = count <= INDIRECT_BATCH;
+    if whole {
+        table
+            .read(mem, ind.addr, &mut snapshot[..len as usize])
+            .map_err(unmapped)?;
+    }
     let mut i: u32 = 0;
     let mut ttl = count;
     loop {
@@ -597,12 +622,18 @@ fn walk_indirect(
         }
         ttl -= 1;
         let mut b = [0u8; 16];
-        table
-            .read(mem, ind.addr + DESC_SIZE * u64::from(i), &mut b)
-            .map_err(|_| RingError::Unmapped {
-                addr: ind.addr,
-                len: u64::from(len),
-            })?;
+        if whole {
+            let at = i as usize * DESC_SIZE as usize;
+            // `i` < `count` <= INDIRECT_BATCH, so this is inside the copy.
+            let Some(d) = snapshot.get(at..at + DESC_SIZE as usize) else {
+                return Err(RingError::NextOutOfRange(i as u16));
+            };
+            b.copy_from_slice(d);
+        } else {
+            table
+                .read(mem, ind.addr + DESC_SIZE * u64::from(i), &mut b)
+                .map_err(unmapped)?;
+        }
         let d = Descriptor::from_bytes(&b);
         if d.flags & VRING_DESC_F_INDIRECT != 0 {
             return Err(RingError::IndirectNested);

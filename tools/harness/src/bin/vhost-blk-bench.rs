@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use vhost_blk_core::features;
 use vhost_blk_harness::bench::{
-    alloc_slots, median, mem_mib_for, open_direct, run_jobs, run_uring, slab_kib, Job, Sample,
-    Slot, Workload,
+    alloc_slots, median, mem_mib_for, open_direct, run_jobs, run_uring, slab_kib, wake_cost, Job,
+    Sample, Slot, Workload,
 };
 use vhost_blk_harness::blk::{Config, TestDevice};
 use vhost_blk_harness::nullb::{sectors, NullBlk};
@@ -32,14 +32,19 @@ const USAGE: &str = "usage: vhost-blk-bench --out DIR [--secs S] [--reps N] [--p
   --reps N     repetitions of each run, interleaved (default 3)
   --poll LIST  poll_budget_us values for vhost-blk (default 0,200)
   --quick      a short pass over a few workloads (smoke test)
-  --only TEXT  only the matrix workloads whose name contains TEXT, and
-               no other scenario
+  --only TEXT  only the matrix and iocore workloads whose name contains
+               TEXT, and no other scenario
   --scenarios LIST
-               which scenarios run, of matrix,fairness,devices,memory
-               (default all)";
+               which scenarios run, of matrix,iocore,fairness,devices,
+               memory,wakeup (default all)
+  --peers LIST which peers the matrix runs beside vhost-blk, of
+               qsd,io_uring (default both; `none` for vhost-blk alone,
+               e.g. under a profiler)";
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 4] = ["matrix", "fairness", "devices", "memory"];
+const SCENARIOS: [&str; 6] = [
+    "matrix", "iocore", "fairness", "devices", "memory", "wakeup",
+];
 
 struct Args {
     out: PathBuf,
@@ -49,6 +54,8 @@ struct Args {
     quick: bool,
     only: Option<String>,
     scenarios: Vec<String>,
+    /// The matrix's peers beside vhost-blk.
+    peers: Vec<Engine>,
 }
 
 impl Args {
@@ -66,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
         quick: false,
         only: None,
         scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
+        peers: vec![Engine::Qsd, Engine::Uring],
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -89,6 +97,17 @@ fn parse_args() -> Result<Args, String> {
                 }
                 a.scenarios = list;
             }
+            "--peers" => {
+                a.peers = Vec::new();
+                for p in val("--peers")?.split(',') {
+                    a.peers.push(match p {
+                        "qsd" => Engine::Qsd,
+                        "io_uring" => Engine::Uring,
+                        "none" => continue,
+                        _ => return Err(format!("--peers: unknown peer {p}\n{USAGE}")),
+                    });
+                }
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {arg}\n{USAGE}")),
         }
@@ -97,7 +116,7 @@ fn parse_args() -> Result<Args, String> {
         return Err(format!("--out is required\n{USAGE}"));
     }
     if a.only.is_some() {
-        a.scenarios = vec!["matrix".into()];
+        a.scenarios.retain(|s| s == "matrix" || s == "iocore");
     }
     if a.reps == 0 || a.secs <= 0.0 || a.polls.is_empty() || a.scenarios.is_empty() {
         return Err("--reps, --secs and --poll must be positive/non-empty".into());
@@ -369,9 +388,55 @@ fn qsd_threads(qsd: &StorageDaemon) -> u64 {
         .unwrap_or(0)
 }
 
-/// The main matrix: every workload against every engine on `backing`.
+/// Where the threads of a matrix run.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Wherever the scheduler puts them.
+    Shared,
+    /// The ELVIS layout: the backend's threads (vhost-blk's worker through
+    /// `worker_cpus`, every thread of qemu-storage-daemon) on an I/O core,
+    /// the guest's threads (and io_uring's) on another CPU.
+    IoCore { guest: usize, io: usize },
+}
+
+impl Layout {
+    /// The I/O-core layout on this machine: the guest on CPU 0, the
+    /// backend on the last CPU.
+    fn io_core() -> Result<Self, String> {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus < 2 {
+            return Err(format!(
+                "the iocore scenario needs 2 CPUs, this machine has {cpus}"
+            ));
+        }
+        Ok(Layout::IoCore {
+            guest: 0,
+            io: cpus - 1,
+        })
+    }
+
+    fn scenario(self) -> &'static str {
+        match self {
+            Layout::Shared => "matrix",
+            Layout::IoCore { .. } => "iocore",
+        }
+    }
+
+    /// Pins the threads of `qsd` to the I/O core, for this layout.
+    fn place_qsd(self, qsd: &StorageDaemon) -> Result<(), String> {
+        match self {
+            Layout::Shared => Ok(()),
+            Layout::IoCore { io, .. } => vhost_blk_harness::testing::pin_process(qsd.pid(), io)
+                .map_err(|e| format!("pin qemu-storage-daemon to CPU {io}: {e}")),
+        }
+    }
+}
+
+/// The main matrix: every workload against every engine on `backing`,
+/// with the threads placed as `layout` says.
 fn matrix(
     a: &Args,
+    layout: Layout,
     backing: &str,
     dev_path: &Path,
     rows: &mut Vec<Row>,
@@ -382,21 +447,42 @@ fn matrix(
     let backend = open_direct(dev_path).map_err(|e| e.to_string())?;
     // The socket cannot live on the 9p root of the test VM.
     let sock = std::env::temp_dir().join(format!("vhost-blk-bench-{}.sock", std::process::id()));
+    let _worker_cpus = match layout {
+        Layout::IoCore { io, .. } => Some(ParamGuard::set(&[("worker_cpus", &io.to_string())])?),
+        Layout::Shared => None,
+    };
     let qsd = StorageDaemon::start(dev_path, &sock, 4).map_err(|e| e.to_string())?;
+    layout.place_qsd(&qsd)?;
     let dur = Duration::from_secs_f64(a.secs);
+    let scenario = layout.scenario();
+    let list = match layout {
+        Layout::Shared => workloads(a.quick),
+        // The workloads of the latency and throughput targets.
+        Layout::IoCore { guest, .. } => [1, 32]
+            .into_iter()
+            .map(|qd| Workload {
+                guest_cpu: Some(guest),
+                ..Workload::new("randread", 4096, qd, 1)
+            })
+            .collect(),
+    };
     let mut engines: Vec<Engine> = a
         .polls
         .iter()
         .map(|&p| Engine::VhostBlk { poll_us: p })
         .collect();
-    engines.extend([Engine::Qsd, Engine::Uring]);
-    for w in workloads(a.quick)
+    engines.extend(a.peers.iter().copied());
+    for w in list
         .into_iter()
         .filter(|w| a.only.as_ref().is_none_or(|o| w.name.contains(o.as_str())))
     {
         let queues = w.qd.len();
         let (vb, vb_slots) = vhost_blk_device(&backend, queues, &w)?;
+        if let Layout::IoCore { io, .. } = layout {
+            check_worker_cpu(io)?;
+        }
         let (vu, vu_slots) = vhost_user_device(&qsd, &w)?;
+        layout.place_qsd(&qsd)?;
         let mut p = Peers {
             vb,
             vb_slots,
@@ -438,13 +524,16 @@ fn matrix(
                         Engine::VhostBlk { .. } => {
                             (p.vb, p.vb_slots) = vhost_blk_device(&backend, queues, &w)?
                         }
-                        Engine::Qsd => (p.vu, p.vu_slots) = vhost_user_device(&qsd, &w)?,
+                        Engine::Qsd => {
+                            (p.vu, p.vu_slots) = vhost_user_device(&qsd, &w)?;
+                            layout.place_qsd(&qsd)?;
+                        }
                         Engine::Uring => {}
                     }
                     continue;
                 }
                 let row = Row {
-                    scenario: "matrix".into(),
+                    scenario: scenario.into(),
                     backing: backing.into(),
                     workload: w.name.clone(),
                     engine: e.name(),
@@ -459,6 +548,20 @@ fn matrix(
         }
     }
     Ok(())
+}
+
+/// Fails unless every worker runs on CPU `io` alone.
+fn check_worker_cpu(io: usize) -> Result<(), String> {
+    let st = Stats::read()?;
+    let io = io.to_string();
+    match st.workers.iter().find(|w| w.text("cpus") != io) {
+        Some(w) => Err(format!(
+            "worker {} runs on CPUs {}, not on the I/O core {io}",
+            w.num("id"),
+            w.text("cpus")
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Fairness: a small queue issues single requests, alone, then beside a
@@ -633,6 +736,32 @@ fn many_devices(
 }
 
 /// Module memory per device and per queue, from the slab total.
+/// What the table reports besides the runs.
+struct Extra {
+    memory: String,
+    wakeups: String,
+}
+
+/// The cost of an eventfd wake-up between two threads on two CPUs and on
+/// one: what every kick and interrupt pays, so a reader can tell how much
+/// of a virtqueue engine's gap to raw io_uring (which wakes no other
+/// thread) is the VM's wake-up cost rather than the engine's work.
+fn wakeups() -> Result<String, String> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut parts = Vec::new();
+    for (label, a, b) in [("two CPUs", 0, cpus.saturating_sub(1)), ("one CPU", 0, 0)] {
+        let c = wake_cost(a, b, 2000).map_err(|e| format!("wake-up cost on {label}: {e}"))?;
+        parts.push(format!(
+            "{label}: round trip p50 {:.1} us p99 {:.1} us, waker's write(2) p50 {:.1} us",
+            c.round_trip_p50_us, c.round_trip_p99_us, c.write_p50_us
+        ));
+    }
+    Ok(format!(
+        "eventfd ping-pong between two threads, 2000 round trips each; {}",
+        parts.join("; ")
+    ))
+}
+
 fn memory(dev_path: &Path) -> Result<String, String> {
     const N: usize = 32;
     let backend = open_direct(dev_path).map_err(|e| e.to_string())?;
@@ -703,7 +832,8 @@ fn num(v: f64) -> String {
     }
 }
 
-fn report(a: &Args, sums: &[Summary], mem_line: &str, failures: &[String]) -> (String, String) {
+fn report(a: &Args, sums: &[Summary], extra: &Extra, failures: &[String]) -> (String, String) {
+    let mem_line = extra.memory.as_str();
     let mut t = String::new();
     let _ = writeln!(
         t,
@@ -726,15 +856,23 @@ fn report(a: &Args, sums: &[Summary], mem_line: &str, failures: &[String]) -> (S
         "x qsd",
         "thr"
     );
-    for s in sums.iter().filter(|s| s.scenario == "matrix") {
-        let qsd = find(sums, "matrix", &s.backing, &s.workload, "qsd-vhost-user");
-        let ratio = qsd.map_or(f64::NAN, |q| s.iops / q.iops);
-        let _ = writeln!(
-            t,
-            "{:<12} {:<24} {:<20} {:>9.0} {:>8.0}..{:<8.0} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>6}",
-            s.backing, s.workload, s.engine, s.iops, s.iops_min, s.iops_max, s.mbps, s.p50,
-            s.p99, s.p999, s.cpu, ratio, s.threads
-        );
+    for scenario in ["matrix", "iocore"] {
+        if scenario == "iocore" && sums.iter().any(|s| s.scenario == scenario) {
+            let _ = writeln!(
+                t,
+                "\nI/O core (the backend's threads on the last CPU, the guest's and io_uring's on CPU 0):"
+            );
+        }
+        for s in sums.iter().filter(|s| s.scenario == scenario) {
+            let qsd = find(sums, scenario, &s.backing, &s.workload, "qsd-vhost-user");
+            let ratio = qsd.map_or(f64::NAN, |q| s.iops / q.iops);
+            let _ = writeln!(
+                t,
+                "{:<12} {:<24} {:<20} {:>9.0} {:>8.0}..{:<8.0} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>6}",
+                s.backing, s.workload, s.engine, s.iops, s.iops_min, s.iops_max, s.mbps, s.p50,
+                s.p99, s.p999, s.cpu, ratio, s.threads
+            );
+        }
     }
     let _ = writeln!(
         t,
@@ -759,72 +897,62 @@ fn report(a: &Args, sums: &[Summary], mem_line: &str, failures: &[String]) -> (S
         );
     }
     let _ = writeln!(t, "\nmemory: {mem_line}");
+    let _ = writeln!(t, "\nwake-ups: {}", extra.wakeups);
 
     let mut js = Vec::new();
     let _ = writeln!(t, "\ntargets:");
-    let g = |b: &str, w: &str, e: &str| find(sums, "matrix", b, w, e);
-    let base = format!("vhost-blk-poll{}", a.polls.iter().max().unwrap());
     let vb_names: Vec<String> = a
         .polls
         .iter()
         .map(|&p| Engine::VhostBlk { poll_us: p }.name())
         .collect();
-    let best = |b: &str, w: &str| {
-        vb_names
-            .iter()
-            .filter_map(|n| g(b, w, n))
-            .max_by(|x, y| x.iops.partial_cmp(&y.iops).unwrap())
-    };
-    let _ = &base;
     let w32 = "randread-4k-qd32-q1";
-    if let (Some(v), Some(q), Some(u)) = (
-        best("nullb-mem", w32),
-        g("nullb-mem", w32, "qsd-vhost-user"),
-        g("nullb-mem", w32, "io_uring"),
-    ) {
-        target(
-            &mut t,
-            &mut js,
-            &format!("4k randread QD32: {} / qsd IOPS", v.engine),
-            v.iops / q.iops,
-            ">=1.5",
-            v.iops / q.iops >= 1.5,
-        );
-        target(
-            &mut t,
-            &mut js,
-            &format!("4k randread QD32: {} / io_uring IOPS", v.engine),
-            v.iops / u.iops,
-            ">=0.9",
-            v.iops / u.iops >= 0.9,
-        );
-    }
     let w1 = "randread-4k-qd1-q1";
-    if let (Some(v), Some(q)) = (
-        g("nullb-mem", w1, "vhost-blk"),
-        g("nullb-mem", w1, "qsd-vhost-user"),
-    ) {
-        target(
-            &mut t,
-            &mut js,
-            "QD1 p50: vhost-blk / qsd",
-            v.p50 / q.p50,
-            "<=0.7",
-            v.p50 / q.p50 <= 0.7,
-        );
-    }
-    if let Some(best_poll) = best("nullb-mem", w1) {
-        if let Some(q) = g("nullb-mem", w1, "qsd-vhost-user") {
+    for (scenario, layout) in [("matrix", "shared CPUs"), ("iocore", "I/O core")] {
+        let g = |b: &str, w: &str, e: &str| find(sums, scenario, b, w, e);
+        let best = |b: &str, w: &str| {
+            vb_names
+                .iter()
+                .filter_map(|n| g(b, w, n))
+                .max_by(|x, y| x.iops.partial_cmp(&y.iops).unwrap())
+        };
+        if let (Some(v), Some(q), Some(u)) = (
+            best("nullb-mem", w32),
+            g("nullb-mem", w32, "qsd-vhost-user"),
+            g("nullb-mem", w32, "io_uring"),
+        ) {
             target(
                 &mut t,
                 &mut js,
-                &format!("QD1 p50: {} / qsd", best_poll.engine),
-                best_poll.p50 / q.p50,
-                "<=0.7",
-                best_poll.p50 / q.p50 <= 0.7,
+                &format!("4k randread QD32, {layout}: {} / qsd IOPS", v.engine),
+                v.iops / q.iops,
+                ">=1.5",
+                v.iops / q.iops >= 1.5,
+            );
+            target(
+                &mut t,
+                &mut js,
+                &format!("4k randread QD32, {layout}: {} / io_uring IOPS", v.engine),
+                v.iops / u.iops,
+                ">=0.9",
+                v.iops / u.iops >= 0.9,
             );
         }
+        let q1 = g("nullb-mem", w1, "qsd-vhost-user");
+        for v in vb_names.iter().filter_map(|n| g("nullb-mem", w1, n)) {
+            if let Some(q) = q1 {
+                target(
+                    &mut t,
+                    &mut js,
+                    &format!("QD1 p50, {layout}: {} / qsd", v.engine),
+                    v.p50 / q.p50,
+                    "<=0.7",
+                    v.p50 / q.p50 <= 0.7,
+                );
+            }
+        }
     }
+    let g = |b: &str, w: &str, e: &str| find(sums, "matrix", b, w, e);
     if let (Some(one), Some(two)) = (
         g("nullb-null", w32, "vhost-blk"),
         g("nullb-null", "randread-4k-qd32-q2", "vhost-blk"),
@@ -915,13 +1043,14 @@ fn report(a: &Args, sums: &[Summary], mem_line: &str, failures: &[String]) -> (S
     j.push_str(&js.join(",\n    "));
     let _ = write!(
         j,
-        "\n  ],\n  \"failures\": [{}],\n  \"memory\": \"{}\",\n  \"secs\": {},\n  \"reps\": {}\n}}\n",
+        "\n  ],\n  \"failures\": [{}],\n  \"memory\": \"{}\",\n  \"wakeups\": \"{}\",\n  \"secs\": {},\n  \"reps\": {}\n}}\n",
         failures
             .iter()
             .map(|f| format!("\"{}\"", f.replace('"', "'")))
             .collect::<Vec<_>>()
             .join(", "),
         mem_line,
+        extra.wakeups,
         a.secs,
         a.reps
     );
@@ -1063,25 +1192,36 @@ fn run(a: &Args) -> Result<bool, String> {
         raw.push_str(&r.csv());
     };
     let size = if a.quick { "128" } else { "512" };
+    let mut layouts = Vec::new();
     if a.runs("matrix") {
+        layouts.push(Layout::Shared);
+    }
+    if a.runs("iocore") {
+        layouts.push(Layout::io_core()?);
+    }
+    if !layouts.is_empty() {
         let nb = NullBlk::create("benchmem", size.parse().unwrap(), &[("memory_backed", "1")])
             .map_err(|e| format!("null_blk: {e}"))?;
         prefill(nb.path())?;
-        matrix(
-            a,
-            "nullb-mem",
-            nb.path(),
-            &mut rows,
-            &mut failures,
-            &mut log,
-        )?;
+        for &layout in &layouts {
+            matrix(
+                a,
+                layout,
+                "nullb-mem",
+                nb.path(),
+                &mut rows,
+                &mut failures,
+                &mut log,
+            )?;
+        }
     }
     let mem_line;
     {
         let nb = NullBlk::create("benchnull", 4096, &[]).map_err(|e| format!("null_blk: {e}"))?;
-        if a.runs("matrix") {
+        for &layout in &layouts {
             matrix(
                 a,
+                layout,
                 "nullb-null",
                 nb.path(),
                 &mut rows,
@@ -1101,8 +1241,17 @@ fn run(a: &Args) -> Result<bool, String> {
             "not measured (--scenarios)".into()
         };
     }
+    let wakeups = if a.runs("wakeup") {
+        wakeups()?
+    } else {
+        "not measured (--scenarios)".into()
+    };
     let sums = summarize(&rows);
-    let (mut table, json) = report(a, &sums, &mem_line, &failures);
+    let extra = Extra {
+        memory: mem_line,
+        wakeups,
+    };
+    let (mut table, json) = report(a, &sums, &extra, &failures);
     if !failures.is_empty() {
         let _ = writeln!(table, "\nFAILED runs (not in the medians):");
         for f in &failures {
