@@ -8,36 +8,43 @@
 //! the device afterwards must come from that address space (`EPERM`
 //! otherwise, as `vhost_dev_check_owner`). Queue geometry cannot change
 //! while a backend is attached (`EBUSY`).
+//!
+//! The device's queues (`queue.rs`) are what the workers serve, each on
+//! its own: the device's lock guards the configuration, each queue's lock
+//! its ring and what its turns need. Locking order: the device's lock,
+//! then a queue's, then the pool's.
 
 use crate::ffi::bdev::BdevFile;
-use crate::ffi::bio::{with_plug, BioList, DoneBios};
 use crate::ffi::cgroup::Blkcg;
 use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;
 use crate::ffi::poll::KickPoll;
 use crate::ffi::seq::SeqFile;
-use crate::ffi::uaccess::OwnerMemory;
-use crate::ffi::worker::{Kthread, MmUse, Waker};
+use crate::ffi::worker::Kthread;
+use crate::queue::{Queue, QueueCtx};
 use crate::vcore::blk::{self, BlkLimits};
 use crate::vcore::features;
 use crate::vcore::memory::{MemRegion, MemTable, MemTableError, MAX_MEM_REGIONS};
-use crate::vcore::ring::{self, Chain, RingFeatures, Vring, VringAddrs};
+use crate::vcore::ring::{self, RingFeatures, Vring, VringAddrs};
 use crate::vcore::uapi::{
     self, VhostBlkBackend, VhostMemoryHeader, VhostMemoryRegion, VhostVringAddr, VhostVringFile,
     VhostVringState, VHOST_BLK_MAX_QUEUES,
 };
-use crate::vq::{self, Ctx, Flush, VqRuntime};
-use crate::worker::{Policy, Pool, Worker};
+use crate::vq::VqRuntime;
+use crate::worker::Pool;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::error::Error;
 use kernel::prelude::*;
 use kernel::sync::lock::{mutex::MutexBackend, Guard};
-use kernel::sync::{Arc, ArcBorrow, CondVar, Mutex};
+use kernel::sync::{Arc, ArcBorrow, Mutex};
+use kernel::uaccess::UserSlice;
 
 /// The device lock held.
 type StateGuard<'a> = Guard<'a, State, MutexBackend>;
-use kernel::uaccess::UserSlice;
+
+/// The workers to stop once no lock is held: those whose last queue left.
+type Stopped = [Option<Kthread>; VHOST_BLK_MAX_QUEUES as usize];
 
 /// An errno that `kernel::error::code` of 6.12 lacks.
 fn errno(e: u32) -> Error {
@@ -59,7 +66,8 @@ const OWNER_IOCTLS: [u32; 11] = [
     uapi::VHOST_BLK_SET_SERIAL,
 ];
 
-/// The configuration of one virtqueue, as set by the vring ioctls.
+/// The configuration of one virtqueue, as set by the vring ioctls (its
+/// call and err eventfds live with the queue, which signals them).
 #[derive(Default)]
 struct VqConfig {
     /// Queue size; 0 until `VHOST_SET_VRING_NUM`.
@@ -70,32 +78,22 @@ struct VqConfig {
     base: u16,
     /// Guest-to-host notifications, polled for as long as they are set.
     kick: Option<KickPoll>,
-    /// Host-to-guest interrupts (irqfd).
-    call: Option<EventFd>,
-    /// Signalled when the guest breaks the ring.
-    err: Option<EventFd>,
-    /// The queue while it is served.
-    rt: Option<VqRuntime>,
 }
 
 /// Device state protected by [`VhostBlkDev::state`].
 struct State {
-    owner: Option<OwnerMm>,
+    owner: Option<Arc<OwnerMm>>,
     acked_features: u64,
     acked_backend_features: u64,
     /// The validated memory table, sorted by guest address.
     mem: KVec<MemRegion>,
     vqs: KVec<VqConfig>,
-    backend: Option<BdevFile>,
+    backend: Option<Arc<BdevFile>>,
     /// What requests are checked against while a backend is attached.
     limits: Option<BlkLimits>,
     serial: [u8; uapi::VIRTIO_BLK_ID_BYTES],
-    /// The shared worker serving the device, from `VHOST_SET_OWNER` on.
-    worker: Option<Arc<Worker>>,
     /// The owner's io cgroup, charged for the device's bios.
-    blkcg: Option<Blkcg>,
-    /// Scratch space for the chain being parsed.
-    chain: KBox<Chain>,
+    blkcg: Option<Arc<Blkcg>>,
 }
 
 impl State {
@@ -113,9 +111,7 @@ impl State {
             backend: None,
             limits: None,
             serial: [0; uapi::VIRTIO_BLK_ID_BYTES],
-            worker: None,
             blkcg: None,
-            chain: KBox::new(Chain::new(), GFP_KERNEL)?,
         })
     }
 
@@ -147,19 +143,12 @@ impl State {
 /// A vhost-blk device: the state behind one open file of `/dev/vhost-blk`.
 ///
 /// Field order matters for drop: the state (with its kick polls) goes
-/// before the waker the polls point at.
+/// before the queues whose wakers the polls point at.
 #[pin_data]
 pub(crate) struct VhostBlkDev {
     #[pin]
     state: Mutex<State>,
-    /// Signalled by the worker whenever requests complete (for drains).
-    #[pin]
-    drained: CondVar,
-    waker: Waker,
-    bios: BioList,
-    /// Queues left polled by the worker (bit per queue), so that a pass
-    /// can skip a device with nothing to do without taking its lock.
-    polling: AtomicU32,
+    queues: KVec<Arc<Queue>>,
     /// The device's number in statistics and fdinfo.
     id: u32,
     pool: Arc<Pool>,
@@ -171,15 +160,16 @@ impl VhostBlkDev {
     /// Creates a device for a new open file, to be served by `pool`.
     pub(crate) fn new(pool: Arc<Pool>) -> Result<Arc<Self>> {
         let state = State::new()?;
-        let bios = BioList::new()?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let mut queues = KVec::with_capacity(VHOST_BLK_MAX_QUEUES as usize, GFP_KERNEL)?;
+        for i in 0..VHOST_BLK_MAX_QUEUES {
+            queues.push(Queue::new(id, i)?, GFP_KERNEL)?;
+        }
         Arc::pin_init(
             pin_init!(Self {
                 state <- kernel::new_mutex!(state),
-                drained <- kernel::new_condvar!(),
-                waker: Waker::new(),
-                bios,
-                polling: AtomicU32::new(0),
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                queues,
+                id,
                 pool,
             }),
             GFP_KERNEL,
@@ -187,35 +177,40 @@ impl VhostBlkDev {
     }
 
     /// Called when the file is released, with the file's reference: stops
-    /// every queue, waits for in-flight requests, leaves the worker and
+    /// every queue, waits for in-flight requests, leaves the workers and
     /// drops everything the device holds.
     pub(crate) fn release(self: Arc<Self>) {
-        let thread = {
+        let threads = {
             let mut st = self.state.lock();
             self.shutdown(&mut st)
         };
-        // Stopping an idle worker waits for it, and it takes device locks.
-        drop(thread);
+        // Stopping an idle worker waits for it, and it takes queue locks.
+        drop(threads);
     }
 
     /// Resets the device to the state of a fresh open: stops every queue,
-    /// drains, drops every reference and leaves the worker. Returns the
-    /// worker's thread if the device was its last, to be stopped by the
+    /// drains, drops every reference and takes every queue off its worker.
+    /// Returns the workers whose last queue left, to be stopped by the
     /// caller once the lock is released.
-    fn shutdown(&self, st: &mut StateGuard<'_>) -> Option<Kthread> {
+    fn shutdown(&self, st: &mut StateGuard<'_>) -> Stopped {
         self.stop_queues(st, None);
         for vq in st.vqs.iter_mut() {
             // No kick wake-up runs once its poll is gone.
             *vq = VqConfig::default();
         }
-        self.waker.forget_waiting();
-        // SAFETY: no kick poll is left and no bio is in flight, so no
-        // wake-up can reach the worker any more.
-        unsafe {
-            self.waker.set_target(None);
-            self.bios.set_wake(None);
+        let mut stopped: Stopped = [const { None }; VHOST_BLK_MAX_QUEUES as usize];
+        for (q, slot) in self.queues.iter().zip(stopped.iter_mut()) {
+            let mut run = q.lock();
+            run.call = None;
+            run.err = None;
+            // SAFETY: no kick poll is left and the queue has drained, so
+            // nothing wakes its worker any more.
+            let worker = unsafe { q.unbind(&mut run) };
+            drop(run);
+            if let Some(w) = worker {
+                *slot = self.pool.detach(q, &w);
+            }
         }
-        self.polling.store(0, Ordering::Relaxed);
         st.backend = None;
         st.limits = None;
         st.mem = KVec::new();
@@ -224,44 +219,56 @@ impl VhostBlkDev {
         st.serial = [0; uapi::VIRTIO_BLK_ID_BYTES];
         st.owner = None;
         st.blkcg = None;
-        let worker = st.worker.take()?;
-        self.pool.detach(self, &worker)
+        stopped
     }
 
     /// Stops queue `only` (or all), waits until it has no request in
     /// flight, and records where it stopped as its base.
     fn stop_queues(&self, st: &mut StateGuard<'_>, only: Option<usize>) {
         let chosen = |i: usize| only.map_or(true, |q| q == i);
-        for (i, vq) in st.vqs.iter_mut().enumerate() {
-            if let Some(rt) = vq.rt.as_mut().filter(|_| chosen(i)) {
+        for (_, q) in self.queues.iter().enumerate().filter(|(i, _)| chosen(*i)) {
+            if let Some(rt) = q.lock().rt.as_mut() {
                 rt.stopping = true;
             }
         }
-        // The worker completes in-flight requests and signals `drained`;
-        // the lock is released while waiting.
-        while st
-            .vqs
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| chosen(*i))
-            .filter_map(|(_, v)| v.rt.as_ref())
-            .any(|rt| rt.inflight() != 0)
-        {
-            self.waker.wake();
-            self.drained.wait(st);
-        }
-        for (i, vq) in st.vqs.iter_mut().enumerate() {
-            if !chosen(i) {
-                continue;
-            }
-            if let Some(rt) = vq.rt.take() {
+        for (i, q) in self.queues.iter().enumerate().filter(|(i, _)| chosen(*i)) {
+            let mut run = q.lock();
+            // The worker completes in-flight requests meanwhile; the
+            // queue's lock is released while waiting.
+            q.wait_drained(&mut run);
+            let rt = run.rt.take();
+            run.ctx = None;
+            drop(run);
+            if let (Some(rt), Some(vq)) = (rt, st.vqs.get_mut(i)) {
                 vq.base = rt.last_avail_idx();
             }
         }
     }
 
+    /// Puts queue `q` on a worker, if no worker serves it yet.
+    fn bind(&self, q: &Arc<Queue>) -> Result {
+        if q.lock().worker.is_some() {
+            return Ok(());
+        }
+        let worker = self.pool.attach(q)?;
+        let mut run = q.lock();
+        // SAFETY: the device's lock, held by the caller, keeps anybody else
+        // from binding the queue, so it has no worker and no bio; `worker`
+        // serves it until `shutdown` unbinds it.
+        unsafe { q.bind(&mut run, worker) };
+        Ok(())
+    }
+
     /// Starts serving every configured queue on a newly attached backend.
+    /// Every queue is prepared (and placed on a worker) before any starts,
+    /// so that a failure leaves every queue stopped, with nothing in
+    /// flight.
     fn start_queues(&self, st: &mut State) -> Result {
+        let (Some(owner), Some(bdev), Some(limits)) =
+            (st.owner.as_ref(), st.backend.as_ref(), st.limits)
+        else {
+            return Err(EINVAL);
+        };
         let acked = st.acked_features;
         let has = |b| acked & features::bit(b) != 0;
         let rf = RingFeatures {
@@ -269,269 +276,89 @@ impl VhostBlkDev {
             event_idx: has(features::VIRTIO_RING_F_EVENT_IDX),
             notify_on_empty: has(features::VIRTIO_F_NOTIFY_ON_EMPTY),
         };
-        for (i, vq) in st.vqs.iter_mut().enumerate() {
+        let mut ready = KVec::with_capacity(self.queues.len(), GFP_KERNEL)?;
+        for (i, (vq, q)) in st.vqs.iter().zip(self.queues.iter()).enumerate() {
             let Some(addrs) = vq.addrs.filter(|_| vq.num != 0) else {
                 continue;
             };
             let vring = Vring::new(vq.num, addrs, rf, vq.base).map_err(|_| EINVAL)?;
-            vq.rt = Some(VqRuntime::new(i as u32, vring)?);
+            let rt = KBox::new(VqRuntime::new(i as u32, vring)?, GFP_KERNEL)?;
+            let ctx = KBox::new(
+                QueueCtx {
+                    mm: owner.clone(),
+                    mem: copy_regions(&st.mem)?,
+                    bdev: bdev.clone(),
+                    limits,
+                    serial: st.serial,
+                    blkcg: st.blkcg.clone(),
+                },
+                GFP_KERNEL,
+            )?;
+            self.bind(q)?;
+            ready.push((q, rt, ctx), GFP_KERNEL)?;
+        }
+        for (q, rt, ctx) in ready {
+            let mut run = q.lock();
+            run.rt = Some(rt);
+            run.ctx = Some(ctx);
+            let worker = run.worker.clone();
+            drop(run);
+            if let Some(w) = worker {
+                self.pool.follow_bdev(&w, bdev);
+            }
             // Serve what the ring already holds; not a guest kick.
-            self.waker.kick_quiet(i as u32);
-            self.waker.wake();
+            q.kick_quiet();
         }
         Ok(())
     }
 
-    /// One turn of the worker on this device: completions, published and
-    /// signalled at once, then up to the quota from each kicked or polled
-    /// queue, then the completions those submissions already produced, and
-    /// used-ring updates and interrupts, one per queue. Returns whether it
-    /// found work.
-    ///
-    /// Completions go out before new submissions so that a queue's finished
-    /// requests never wait behind a neighbour's turn of bio submissions.
-    pub(crate) fn run_once(&self, policy: &Policy) -> bool {
-        if !self.waker.any() && self.bios.is_empty() && self.polling.load(Ordering::Relaxed) == 0 {
-            return false;
-        }
-        let mut guard = self.state.lock();
-        let st = &mut *guard;
-        let Some(owner) = st.owner.as_ref() else {
-            // Reset: nothing to serve; drop stray kicks and completions.
-            self.waker.take();
-            drop(self.bios.take());
-            return false;
-        };
-        // SAFETY: the worker kthread has no mm of its own and drops the
-        // guard before returning.
-        let _mm = unsafe { MmUse::new(owner) };
-        let mem = OwnerMemory;
-        let table = match MemTable::validate(&mut st.mem) {
-            Ok(t) => t,
-            Err(_) => MemTable::EMPTY,
-        };
-        let mut errors: u32 = 0;
-        let mut completed = self.complete_bios(&mut st.vqs, &mem, &table, &mut errors);
-        let pending = self.waker.take();
-        let mut found = completed;
-        if let (Some(limits), Some(bdev)) = (st.limits.as_ref(), st.backend.as_ref()) {
-            let cx = Ctx {
-                mem: &mem,
-                table: &table,
-                limits,
-                bdev,
-                bios: &self.bios,
-                serial: &st.serial,
-                blkcg: st.blkcg.as_ref(),
-                quota: policy.quota,
-                waker: &self.waker,
-                poll: policy.poll,
-            };
-            let mut polling = 0u32;
-            // One plug for the turn: the bios of every queue go to the
-            // driver together.
-            with_plug(|| {
-                for (i, vq) in st.vqs.iter_mut().enumerate() {
-                    let Some(rt) = vq.rt.as_mut() else {
-                        // A queue that is not served never waits.
-                        self.waker.turn_starts(i as u32);
-                        continue;
-                    };
-                    if pending & (1 << i) == 0 && !rt.polling {
-                        continue;
-                    }
-                    let before = rt.stats.requests;
-                    match rt.handle_kick(&cx, &mut st.chain) {
-                        Ok(true) => self.waker.kick_quiet(i as u32),
-                        Ok(false) => {}
-                        Err(e) => {
-                            pr_debug!("vq {}: guest broke the ring: {:?}\n", i, e);
-                            errors |= 1 << i;
-                        }
-                    }
-                    found |= rt.stats.requests != before;
-                    if rt.polling {
-                        polling |= 1 << i;
-                    }
-                }
-            });
-            self.polling.store(polling, Ordering::Relaxed);
-        } else {
-            // No backend: no queue is served, so none waits (the worker's
-            // other devices keep their full turns).
-            self.waker.forget_waiting();
-        }
-        // A device that completes in its submission path (or before the
-        // plug's flush returned) is answered in this turn, not the next.
-        if self.complete_bios(&mut st.vqs, &mem, &table, &mut errors) {
-            completed = true;
-            found = true;
-        }
-        self.flush_all(&mut st.vqs, &mem, errors);
-        if completed {
-            self.drained.notify_all();
-        }
-        found
-    }
-
-    /// Accounts every bio completed so far to its queue (slots freed,
-    /// statuses written, used elements gathered) and publishes each queue
-    /// as soon as its bios are done, the queue with the fewest first: a
-    /// queue with one finished request is answered before a neighbour's
-    /// batch of a hundred is worked through. Adds queues whose ring broke
-    /// to `errors`; returns whether any bio completed.
-    fn complete_bios(
-        &self,
-        vqs: &mut KVec<VqConfig>,
-        mem: &OwnerMemory,
-        table: &MemTable<'_>,
-        errors: &mut u32,
-    ) -> bool {
-        const N: usize = VHOST_BLK_MAX_QUEUES as usize;
-        let mut by_queue = [const { DoneBios::new() }; N];
-        let mut counts = [0u32; N];
-        for bio in self.bios.take() {
-            let (q, _) = vq::untoken(bio.token());
-            match by_queue.get_mut(q as usize) {
-                Some(list) => {
-                    list.push(bio);
-                    counts[q as usize] += 1;
-                }
-                None => {
-                    pr_warn!("completion for an unknown queue {}\n", q);
-                    bio.release(true);
-                }
-            }
-        }
-        let mut completed = false;
-        while let Some(q) = (0..N)
-            .filter(|&q| counts[q] != 0)
-            .min_by_key(|&q| counts[q])
-        {
-            counts[q] = 0;
-            let list = core::mem::replace(&mut by_queue[q], DoneBios::new());
-            let Some(vq) = vqs.get_mut(q) else {
-                continue;
-            };
-            let Some(rt) = vq.rt.as_mut() else {
-                pr_warn!("completion for a stopped queue {}\n", q);
-                // Dropping the list releases its bios.
-                continue;
-            };
-            for bio in list {
-                let (_, slot) = vq::untoken(bio.token());
-                let errno = bio.errno();
-                bio.release(rt.slot_dirty(slot));
-                if rt.complete_bio(mem, table, slot, errno).is_err() {
-                    *errors |= 1 << q;
-                }
-            }
-            completed = true;
-            // Freed slots may let a full queue take more chains.
-            self.waker.kick_quiet(q as u32);
-            flush_queue(vq, mem, *errors & (1 << q) != 0);
-        }
-        completed
-    }
-
-    /// Ends polling on every polled queue: notifications back on, rings
-    /// re-checked. Returns whether a ring had chains (its queue is then
-    /// marked pending for the worker's next pass).
-    pub(crate) fn end_polling(&self) -> bool {
-        if self.polling.swap(0, Ordering::Relaxed) == 0 {
-            return false;
-        }
-        let mut guard = self.state.lock();
-        let st = &mut *guard;
-        let Some(owner) = st.owner.as_ref() else {
-            return false;
-        };
-        // SAFETY: as in `run_once`.
-        let _mm = unsafe { MmUse::new(owner) };
-        let mem = OwnerMemory;
-        let mut again = false;
-        let mut errors = 0u32;
-        for (i, vq) in st.vqs.iter_mut().enumerate() {
-            let Some(rt) = vq.rt.as_mut() else {
-                continue;
-            };
-            match rt.end_polling(&mem) {
-                Ok(true) => {
-                    self.waker.kick_quiet(i as u32);
-                    again = true;
-                }
-                Ok(false) => {}
-                Err(_) => errors |= 1 << i,
-            }
-        }
-        if errors != 0 {
-            self.flush_all(&mut st.vqs, &mem, errors);
-        }
-        again
-    }
-
-    /// Publishes used elements and signals interrupts; stops and reports
-    /// (through the err eventfd) the queues in `errors`.
-    fn flush_all(&self, vqs: &mut KVec<VqConfig>, mem: &OwnerMemory, errors: u32) {
-        for (i, vq) in vqs.iter_mut().enumerate() {
-            flush_queue(vq, mem, errors & (1 << i) != 0);
-        }
-    }
-
-    /// Prints the device's `device` and `vq` lines of the statistics file
-    /// (format in `admin-guide.rst`).
-    pub(crate) fn show_stats(&self, out: &mut SeqFile) -> core::fmt::Result {
-        let st = self.state.lock();
-        let Some(worker) = st.worker.as_ref() else {
-            return Ok(());
-        };
-        let (major, minor) = st
-            .backend
-            .as_ref()
-            .map_or((0, 0), |b| (b.info().major, b.info().minor));
-        writeln!(
-            out,
-            "device id={} worker={} backend={}:{}",
-            self.id,
-            worker.id(),
-            major,
-            minor
-        )?;
-        for (i, vq) in st.vqs.iter().enumerate() {
-            let Some(rt) = vq.rt.as_ref() else {
-                continue;
-            };
-            let s = &rt.stats;
-            let (num, avail_idx, last_avail, used_idx, notify, broken) = rt.ring_state();
-            writeln!(
-                out,
-                "vq device={} index={} requests={} bytes={} kicks={} polled={} irqs={} irqs_suppressed={} quota_hits={} inflight={} num={} avail_idx={} last_avail={} used_idx={} notify={} broken={}",
-                self.id,
-                i,
-                s.requests,
-                s.bytes,
-                self.waker.kicks(i),
-                s.polled,
-                s.irqs,
-                s.irqs_suppressed,
-                s.quota_hits,
-                rt.inflight(),
-                num,
-                avail_idx,
-                last_avail,
-                used_idx,
-                u8::from(notify),
-                u8::from(broken),
+    /// Installs the device's memory table and serial in every running
+    /// queue. The copies are made first, so that a failed allocation
+    /// changes nothing.
+    fn refresh_queues(&self, st: &State) -> Result {
+        let mut copies = KVec::with_capacity(self.queues.len(), GFP_KERNEL)?;
+        for q in self.queues.iter() {
+            let running = q.lock().ctx.is_some();
+            copies.push(
+                if running {
+                    Some(copy_regions(&st.mem)?)
+                } else {
+                    None
+                },
+                GFP_KERNEL,
             )?;
         }
+        for (q, mem) in self.queues.iter().zip(copies) {
+            if let (Some(ctx), Some(mem)) = (q.lock().ctx.as_mut(), mem) {
+                ctx.mem = mem;
+                ctx.serial = st.serial;
+            }
+        }
         Ok(())
+    }
+
+    /// The queues' workers, for the statistics: `(queue, worker id)` of
+    /// every queue a worker serves.
+    pub(crate) fn workers(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.queues
+            .iter()
+            .filter_map(|q| q.lock().worker.as_ref().map(|w| (q.index(), w.id())))
     }
 
     /// Prints the device's fdinfo lines.
     pub(crate) fn show_fdinfo(&self, out: &mut SeqFile) -> core::fmt::Result {
         writeln!(out, "vhost-blk-device:\t{}", self.id)?;
-        if let Some(w) = self.state.lock().worker.as_ref() {
-            writeln!(out, "vhost-blk-worker:\t{}", w.id())?;
+        let mut first = true;
+        for (_, w) in self.workers() {
+            if first {
+                write!(out, "vhost-blk-workers:\t{w}")?;
+                first = false;
+            } else {
+                write!(out, " {w}")?;
+            }
+        }
+        if !first {
+            writeln!(out)?;
         }
         Ok(())
     }
@@ -563,17 +390,11 @@ impl VhostBlkDev {
                 if st.owner.is_some() {
                     return Err(EBUSY);
                 }
-                let owner = OwnerMm::current()?;
-                let worker = self.pool.attach(&Arc::from(self))?;
-                // SAFETY: the worker (and its target) outlives these
-                // pointers: `shutdown` clears them, after every source of
-                // wake-ups is gone, before it leaves the worker.
-                unsafe {
-                    self.waker.set_target(Some(worker.wake_target()));
-                    self.bios.set_wake(Some(worker.wake_target()));
-                }
-                st.worker = Some(worker);
-                st.blkcg = Blkcg::current();
+                let owner = Arc::new(OwnerMm::current()?, GFP_KERNEL)?;
+                st.blkcg = match Blkcg::current() {
+                    Some(b) => Some(Arc::new(b, GFP_KERNEL)?),
+                    None => None,
+                };
                 st.owner = Some(owner);
                 Ok(0)
             }
@@ -582,9 +403,9 @@ impl VhostBlkDev {
             _ if !OWNER_IOCTLS.contains(&cmd) => Err(ENOTTY),
             uapi::VHOST_RESET_OWNER => {
                 st.check_owner()?;
-                let thread = self.shutdown(&mut st);
+                let threads = self.shutdown(&mut st);
                 drop(st);
-                drop(thread);
+                drop(threads);
                 Ok(0)
             }
             _ => {
@@ -598,7 +419,11 @@ impl VhostBlkDev {
     fn owner_ioctl(&self, st: &mut StateGuard<'_>, cmd: u32, arg: usize) -> Result<i32> {
         match cmd {
             uapi::VHOST_SET_MEM_TABLE => {
-                st.mem = read_mem_table(arg)?;
+                let old = core::mem::replace(&mut st.mem, read_mem_table(arg)?);
+                if let Err(e) = self.refresh_queues(st) {
+                    st.mem = old;
+                    return Err(e);
+                }
                 Ok(0)
             }
             uapi::VHOST_SET_VRING_NUM => {
@@ -655,12 +480,18 @@ impl VhostBlkDev {
             uapi::VHOST_SET_VRING_KICK | uapi::VHOST_SET_VRING_CALL | uapi::VHOST_SET_VRING_ERR => {
                 let f = VhostVringFile::from_bytes(&read_arg(arg)?);
                 st.vq(f.index)?;
+                let q = self.queues.get(f.index as usize).ok_or(EINVAL)?;
                 if cmd == uapi::VHOST_SET_VRING_KICK {
                     let poll = match f.fd {
                         -1 => None,
-                        // SAFETY: the poll is stored in this device's state,
-                        // which is dropped before its waker.
-                        fd => Some(unsafe { KickPoll::start(fd, &self.waker, f.index)? }),
+                        fd => {
+                            // The queue's worker is fixed before any kick
+                            // can reach its waker.
+                            self.bind(q)?;
+                            // SAFETY: the poll is stored in this device's
+                            // state, which is dropped before its queues.
+                            Some(unsafe { KickPoll::start(fd, q.waker())? })
+                        }
                     };
                     st.vq(f.index)?.kick = poll;
                     return Ok(0);
@@ -669,11 +500,11 @@ impl VhostBlkDev {
                     -1 => None,
                     fd => Some(EventFd::from_fd(fd)?),
                 };
-                let vq = st.vq(f.index)?;
+                let mut run = q.lock();
                 if cmd == uapi::VHOST_SET_VRING_CALL {
-                    vq.call = efd;
+                    run.call = efd;
                 } else {
-                    vq.err = efd;
+                    run.err = efd;
                 }
                 Ok(0)
             }
@@ -691,33 +522,22 @@ impl VhostBlkDev {
                 if st.backend.is_some() {
                     return Err(EBUSY);
                 }
-                st.backend = match b.fd {
-                    -1 => None,
-                    fd => {
-                        let bdev = BdevFile::from_fd(fd)?;
-                        let i = bdev.info();
-                        pr_debug!(
-                            "backend attached: {} sectors, {}-byte blocks{}{}\n",
-                            i.capacity,
-                            i.logical_block_size,
-                            if i.read_only != 0 { ", read-only" } else { "" },
-                            if i.write_cache != 0 {
-                                ", write cache"
-                            } else {
-                                ""
-                            }
-                        );
-                        Some(bdev)
+                let bdev = BdevFile::from_fd(b.fd)?;
+                let i = bdev.info();
+                pr_debug!(
+                    "backend attached: {} sectors, {}-byte blocks{}{}\n",
+                    i.capacity,
+                    i.logical_block_size,
+                    if i.read_only != 0 { ", read-only" } else { "" },
+                    if i.write_cache != 0 {
+                        ", write cache"
+                    } else {
+                        ""
                     }
-                };
-                st.limits = st.backend.as_ref().map(|b| limits(b, st.acked_features));
-                if let (Some(w), Some(b)) = (st.worker.as_ref(), st.backend.as_ref()) {
-                    self.pool.follow_bdev(w, b);
-                }
+                );
+                st.limits = Some(limits(&bdev, st.acked_features));
+                st.backend = Some(Arc::new(bdev, GFP_KERNEL)?);
                 if let Err(e) = self.start_queues(st) {
-                    for vq in st.vqs.iter_mut() {
-                        vq.rt = None;
-                    }
                     st.backend = None;
                     st.limits = None;
                     return Err(e);
@@ -725,7 +545,11 @@ impl VhostBlkDev {
                 Ok(0)
             }
             uapi::VHOST_BLK_SET_SERIAL => {
-                st.serial = read_arg(arg)?;
+                let old = core::mem::replace(&mut st.serial, read_arg(arg)?);
+                if let Err(e) = self.refresh_queues(st) {
+                    st.serial = old;
+                    return Err(e);
+                }
                 Ok(0)
             }
             _ => Err(ENOTTY),
@@ -733,29 +557,13 @@ impl VhostBlkDev {
     }
 }
 
-/// Publishes the used elements of a running queue and signals its
-/// interrupt if the driver wants one; stops the queue and reports it
-/// (through the err eventfd) if `broke`, or if publishing faults.
-fn flush_queue(vq: &mut VqConfig, mem: &OwnerMemory, broke: bool) {
-    let Some(rt) = vq.rt.as_mut() else {
-        return;
-    };
-    let mut broke = broke;
-    match rt.flush_used(mem) {
-        Ok(Flush::Signal) => {
-            if let Some(call) = &vq.call {
-                call.signal();
-            }
-        }
-        Ok(_) => {}
-        Err(_) => broke = true,
+/// A copy of a validated memory table, for a queue.
+fn copy_regions(mem: &KVec<MemRegion>) -> Result<KVec<MemRegion>> {
+    let mut copy = KVec::with_capacity(mem.len(), GFP_KERNEL)?;
+    for r in mem.iter() {
+        copy.push(*r, GFP_KERNEL)?;
     }
-    if broke && !rt.broken {
-        rt.broken = true;
-        if let Some(err) = &vq.err {
-            err.signal();
-        }
-    }
+    Ok(copy)
 }
 
 /// The largest request vhost-blk accepts, in bytes.

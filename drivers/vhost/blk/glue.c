@@ -592,11 +592,6 @@ int vhost_blk_put_user_le16(void __user *uaddr, u16 val)
 	return put_user(cpu_to_le16(val), (__le16 __user *)uaddr);
 }
 
-void vhost_blk_bio_set_next(struct bio *bio, struct bio *next)
-{
-	bio->bi_next = next;
-}
-
 unsigned long vhost_blk_bio_token(struct bio *bio)
 {
 	return container_of(bio, struct vhost_blk_bio, bio)->token;
@@ -646,7 +641,7 @@ void vhost_blk_blkcg_put(struct cgroup_subsys_state *css)
  * Documentation/vhost-blk/admin-guide.rst.
  */
 static unsigned int poll_budget_us;
-static unsigned int devs_per_worker = 4;
+static unsigned int queues_per_worker = 1;
 static unsigned int max_workers;
 static unsigned int quota_reqs = 64;
 static unsigned int quota_kib = 512;
@@ -656,7 +651,7 @@ static int poll_budget_us_set(const char *val, const struct kernel_param *kp)
 	return param_set_uint_minmax(val, kp, 0, 1000000);
 }
 
-static int devs_per_worker_set(const char *val, const struct kernel_param *kp)
+static int queues_per_worker_set(const char *val, const struct kernel_param *kp)
 {
 	return param_set_uint_minmax(val, kp, 1, 1024);
 }
@@ -681,8 +676,8 @@ static const struct kernel_param_ops poll_budget_us_ops = {
 	.get = param_get_uint,
 };
 
-static const struct kernel_param_ops devs_per_worker_ops = {
-	.set = devs_per_worker_set,
+static const struct kernel_param_ops queues_per_worker_ops = {
+	.set = queues_per_worker_set,
 	.get = param_get_uint,
 };
 
@@ -705,15 +700,15 @@ module_param_cb(poll_budget_us, &poll_budget_us_ops, &poll_budget_us, 0644);
 __MODULE_PARM_TYPE(poll_budget_us, "uint");
 MODULE_PARM_DESC(poll_budget_us,
 		 "Microseconds a worker keeps polling idle queues, with guest notifications off, before it sleeps; 0 sleeps at once (default 0, max 1000000)");
-module_param_cb(devs_per_worker, &devs_per_worker_ops, &devs_per_worker,
+module_param_cb(queues_per_worker, &queues_per_worker_ops, &queues_per_worker,
 		0644);
-__MODULE_PARM_TYPE(devs_per_worker, "uint");
-MODULE_PARM_DESC(devs_per_worker,
-		 "Devices a worker serves before another worker starts; 1 gives each device its own worker (default 4, 1-1024)");
+__MODULE_PARM_TYPE(queues_per_worker, "uint");
+MODULE_PARM_DESC(queues_per_worker,
+		 "Virtqueues a worker serves before another worker starts, up to max_workers; 1 gives each queue its own worker (default 1, 1-1024)");
 module_param_cb(max_workers, &max_workers_ops, &max_workers, 0644);
 __MODULE_PARM_TYPE(max_workers, "uint");
 MODULE_PARM_DESC(max_workers,
-		 "Most worker threads; beyond it devices share the least loaded worker; 0 is one per online CPU (default 0, max 1024)");
+		 "Most worker threads; beyond it queues share the least loaded worker; 0 is one per online CPU (default 0, max 1024)");
 module_param_cb(quota_reqs, &quota_reqs_ops, &quota_reqs, 0644);
 __MODULE_PARM_TYPE(quota_reqs, "uint");
 MODULE_PARM_DESC(quota_reqs,
@@ -778,9 +773,9 @@ u32 vhost_blk_param_poll_budget_us(void)
 	return READ_ONCE(poll_budget_us);
 }
 
-u32 vhost_blk_param_devs_per_worker(void)
+u32 vhost_blk_param_queues_per_worker(void)
 {
-	return READ_ONCE(devs_per_worker);
+	return READ_ONCE(queues_per_worker);
 }
 
 u32 vhost_blk_param_max_workers(void)

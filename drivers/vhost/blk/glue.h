@@ -121,7 +121,6 @@ int vhost_blk_bio_add_user(struct bio *bio, unsigned long uaddr,
 unsigned int vhost_blk_bio_add_zeroes(struct bio *bio, unsigned int len);
 void vhost_blk_bio_submit(struct bio *bio);
 struct bio *vhost_blk_bio_next(struct bio *bio);
-void vhost_blk_bio_set_next(struct bio *bio, struct bio *next);
 int vhost_blk_get_user_le16(const void __user *uaddr, u16 *val);
 int vhost_blk_put_user_le16(void __user *uaddr, u16 val);
 unsigned long vhost_blk_bio_token(struct bio *bio);
@@ -132,7 +131,7 @@ struct cgroup_subsys_state *vhost_blk_blkcg_get_current(void);
 void vhost_blk_blkcg_put(struct cgroup_subsys_state *css);
 
 u32 vhost_blk_param_poll_budget_us(void);
-u32 vhost_blk_param_devs_per_worker(void);
+u32 vhost_blk_param_queues_per_worker(void);
 u32 vhost_blk_param_max_workers(void);
 u32 vhost_blk_param_quota_reqs(void);
 u32 vhost_blk_param_quota_kib(void);

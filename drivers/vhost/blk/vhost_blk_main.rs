@@ -14,6 +14,7 @@ use kernel::prelude::*;
 
 mod dev;
 mod ffi;
+mod queue;
 mod vq;
 mod worker;
 // The core is a library shared with the cargo build, where its items are

@@ -186,7 +186,7 @@ impl VqRuntime {
         cx: &Ctx<'_>,
         chain: &mut Chain,
     ) -> Result<bool, RingError> {
-        cx.waker.turn_starts(self.index);
+        cx.waker.turn_starts();
         if self.broken || self.stopping {
             self.polling = false;
             return Ok(false);
@@ -198,7 +198,7 @@ impl VqRuntime {
         let mut turn = Turn::new();
         let polled = self.polling;
         let more = loop {
-            if turn.must_yield(&cx.quota, || cx.waker.others_waiting(self.index)) {
+            if turn.must_yield(&cx.quota, || cx.waker.others_waiting()) {
                 self.stats.quota_hits += 1;
                 break true;
             }

@@ -2,26 +2,28 @@
 
 //! The shared worker pool (the ELVIS design).
 //!
-//! A few kernel threads serve every device: a device is placed on a worker
-//! when it gets an owner (`VHOST_SET_OWNER`) and leaves it when it is
-//! reset or closed. A worker makes passes over its devices; in each pass a
-//! device's kicked (or polled) queues each take up to the quota of
-//! requests, so no queue or device can starve the others. After a pass
-//! without work, the worker keeps polling for `poll_budget_us` with guest
-//! notifications off, then turns them back on, re-checks every ring and
-//! sleeps. Placement, quotas and the polling decision are the pure policy
-//! of `core/sched.rs`; the module parameters (`ffi/params.rs`) tune them.
+//! A few kernel threads serve every virtqueue of every device: a queue is
+//! placed on a worker when it gets its first kick eventfd or starts,
+//! whichever comes first, and leaves it when its device is reset or
+//! closed. A worker makes passes over its queues; in each pass a kicked
+//! (or polled) queue takes up to the quota of requests, so no queue can
+//! starve the others. After a pass without work, the worker keeps polling
+//! for `poll_budget_us` with guest notifications off, then turns them back
+//! on, re-checks every ring and sleeps. Placement, quotas and the polling
+//! decision are the pure policy of `core/sched.rs`; the module parameters
+//! (`ffi/params.rs`) tune them.
 //!
 //! Locking: a device's lock may be held while taking the pool's lock
-//! (attach, detach), and the pool's lock while taking a worker's device
-//! list lock. A worker never holds its list lock while serving a device,
-//! and the statistics reader releases both before locking devices.
+//! (attach, detach), and the pool's lock while taking a worker's queue
+//! list lock. A worker never holds its list lock while serving a queue,
+//! and the statistics reader releases both before locking queues.
 
-use crate::dev::VhostBlkDev;
 use crate::ffi::bdev::BdevFile;
 use crate::ffi::params;
 use crate::ffi::seq::SeqFile;
 use crate::ffi::worker::{self as kthread, now_ns, Kthread, WakeTarget};
+use crate::queue::Queue;
+use crate::vcore::ring::Chain;
 use crate::vcore::sched::{self, Idle, Placement, Quota};
 use core::ffi::{c_int, c_void};
 use core::fmt::Write;
@@ -31,7 +33,7 @@ use kernel::sync::{Arc, Mutex};
 use kernel::types::ForeignOwnable;
 
 /// The version of the statistics format (`admin-guide.rst`).
-const STATS_VERSION: u32 = 1;
+const STATS_VERSION: u32 = 2;
 
 /// What a worker applies in one pass, read from the parameters at its
 /// start.
@@ -79,25 +81,32 @@ fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 
-/// A shared worker: its wake-up target and the devices it serves.
+/// A shared worker: its wake-up target and the queues it serves.
 #[pin_data]
 pub(crate) struct Worker {
     id: u32,
     wake: WakeTarget,
-    /// Devices served; a closed device leaves a `None` slot for reuse.
+    /// Queues served; a queue that left leaves a `None` slot for reuse.
     #[pin]
-    devs: Mutex<KVec<Option<Arc<VhostBlkDev>>>>,
+    queues: Mutex<KVec<Option<Arc<Queue>>>>,
+    /// Scratch space for the chain being parsed, for whichever queue takes
+    /// its turn: only the worker's thread takes this lock, for its whole
+    /// life.
+    #[pin]
+    chain: Mutex<KBox<Chain>>,
     stats: WorkerStats,
 }
 
 impl Worker {
     fn new(id: u32) -> Result<Arc<Self>> {
         let wake = WakeTarget::new()?;
+        let chain = KBox::new(Chain::new(), GFP_KERNEL)?;
         Arc::pin_init(
             pin_init!(Self {
                 id,
                 wake,
-                devs <- kernel::new_mutex!(KVec::new()),
+                queues <- kernel::new_mutex!(KVec::new()),
+                chain <- kernel::new_mutex!(chain),
                 stats: WorkerStats::default(),
             }),
             GFP_KERNEL,
@@ -114,21 +123,21 @@ impl Worker {
         &self.wake
     }
 
-    /// The device in slot `i`, or `None` past the end. Empty slots give
+    /// The queue in slot `i`, or `None` past the end. Empty slots give
     /// `Some(None)`.
-    fn dev_at(&self, i: usize) -> Option<Option<Arc<VhostBlkDev>>> {
-        self.devs.lock().get(i).cloned()
+    fn queue_at(&self, i: usize) -> Option<Option<Arc<Queue>>> {
+        self.queues.lock().get(i).cloned()
     }
 
-    /// Calls `f` on every device, without holding the list lock while `f`
+    /// Calls `f` on every queue, without holding the list lock while `f`
     /// runs; returns whether any call returned `true`.
-    fn for_each_dev(&self, mut f: impl FnMut(&VhostBlkDev) -> bool) -> bool {
+    fn for_each_queue(&self, mut f: impl FnMut(&Queue) -> bool) -> bool {
         let mut any = false;
         let mut i = 0;
-        while let Some(slot) = self.dev_at(i) {
+        while let Some(slot) = self.queue_at(i) {
             i += 1;
-            if let Some(dev) = slot {
-                any |= f(&dev);
+            if let Some(q) = slot {
+                any |= f(&q);
             }
         }
         any
@@ -137,12 +146,13 @@ impl Worker {
     /// The worker's loop; returns when the worker is stopped, which happens
     /// only once it serves no device.
     fn work(&self) {
+        let mut chain = self.chain.lock();
         let mut last_work = now_ns();
         while !kthread::should_stop() {
             self.wake.take();
             let policy = Policy::current();
             let start = now_ns();
-            let found = self.for_each_dev(|dev| dev.run_once(&policy));
+            let found = self.for_each_queue(|q| q.run_once(&policy, &mut chain));
             let end = now_ns();
             add(&self.stats.passes, 1);
             if found {
@@ -159,7 +169,7 @@ impl Worker {
             }
             // Notifications back on; a ring that filled meanwhile is served
             // before sleeping, so no request waits for a kick.
-            if self.for_each_dev(|dev| dev.end_polling()) {
+            if self.for_each_queue(|q| q.end_polling()) {
                 continue;
             }
             add(&self.stats.sleeps, 1);
@@ -200,8 +210,8 @@ unsafe fn drop_worker_ref(data: *mut c_void) {
 struct Entry {
     worker: Arc<Worker>,
     thread: Kthread,
-    /// Devices placed on it.
-    devices: u32,
+    /// Queues placed on it.
+    queues: u32,
     /// The NUMA node it was moved to, once known.
     node: Option<i32>,
 }
@@ -233,21 +243,21 @@ impl Pool {
         )
     }
 
-    /// Places `dev` on a worker, starting one if the policy says so, and
-    /// returns it. The device must point its wake-ups at the worker's
+    /// Places queue `q` on a worker, starting one if the policy says so,
+    /// and returns it. The queue must point its wake-ups at the worker's
     /// [`Worker::wake_target`] before anything can kick it.
-    pub(crate) fn attach(&self, dev: &Arc<VhostBlkDev>) -> Result<Arc<Worker>> {
+    pub(crate) fn attach(&self, q: &Arc<Queue>) -> Result<Arc<Worker>> {
         let mut inner = self.inner.lock();
         let mut live = KVec::with_capacity(inner.workers.len(), GFP_KERNEL)?;
         let mut loads = KVec::with_capacity(inner.workers.len(), GFP_KERNEL)?;
         for (i, e) in inner.workers.iter().enumerate() {
             if let Some(e) = e {
                 live.push(i, GFP_KERNEL)?;
-                loads.push(e.devices, GFP_KERNEL)?;
+                loads.push(e.queues, GFP_KERNEL)?;
             }
         }
         let max = params::max_workers();
-        let slot = match sched::place_device(&loads, params::devs_per_worker(), max) {
+        let slot = match sched::place_queue(&loads, params::queues_per_worker(), max) {
             Placement::Existing(i) => live[i],
             Placement::New => self.start_worker(&mut inner, live.len() as u32)?,
         };
@@ -255,19 +265,19 @@ impl Pool {
             return Err(EINVAL);
         };
         let result = {
-            let mut devs = entry.worker.devs.lock();
-            match devs.iter().position(|d| d.is_none()) {
+            let mut queues = entry.worker.queues.lock();
+            match queues.iter().position(|d| d.is_none()) {
                 Some(free) => {
-                    devs[free] = Some(dev.clone());
+                    queues[free] = Some(q.clone());
                     Ok(())
                 }
-                None => devs.push(Some(dev.clone()), GFP_KERNEL),
+                None => queues.push(Some(q.clone()), GFP_KERNEL),
             }
         };
         if let Err(e) = result {
-            // A worker just started for this device serves nothing: it
-            // stops when dropped, after the lock is released.
-            let idle = entry.devices == 0;
+            // A worker just started for this queue serves nothing: it stops
+            // when dropped, after the lock is released.
+            let idle = entry.queues == 0;
             let stopped = if idle {
                 inner.workers[slot].take()
             } else {
@@ -277,7 +287,7 @@ impl Pool {
             drop(stopped);
             return Err(e.into());
         }
-        entry.devices += 1;
+        entry.queues += 1;
         Ok(entry.worker.clone())
     }
 
@@ -313,7 +323,7 @@ impl Pool {
         let entry = Entry {
             worker,
             thread,
-            devices: 0,
+            queues: 0,
             node: None,
         };
         inner.next_id = inner.next_id.wrapping_add(1);
@@ -330,18 +340,18 @@ impl Pool {
         }
     }
 
-    /// Removes `dev` from `worker`. Returns the worker's thread if it now
-    /// serves no device: the caller stops it by dropping it, with no device
-    /// lock held (a worker may be waiting for one).
+    /// Removes queue `q` from `worker`. Returns the worker's thread if it
+    /// now serves no queue: the caller stops it by dropping it, with no
+    /// device or queue lock held (a worker may be waiting for one).
     ///
-    /// The device must no longer point its wake-ups at the worker.
-    pub(crate) fn detach(&self, dev: &VhostBlkDev, worker: &Arc<Worker>) -> Option<Kthread> {
+    /// The queue must no longer point its wake-ups at the worker.
+    pub(crate) fn detach(&self, q: &Queue, worker: &Arc<Worker>) -> Option<Kthread> {
         let mut inner = self.inner.lock();
         {
-            let mut devs = worker.devs.lock();
-            for d in devs.iter_mut() {
-                if d.as_ref().is_some_and(|d| core::ptr::eq(&**d, dev)) {
-                    *d = None;
+            let mut queues = worker.queues.lock();
+            for slot in queues.iter_mut() {
+                if slot.as_ref().is_some_and(|s| core::ptr::eq(&**s, q)) {
+                    *slot = None;
                 }
             }
         }
@@ -350,15 +360,16 @@ impl Pool {
             .iter()
             .position(|e| e.as_ref().is_some_and(|e| Arc::ptr_eq(&e.worker, worker)))?;
         let entry = inner.workers[slot].as_mut()?;
-        entry.devices = entry.devices.saturating_sub(1);
-        if entry.devices != 0 {
+        entry.queues = entry.queues.saturating_sub(1);
+        if entry.queues != 0 {
             return None;
         }
         inner.workers[slot].take().map(|e| e.thread)
     }
 
     /// Moves `worker` to the NUMA node of `bdev`, the first time a backend
-    /// is attached to one of its devices, unless `worker_cpus` pins it.
+    /// is attached to one of its queues' devices, unless `worker_cpus`
+    /// pins it.
     pub(crate) fn follow_bdev(&self, worker: &Arc<Worker>, bdev: &BdevFile) {
         if params::worker_cpus_set() {
             return;
@@ -372,9 +383,11 @@ impl Pool {
     }
 
     /// Prints the statistics file: a version line, one `worker` line per
-    /// worker, then each device's `device` and `vq` lines.
+    /// worker, then for each device with a queue on a worker its `device`
+    /// line and the `vq` lines of its running queues.
     pub(crate) fn show_stats(&self, out: &mut SeqFile) -> Result {
-        let mut devs = KVec::new();
+        // (queue, worker id) of every queue served, in device order.
+        let mut queues: KVec<(Arc<Queue>, u32)> = KVec::new();
         writeln!(out, "version {STATS_VERSION}").map_err(|_| EINVAL)?;
         {
             let inner = self.inner.lock();
@@ -384,11 +397,11 @@ impl Pool {
                 let mut buf = [0u8; 64];
                 writeln!(
                     out,
-                    "worker id={} pid={} cpus={} devices={} passes={} busy_ns={} poll_ns={} idle_ns={} polls={} sleeps={}",
+                    "worker id={} pid={} cpus={} queues={} passes={} busy_ns={} poll_ns={} idle_ns={} polls={} sleeps={}",
                     w.id,
                     e.thread.pid(),
                     e.thread.cpus(&mut buf),
-                    e.devices,
+                    e.queues,
                     get(&s.passes),
                     get(&s.busy_ns),
                     get(&s.poll_ns),
@@ -397,16 +410,38 @@ impl Pool {
                     get(&s.sleeps),
                 )
                 .map_err(|_| EINVAL)?;
-                let list = w.devs.lock();
-                for d in list.iter().flatten() {
-                    devs.push(d.clone(), GFP_KERNEL)?;
+                let list = w.queues.lock();
+                for q in list.iter().flatten() {
+                    queues.push((q.clone(), w.id), GFP_KERNEL)?;
                 }
             }
         }
-        // No pool or list lock is held from here: device locks may be
+        // Insertion sort by (device, queue): short lists, and core's sort
+        // trips objtool in the clang-built debug kernel.
+        let key = |e: &(Arc<Queue>, u32)| (e.0.dev_id(), e.0.index());
+        for i in 1..queues.len() {
+            let mut j = i;
+            while j > 0 && key(&queues[j - 1]) > key(&queues[j]) {
+                queues.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        // No pool or list lock is held from here: queue locks may be
         // taken.
-        for d in devs.iter() {
-            d.show_stats(out).map_err(|_| EINVAL)?;
+        let mut last_dev = None;
+        for (q, worker) in queues.iter() {
+            if last_dev != Some(q.dev_id()) {
+                last_dev = Some(q.dev_id());
+                // The backend of the device's first running queue.
+                let (major, minor) = queues
+                    .iter()
+                    .filter(|(o, _)| o.dev_id() == q.dev_id())
+                    .find_map(|(o, _)| o.backend())
+                    .unwrap_or((0, 0));
+                writeln!(out, "device id={} backend={}:{}", q.dev_id(), major, minor)
+                    .map_err(|_| EINVAL)?;
+            }
+            q.show_stats(out, *worker).map_err(|_| EINVAL)?;
         }
         Ok(())
     }

@@ -2,14 +2,14 @@
 
 //! The module's statistics file and parameters, as seen from userspace.
 //!
-//! `<debugfs>/vhost-blk/stats` is line-oriented text (format version 1,
+//! `<debugfs>/vhost-blk/stats` is line-oriented text (format version 2,
 //! documented in `Documentation/vhost-blk/admin-guide.rst`):
 //!
 //! ```text
-//! version 1
-//! worker id=0 pid=93 cpus=0-1 devices=2 passes=... busy_ns=... ...
-//! device id=4 worker=0 backend=251:0
-//! vq device=4 index=0 requests=... bytes=... kicks=... ...
+//! version 2
+//! worker id=0 pid=93 cpus=0-1 queues=2 passes=... busy_ns=... ...
+//! device id=4 backend=251:0
+//! vq device=4 index=0 worker=0 requests=... bytes=... kicks=... ...
 //! ```
 //!
 //! Every record is a kind followed by `key=value` fields; readers must
@@ -26,7 +26,7 @@ pub const STATS_PATH: &str = "/sys/kernel/debug/vhost-blk/stats";
 /// Where the module parameters are.
 pub const PARAMS_DIR: &str = "/sys/module/vhost_blk/parameters";
 /// The format version this reader understands.
-pub const STATS_VERSION: u32 = 1;
+pub const STATS_VERSION: u32 = 2;
 
 /// One line of the statistics: its kind and fields.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -126,20 +126,24 @@ impl Stats {
     }
 }
 
-/// The device and worker numbers of an open `/dev/vhost-blk` file, from
-/// its fdinfo: `(device, worker)`; the worker is `None` before
-/// `VHOST_SET_OWNER`.
-pub fn fd_ids(fd: &impl AsRawFd) -> io::Result<(u64, Option<u64>)> {
+/// The device number of an open `/dev/vhost-blk` file and the workers
+/// serving its queues, in queue order, from its fdinfo (no worker until a
+/// queue gets a kick eventfd or starts).
+pub fn fd_ids(fd: &impl AsRawFd) -> io::Result<(u64, Vec<u64>)> {
     let path = format!("/proc/self/fdinfo/{}", fd.as_raw_fd());
     let text = fs::read_to_string(&path)?;
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-    };
+    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name));
     let dev = field("vhost-blk-device:")
+        .and_then(|v| v.trim().parse::<u64>().ok())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: no device")))?;
-    Ok((dev, field("vhost-blk-worker:")))
+    let workers = field("vhost-blk-workers:")
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((dev, workers))
 }
 
 /// Reads module parameter `name`.

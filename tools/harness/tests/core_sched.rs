@@ -5,27 +5,27 @@
 use vhost_blk_core::sched::*;
 
 #[test]
-fn first_device_starts_a_worker() {
-    assert_eq!(place_device(&[], 4, 8), Placement::New);
+fn first_queue_starts_a_worker() {
+    assert_eq!(place_queue(&[], 4, 8), Placement::New);
     // Even with nonsense limits there is always somewhere to go.
-    assert_eq!(place_device(&[], 0, 0), Placement::New);
+    assert_eq!(place_queue(&[], 0, 0), Placement::New);
 }
 
 #[test]
-fn devices_fill_a_worker_before_the_next_starts() {
-    assert_eq!(place_device(&[1], 4, 8), Placement::Existing(0));
-    assert_eq!(place_device(&[3], 4, 8), Placement::Existing(0));
-    assert_eq!(place_device(&[4], 4, 8), Placement::New);
-    assert_eq!(place_device(&[4, 2], 4, 8), Placement::Existing(1));
+fn queues_fill_a_worker_before_the_next_starts() {
+    assert_eq!(place_queue(&[1], 4, 8), Placement::Existing(0));
+    assert_eq!(place_queue(&[3], 4, 8), Placement::Existing(0));
+    assert_eq!(place_queue(&[4], 4, 8), Placement::New);
+    assert_eq!(place_queue(&[4, 2], 4, 8), Placement::Existing(1));
 }
 
 #[test]
-fn one_device_per_worker() {
+fn one_queue_per_worker() {
     let mut loads = Vec::new();
     for _ in 0..6 {
-        match place_device(&loads, 1, 16) {
+        match place_queue(&loads, 1, 16) {
             Placement::New => loads.push(1),
-            Placement::Existing(i) => panic!("device shared worker {i}"),
+            Placement::Existing(i) => panic!("queue shared worker {i}"),
         }
     }
     assert_eq!(loads.len(), 6);
@@ -35,20 +35,20 @@ fn one_device_per_worker() {
 fn the_cap_shares_the_least_loaded_worker() {
     let mut loads: Vec<u32> = Vec::new();
     for _ in 0..5 {
-        match place_device(&loads, 1, 2) {
+        match place_queue(&loads, 1, 2) {
             Placement::New => loads.push(1),
             Placement::Existing(i) => loads[i] += 1,
         }
     }
     assert_eq!(loads, vec![3, 2]);
     // Ties go to the lowest index.
-    assert_eq!(place_device(&[2, 2, 2], 1, 3), Placement::Existing(0));
+    assert_eq!(place_queue(&[2, 2, 2], 1, 3), Placement::Existing(0));
 }
 
 #[test]
-fn a_closed_device_frees_room_on_its_worker() {
-    // Worker 0 lost a device: it is filled again before a new one starts.
-    assert_eq!(place_device(&[4, 3, 4], 4, 8), Placement::Existing(1));
+fn a_departed_queue_frees_room_on_its_worker() {
+    // Worker 1 lost a queue: it is filled again before a new one starts.
+    assert_eq!(place_queue(&[4, 3, 4], 4, 8), Placement::Existing(1));
 }
 
 #[test]

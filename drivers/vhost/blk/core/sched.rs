@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Scheduling policy of the shared workers (the ELVIS design): which
-//! worker a new device goes to, how much one queue may take in one turn,
+//! worker a new queue goes to, how much one queue may take in one turn,
 //! and when a worker stops polling and sleeps.
 //!
 //! The mechanism (kthreads, wake-ups, clocks) lives in the module; the
 //! decisions live here, as plain functions the host tests cover.
 
-/// Where a newly owned device is served.
+/// Where a newly placed queue is served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
     /// On the existing worker with this index.
@@ -16,15 +16,15 @@ pub enum Placement {
     New,
 }
 
-/// Chooses a worker for a new device, given how many devices each
-/// existing worker serves.
+/// Chooses a worker for a new queue, given how many queues each existing
+/// worker serves.
 ///
 /// A new worker is started while every worker already serves
-/// `devs_per_worker` devices (at least 1) and fewer than `max_workers`
+/// `queues_per_worker` queues (at least 1) and fewer than `max_workers`
 /// (at least 1) exist; otherwise the least loaded worker is shared, the
 /// lowest index winning ties.
-pub fn place_device(loads: &[u32], devs_per_worker: u32, max_workers: u32) -> Placement {
-    let per = devs_per_worker.max(1);
+pub fn place_queue(loads: &[u32], queues_per_worker: u32, max_workers: u32) -> Placement {
+    let per = queues_per_worker.max(1);
     let least = loads
         .iter()
         .enumerate()

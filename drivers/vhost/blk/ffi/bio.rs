@@ -67,7 +67,7 @@ pub(crate) enum BioKind {
 /// The most pages one bio holds (`BIO_MAX_VECS`).
 pub(crate) const MAX_VECS: u32 = 256;
 
-/// A device's list of completed bios.
+/// A queue's list of completed bios.
 ///
 /// # Invariants
 ///
@@ -267,25 +267,6 @@ impl Drop for DoneBio {
 /// the module's bioset, owned by this value and by nothing else.
 pub(crate) struct DoneBios {
     next: Option<NonNull<bio>>,
-}
-
-impl DoneBios {
-    /// An empty list.
-    pub(crate) const fn new() -> Self {
-        Self { next: None }
-    }
-
-    /// Adds `b` to the list, which takes over its ownership.
-    pub(crate) fn push(&mut self, b: DoneBio) {
-        let bio = b.bio;
-        core::mem::forget(b);
-        let next = self.next.map_or(core::ptr::null_mut(), |n| n.as_ptr());
-        // SAFETY: `bio` is a completed bio owned by `b` until now, linked to
-        // no list (the iterator that yielded it already moved past it).
-        unsafe { glue::vhost_blk_bio_set_next(bio.as_ptr(), next) };
-        // INVARIANT: `bio` now owned by the list, the rest as before.
-        self.next = Some(bio);
-    }
 }
 
 impl Iterator for DoneBios {

@@ -130,7 +130,6 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_bio_add_zeroes(bio: *mut bio, len: c_uint) -> c_uint;
         pub(super) fn vhost_blk_bio_submit(bio: *mut bio);
         pub(super) fn vhost_blk_bio_next(bio: *mut bio) -> *mut bio;
-        pub(super) fn vhost_blk_bio_set_next(bio: *mut bio, next: *mut bio);
         pub(super) fn vhost_blk_get_user_le16(uaddr: *const c_void, val: *mut u16) -> c_int;
         pub(super) fn vhost_blk_put_user_le16(uaddr: *mut c_void, val: u16) -> c_int;
         pub(super) fn vhost_blk_bio_token(bio: *mut bio) -> c_ulong;
@@ -139,7 +138,7 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_blkcg_get_current() -> *mut cgroup_subsys_state;
         pub(super) fn vhost_blk_blkcg_put(css: *mut cgroup_subsys_state);
         pub(super) fn vhost_blk_param_poll_budget_us() -> u32;
-        pub(super) fn vhost_blk_param_devs_per_worker() -> u32;
+        pub(super) fn vhost_blk_param_queues_per_worker() -> u32;
         pub(super) fn vhost_blk_param_max_workers() -> u32;
         pub(super) fn vhost_blk_param_quota_reqs() -> u32;
         pub(super) fn vhost_blk_param_quota_kib() -> u32;

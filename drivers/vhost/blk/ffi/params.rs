@@ -21,10 +21,10 @@ pub(crate) fn poll_budget_ns() -> u64 {
     u64::from(unsafe { glue::vhost_blk_param_poll_budget_us() }) * 1000
 }
 
-/// `devs_per_worker`: devices a worker serves before another one starts.
-pub(crate) fn devs_per_worker() -> u32 {
+/// `queues_per_worker`: queues a worker serves before another one starts.
+pub(crate) fn queues_per_worker() -> u32 {
     // SAFETY: reads an integer parameter; no preconditions.
-    unsafe { glue::vhost_blk_param_devs_per_worker() }
+    unsafe { glue::vhost_blk_param_queues_per_worker() }
 }
 
 /// `max_workers`, with 0 resolved to the number of online CPUs.

@@ -12,7 +12,7 @@ use kernel::error::Error;
 use kernel::prelude::*;
 
 /// A registered kick poll: every signal of the eventfd calls
-/// [`Waker::kick`] for its queue.
+/// [`Waker::kick`] of its queue.
 ///
 /// # Invariants
 ///
@@ -29,19 +29,19 @@ unsafe impl Send for KickPoll {}
 unsafe impl Sync for KickPoll {}
 
 impl KickPoll {
-    /// Polls eventfd `fd` for queue `q`: `EBADF` if `fd` is not open,
-    /// `EINVAL` if it is not an eventfd.
+    /// Polls eventfd `fd` for the queue of `waker`: `EBADF` if `fd` is not
+    /// open, `EINVAL` if it is not an eventfd.
     ///
     /// # Safety
     ///
     /// `waker` must outlive the returned value.
-    pub(crate) unsafe fn start(fd: i32, waker: &Waker, q: u32) -> Result<Self> {
+    pub(crate) unsafe fn start(fd: i32, waker: &Waker) -> Result<Self> {
         let mut err = 0;
         let data = (waker as *const Waker).cast_mut().cast::<c_void>();
         // SAFETY: `err` is valid for writes; `data` is a `Waker` that the
         // caller guarantees outlives the poll, as `vhost_blk_rs_kick`
         // requires.
-        let poll = unsafe { glue::vhost_blk_poll_start(fd, data, q as c_ulong, &mut err) };
+        let poll = unsafe { glue::vhost_blk_poll_start(fd, data, 0, &mut err) };
         match NonNull::new(poll) {
             // INVARIANT: registered with a waker that outlives it.
             Some(poll) => Ok(Self { poll }),
@@ -66,8 +66,8 @@ impl Drop for KickPoll {
 ///
 /// `data` must point to a live [`Waker`].
 #[no_mangle]
-unsafe extern "C" fn vhost_blk_rs_kick(data: *mut c_void, token: c_ulong) {
+unsafe extern "C" fn vhost_blk_rs_kick(data: *mut c_void, _token: c_ulong) {
     // SAFETY: the caller (glue.c, on behalf of `KickPoll`) guarantees it.
     let waker = unsafe { &*data.cast::<Waker>() };
-    waker.kick(token as u32);
+    waker.kick();
 }

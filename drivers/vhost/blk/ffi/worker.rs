@@ -7,10 +7,9 @@
 use super::bdev::BdevFile;
 use super::glue::{self, task_struct, vhost_blk_wake};
 use super::mm::OwnerMm;
-use crate::vcore::uapi::VHOST_BLK_MAX_QUEUES;
 use core::ffi::{c_int, c_void};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use kernel::error::Error;
 use kernel::prelude::*;
 
@@ -190,10 +189,10 @@ pub(crate) fn now_ns() -> u64 {
 /// is null or a live kthread (see [`WakeTarget::set_task`]).
 pub(crate) struct WakeTarget {
     wake: NonNull<vhost_blk_wake>,
-    /// How many of the worker's devices have a queue kicked by the guest
-    /// and not yet served (see [`Waker::kick`]): a hint that ends a
-    /// device's turn early, never a condition for serving anything.
-    waiting_devs: AtomicU32,
+    /// How many of the worker's queues were kicked by the guest and wait
+    /// for their turn (see [`Waker::kick`]): a hint that ends a queue's
+    /// turn early, never a condition for serving anything.
+    waiting_queues: AtomicU32,
 }
 
 // SAFETY: the flag is atomic and wake-ups may come from any thread.
@@ -210,7 +209,7 @@ impl WakeTarget {
         NonNull::new(wake)
             .map(|wake| Self {
                 wake,
-                waiting_devs: AtomicU32::new(0),
+                waiting_queues: AtomicU32::new(0),
             })
             .ok_or(ENOMEM)
     }
@@ -257,34 +256,35 @@ impl Drop for WakeTarget {
     }
 }
 
-/// A device's wake-ups: one pending bit per virtqueue, set from any
-/// context (kick wake-ups run under the eventfd's wait-queue lock), and
-/// the [`WakeTarget`] of the worker serving the device. Also counts the
-/// kicks of each queue, and remembers which queues were kicked by the
-/// guest and not yet served (a turn ends early when one waits).
+/// A virtqueue's wake-ups: a pending flag set from any context (kick
+/// wake-ups run under the eventfd's wait-queue lock), and the
+/// [`WakeTarget`] of the worker serving the queue. Also counts the
+/// queue's kicks, and remembers whether the guest kicked it since its
+/// last turn started (a neighbour's turn ends early while it waits).
 ///
 /// # Invariants
 ///
-/// `target` is null or a live [`WakeTarget`]: it is set when the device
-/// is attached to a worker and cleared before that worker's target can go
-/// away, after every source of wake-ups (kick polls, in-flight bios) is
-/// gone.
+/// `target` is null or a live [`WakeTarget`]: it is set once, when the
+/// queue is bound to a worker, before any kick poll of the queue exists
+/// that could run while it changes, and cleared before that worker's
+/// target can go away, after every source of wake-ups (kick polls,
+/// in-flight bios) is gone.
 pub(crate) struct Waker {
-    pending: AtomicU32,
-    /// Queues kicked by the guest whose turn has not started since.
-    waiting: AtomicU32,
+    pending: AtomicBool,
+    /// Kicked by the guest, and its turn has not started since.
+    waiting: AtomicBool,
     target: AtomicPtr<WakeTarget>,
-    kicks: [AtomicU64; VHOST_BLK_MAX_QUEUES as usize],
+    kicks: AtomicU64,
 }
 
 impl Waker {
     /// A waker with no worker.
     pub(crate) const fn new() -> Self {
         Self {
-            pending: AtomicU32::new(0),
-            waiting: AtomicU32::new(0),
+            pending: AtomicBool::new(false),
+            waiting: AtomicBool::new(false),
             target: AtomicPtr::new(core::ptr::null_mut()),
-            kicks: [const { AtomicU64::new(0) }; VHOST_BLK_MAX_QUEUES as usize],
+            kicks: AtomicU64::new(0),
         }
     }
 
@@ -302,22 +302,20 @@ impl Waker {
         self.target.store(p, Ordering::Release);
     }
 
-    /// A kick of queue `q`: counts it, marks the queue pending and wakes the
-    /// worker. Never sleeps.
-    pub(crate) fn kick(&self, q: u32) {
-        if let Some(k) = self.kicks.get(q as usize) {
-            k.fetch_add(1, Ordering::Relaxed);
-        }
-        if self.waiting.fetch_or(1 << (q % 32), Ordering::AcqRel) == 0 {
+    /// A guest kick: counts it, marks the queue pending and waiting, and
+    /// wakes the worker. Never sleeps.
+    pub(crate) fn kick(&self) {
+        self.kicks.fetch_add(1, Ordering::Relaxed);
+        if !self.waiting.swap(true, Ordering::AcqRel) {
             self.with_target(|t| {
-                t.waiting_devs.fetch_add(1, Ordering::AcqRel);
+                t.waiting_queues.fetch_add(1, Ordering::AcqRel);
             });
         }
-        self.kick_quiet(q);
+        self.kick_quiet();
         self.wake();
     }
 
-    /// The worker's target, if the device has a worker.
+    /// The worker's target, if the queue has a worker.
     fn target(&self) -> Option<&WakeTarget> {
         let target = self.target.load(Ordering::Acquire);
         // SAFETY: by the type invariant a non-null target is alive until
@@ -326,16 +324,16 @@ impl Waker {
         unsafe { target.as_ref() }
     }
 
-    /// Calls `f` on the worker's target, if the device has a worker.
+    /// Calls `f` on the worker's target, if the queue has a worker.
     fn with_target(&self, f: impl FnOnce(&WakeTarget)) {
         if let Some(t) = self.target() {
             f(t);
         }
     }
 
-    /// Marks queue `q` pending without a wake-up (from the worker itself).
-    pub(crate) fn kick_quiet(&self, q: u32) {
-        self.pending.fetch_or(1 << (q % 32), Ordering::AcqRel);
+    /// Marks the queue pending without a wake-up (from the worker itself).
+    pub(crate) fn kick_quiet(&self) {
+        self.pending.store(true, Ordering::Release);
     }
 
     /// Wakes the worker. Never sleeps.
@@ -343,60 +341,51 @@ impl Waker {
         self.with_target(WakeTarget::signal);
     }
 
-    /// Takes the pending bits.
-    pub(crate) fn take(&self) -> u32 {
-        self.pending.swap(0, Ordering::AcqRel)
+    /// Takes the pending flag.
+    pub(crate) fn take(&self) -> bool {
+        self.pending.swap(false, Ordering::AcqRel)
     }
 
-    /// Queue `q`'s turn starts: it no longer waits. The device stops
-    /// counting as waiting on its worker when its last waiting queue
-    /// starts: every change of `waiting` from zero (in [`Waker::kick`])
-    /// is paired with one back to zero here or in [`Waker::forget_waiting`],
-    /// so the worker's count settles right even when the two race.
-    pub(crate) fn turn_starts(&self, q: u32) {
-        let bit = 1 << (q % 32);
-        if self.waiting.fetch_and(!bit, Ordering::AcqRel) == bit {
+    /// The queue's turn starts: it no longer waits. Every change of
+    /// `waiting` to true (in [`Waker::kick`]) is paired with one back to
+    /// false here or in [`Waker::forget_waiting`], and the target never
+    /// changes in between, so the worker's count settles right even when
+    /// the two race.
+    pub(crate) fn turn_starts(&self) {
+        if self.waiting.swap(false, Ordering::AcqRel) {
             self.with_target(|t| {
-                t.waiting_devs.fetch_sub(1, Ordering::AcqRel);
+                t.waiting_queues.fetch_sub(1, Ordering::AcqRel);
             });
         }
     }
 
-    /// Drops every waiting mark, for a device leaving its worker (called
-    /// before [`Waker::set_target`] clears the target, once no kick can
-    /// run).
+    /// Drops the waiting mark: for a queue that is not served, or one
+    /// leaving its worker (then called before [`Waker::set_target`]
+    /// clears the target, once no kick can run).
     pub(crate) fn forget_waiting(&self) {
-        if self.waiting.swap(0, Ordering::AcqRel) != 0 {
-            self.with_target(|t| {
-                t.waiting_devs.fetch_sub(1, Ordering::AcqRel);
-            });
-        }
+        self.turn_starts();
     }
 
-    /// Whether the guest kicked another queue, of this device or of
-    /// another device on the same worker, that waits for its turn while
-    /// queue `q` takes its own.
-    pub(crate) fn others_waiting(&self, q: u32) -> bool {
-        let mine = self.waiting.load(Ordering::Acquire);
-        if mine & !(1 << (q % 32)) != 0 {
-            return true;
-        }
+    /// Whether the guest kicked another queue of the same worker that
+    /// waits for its turn while this one takes its own.
+    pub(crate) fn others_waiting(&self) -> bool {
         let Some(t) = self.target() else {
             return false;
         };
-        // Other devices waiting: the count less this device's own mark. A
-        // count caught in a race (briefly off by one, or wrapped below
-        // zero) only shortens one turn.
-        t.waiting_devs.load(Ordering::Acquire) > u32::from(mine != 0)
+        let mine = self.waiting.load(Ordering::Acquire);
+        // The count less this queue's own mark. A count caught in a race
+        // (briefly off by one, or wrapped below zero) only shortens one
+        // turn.
+        t.waiting_queues.load(Ordering::Acquire) > u32::from(mine)
     }
 
-    /// Whether any queue is pending.
+    /// Whether the queue is pending.
     pub(crate) fn any(&self) -> bool {
-        self.pending.load(Ordering::Acquire) != 0
+        self.pending.load(Ordering::Acquire)
     }
 
-    /// Kicks received by queue `q`.
-    pub(crate) fn kicks(&self, q: usize) -> u64 {
-        self.kicks.get(q).map_or(0, |k| k.load(Ordering::Relaxed))
+    /// Kicks received.
+    pub(crate) fn kicks(&self) -> u64 {
+        self.kicks.load(Ordering::Relaxed)
     }
 }

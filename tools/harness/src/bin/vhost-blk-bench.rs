@@ -602,9 +602,10 @@ fn fairness(
     ];
     for rep in 0..a.reps {
         for (name, params) in configs {
-            // Two devices share one worker.
+            // The two queues (of one device or two) share one worker.
             let mut all: Vec<(&str, &str)> = params.to_vec();
-            all.push(("devs_per_worker", "2"));
+            all.push(("queues_per_worker", "2"));
+            all.push(("max_workers", "1"));
             let _g = ParamGuard::set(&all)?;
             for (w, device_per_queue) in [(&solo, false), (&flood, false), (&flood_dev, true)] {
                 let s = if device_per_queue {
@@ -690,11 +691,11 @@ fn many_devices(
     let configs: [(&str, &[(&str, &str)]); 2] = [
         (
             "worker-per-device",
-            &[("devs_per_worker", "1"), ("max_workers", "8")],
+            &[("queues_per_worker", "1"), ("max_workers", "8")],
         ),
         (
             "shared-1-worker",
-            &[("devs_per_worker", "8"), ("max_workers", "8")],
+            &[("queues_per_worker", "8"), ("max_workers", "8")],
         ),
     ];
     for rep in 0..a.reps {

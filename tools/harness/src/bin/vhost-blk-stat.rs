@@ -83,7 +83,7 @@ fn print(now: &Stats, before: Option<(&Stats, f64)>) {
     let per = if before.is_some() { "/s" } else { "" };
     println!(
         "{:>6} {:>7} {:>12} {:>7} {:>6} {:>6} {:>6} {:>10} {:>10}",
-        "WORKER", "PID", "CPUS", "DEVICES", "BUSY%", "POLL%", "IDLE%", "POLLS", "SLEEPS"
+        "WORKER", "PID", "CPUS", "QUEUES", "BUSY%", "POLL%", "IDLE%", "POLLS", "SLEEPS"
     );
     for w in &now.workers {
         let old = before.and_then(|(b, _)| b.worker(w.num("id")));
@@ -94,7 +94,7 @@ fn print(now: &Stats, before: Option<(&Stats, f64)>) {
             w.num("id"),
             w.num("pid"),
             w.text("cpus"),
-            w.num("devices"),
+            w.num("queues"),
             100.0 * delta("busy_ns") / total,
             100.0 * delta("poll_ns") / total,
             100.0 * delta("idle_ns") / total,
@@ -123,9 +123,7 @@ fn print(now: &Stats, before: Option<(&Stats, f64)>) {
         let o = old
             .as_ref()
             .and_then(|m| m.get(&(id, v.num("index"))).copied());
-        let worker = now
-            .device(id)
-            .map_or("-".to_string(), |d| d.num("worker").to_string());
+        let worker = v.text("worker");
         println!(
             "{:>6} {:>6} {:>3} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
             id,

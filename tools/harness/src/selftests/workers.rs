@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The shared workers: placement by `devs_per_worker` and `max_workers`,
+//! The shared workers: placement by `queues_per_worker` and `max_workers`,
 //! CPU pinning, polling with notifications off, per-queue quotas,
 //! teardown while a worker serves other devices, and I/O charged to the
 //! owner's cgroup. Parameters are changed through sysfs for one case and
@@ -14,7 +14,7 @@ use vhost_blk_core::blk::*;
 use vhost_blk_core::features::{self, bit};
 use vhost_blk_core::memory::UserMemory;
 
-use crate::blk::{pattern, Config, TestDevice};
+use crate::blk::{pattern, Config, EventFd, TestDevice};
 use crate::device::VhostBlk;
 use crate::driver::Buf;
 use crate::nullb::NullBlk;
@@ -29,8 +29,8 @@ pub fn run(r: &mut Runner) {
         workers_params_defaults_and_ranges,
     );
     r.run(
-        "workers_follow_devs_per_worker",
-        workers_follow_devs_per_worker,
+        "workers_follow_queues_per_worker",
+        workers_follow_queues_per_worker,
     );
     r.run(
         "workers_pinned_by_worker_cpus",
@@ -213,7 +213,7 @@ fn online_cpus() -> Result<String, String> {
 fn workers_params_defaults_and_ranges() -> CaseResult {
     for (name, default) in [
         ("poll_budget_us", "0"),
-        ("devs_per_worker", "4"),
+        ("queues_per_worker", "1"),
         ("max_workers", "0"),
         ("quota_reqs", "64"),
         ("quota_kib", "512"),
@@ -227,8 +227,8 @@ fn workers_params_defaults_and_ranges() -> CaseResult {
     let bad = [
         ("poll_budget_us", "1000001"),
         ("poll_budget_us", "-1"),
-        ("devs_per_worker", "0"),
-        ("devs_per_worker", "1025"),
+        ("queues_per_worker", "0"),
+        ("queues_per_worker", "1025"),
         ("max_workers", "1025"),
         ("quota_reqs", "0"),
         ("quota_reqs", "32769"),
@@ -257,29 +257,27 @@ fn workers_params_defaults_and_ranges() -> CaseResult {
     Ok(())
 }
 
-/// Checks the live workers against the devices' fdinfo: each device's
-/// worker exists, serves it, and is a thread called `vhost-blk-<id>`.
-/// Returns the device count of each worker, sorted.
+/// Checks the live workers against the devices' fdinfo: each queue's
+/// worker exists, counts it, and is a thread called `vhost-blk-<id>`.
+/// Returns the queue count of each worker, sorted.
 fn check_placement(devs: &[VhostBlk]) -> Result<Vec<u64>, String> {
     let s = stats()?;
     let mut per: HashMap<u64, u64> = HashMap::new();
     for d in devs {
-        let (id, worker) = ctx(fd_ids(d), "fdinfo")?;
-        let w = worker.ok_or_else(|| format!("device {id} has no worker after SET_OWNER"))?;
-        *per.entry(w).or_default() += 1;
-        let dev = s
-            .device(id)
-            .ok_or_else(|| format!("device {id} missing from the statistics"))?;
-        ensure(dev.num("worker") == w, || {
-            format!(
-                "device {id}: fdinfo says worker {w}, stats say {}",
-                dev.num("worker")
-            )
+        let (id, workers) = ctx(fd_ids(d), "fdinfo")?;
+        ensure(!workers.is_empty(), || {
+            format!("device {id} has no worker after its queues got kick eventfds")
+        })?;
+        for w in workers {
+            *per.entry(w).or_default() += 1;
+        }
+        ensure(s.device(id).is_some(), || {
+            format!("device {id} missing from the statistics")
         })?;
     }
     ensure(per.len() == s.workers.len(), || {
         format!(
-            "{} workers serve the devices, {} exist",
+            "{} workers serve the queues, {} exist",
             per.len(),
             s.workers.len()
         )
@@ -287,10 +285,10 @@ fn check_placement(devs: &[VhostBlk]) -> Result<Vec<u64>, String> {
     for w in &s.workers {
         let id = w.num("id");
         let n = per.get(&id).copied().unwrap_or(0);
-        ensure(w.num("devices") == n, || {
+        ensure(w.num("queues") == n, || {
             format!(
-                "worker {id} reports {} devices, fdinfo gives {n}",
-                w.num("devices")
+                "worker {id} reports {} queues, fdinfo gives {n}",
+                w.num("queues")
             )
         })?;
         let comm = ctx(
@@ -306,9 +304,35 @@ fn check_placement(devs: &[VhostBlk]) -> Result<Vec<u64>, String> {
     Ok(counts)
 }
 
-fn workers_follow_devs_per_worker() -> CaseResult {
+/// A device owned by this process whose first `queues` queues have kick
+/// eventfds, which places them on workers. The eventfds are returned
+/// with it, to keep them open.
+fn kicked_device(queues: u32) -> Result<(VhostBlk, Vec<EventFd>), String> {
+    let d = owned_device()?;
+    let mut kicks = Vec::new();
+    for q in 0..queues {
+        let e = ctx(EventFd::new(), "eventfd")?;
+        ctx(d.set_vring_kick(q, e.fd()), "VHOST_SET_VRING_KICK")?;
+        kicks.push(e);
+    }
+    Ok((d, kicks))
+}
+
+/// Devices of one kicked queue each.
+fn kicked_devices(n: usize) -> Result<(Vec<VhostBlk>, Vec<EventFd>), String> {
+    let mut devs = Vec::new();
+    let mut kicks = Vec::new();
+    for _ in 0..n {
+        let (d, k) = kicked_device(1)?;
+        devs.push(d);
+        kicks.extend(k);
+    }
+    Ok((devs, kicks))
+}
+
+fn workers_follow_queues_per_worker() -> CaseResult {
     ensure(stats()?.workers.is_empty(), || {
-        "workers exist before any device".into()
+        "workers exist before any queue".into()
     })?;
     let _g = ParamGuard::set(&[("max_workers", "16")])?;
     for (per, want) in [
@@ -316,50 +340,68 @@ fn workers_follow_devs_per_worker() -> CaseResult {
         (2, vec![1, 2, 2]),
         (4, vec![1, 4]),
     ] {
-        let _p = ParamGuard::set(&[("devs_per_worker", &per.to_string())])?;
-        // A device without an owner has no worker.
+        let _p = ParamGuard::set(&[("queues_per_worker", &per.to_string())])?;
+        // A device without an owner, or with one but no queue set up, has
+        // no worker.
         let idle = ctx(VhostBlk::open(), "open")?;
-        ensure(ctx(fd_ids(&idle), "fdinfo")?.1.is_none(), || {
-            "a device without owner has a worker".into()
-        })?;
-        let devs = (0..5)
-            .map(|_| owned_device())
-            .collect::<Result<Vec<_>, _>>()?;
+        let owned = owned_device()?;
+        for d in [&idle, &owned] {
+            ensure(ctx(fd_ids(d), "fdinfo")?.1.is_empty(), || {
+                "a device without a kicked or running queue has a worker".into()
+            })?;
+        }
+        let (devs, kicks) = kicked_devices(5)?;
         let got = check_placement(&devs)?;
         ensure(got == want, || {
-            format!("devs_per_worker={per}: devices per worker {got:?}, expected {want:?}")
+            format!("queues_per_worker={per}: queues per worker {got:?}, expected {want:?}")
         })?;
         drop(devs);
-        drop(idle);
+        drop(kicks);
+        drop((idle, owned));
         let left = stats()?.workers.len();
         ensure(left == 0, || {
-            format!("devs_per_worker={per}: {left} workers left after the devices closed")
+            format!("queues_per_worker={per}: {left} workers left after the devices closed")
         })?;
     }
-    // The cap: beyond max_workers, devices share the least loaded worker.
-    let _p = ParamGuard::set(&[("devs_per_worker", "1"), ("max_workers", "2")])?;
-    let devs = (0..5)
-        .map(|_| owned_device())
-        .collect::<Result<Vec<_>, _>>()?;
+    // The queues of one device are placed one by one: by default each on
+    // its own worker, so that they run side by side.
+    {
+        let (d, _kicks) = kicked_device(3)?;
+        let (_, workers) = ctx(fd_ids(&d), "fdinfo")?;
+        let mut distinct = workers.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        ensure(workers.len() == 3 && distinct.len() == 3, || {
+            format!("3 queues of one device on workers {workers:?}, expected 3 workers")
+        })?;
+        check_placement(std::slice::from_ref(&d))?;
+    }
+    // The cap: beyond max_workers, queues share the least loaded worker.
+    let _p = ParamGuard::set(&[("queues_per_worker", "1"), ("max_workers", "2")])?;
+    let (devs, kicks) = kicked_devices(5)?;
     let got = check_placement(&devs)?;
     ensure(got == vec![2, 3], || {
-        format!("max_workers=2: devices per worker {got:?}, expected [2, 3]")
+        format!("max_workers=2: queues per worker {got:?}, expected [2, 3]")
     })?;
-    // RESET_OWNER leaves the worker; a new SET_OWNER joins one again.
+    // RESET_OWNER takes the queues off their workers; kick eventfds set
+    // after a new SET_OWNER place them again.
     for d in &devs {
         ctx(d.reset_owner(), "RESET_OWNER")?;
     }
     ensure(stats()?.workers.is_empty(), || {
         "workers left after every device was reset".into()
     })?;
-    for d in &devs {
+    for (d, k) in devs.iter().zip(&kicks) {
         ctx(d.set_owner(), "SET_OWNER again")?;
+        ctx(d.set_vring_kick(0, k.fd()), "VHOST_SET_VRING_KICK again")?;
     }
     let got = check_placement(&devs)?;
     ensure(got == vec![2, 3], || {
-        format!("after reset: devices per worker {got:?}, expected [2, 3]")
+        format!("after reset: queues per worker {got:?}, expected [2, 3]")
     })?;
-    println!("  placements checked for devs_per_worker 1, 2, 4 and max_workers 2");
+    println!(
+        "  placements checked for queues_per_worker 1, 2, 4, 3 queues of one device, and max_workers 2"
+    );
     Ok(())
 }
 
@@ -369,12 +411,10 @@ fn workers_pinned_by_worker_cpus() -> CaseResult {
     {
         let _g = ParamGuard::set(&[
             ("worker_cpus", &last),
-            ("devs_per_worker", "1"),
+            ("queues_per_worker", "1"),
             ("max_workers", "16"),
         ])?;
-        let devs = (0..2)
-            .map(|_| owned_device())
-            .collect::<Result<Vec<_>, _>>()?;
+        let devs = kicked_devices(2)?;
         let s = stats()?;
         ensure(s.workers.len() == 2, || {
             format!("{} workers", s.workers.len())
@@ -409,7 +449,7 @@ fn workers_pinned_by_worker_cpus() -> CaseResult {
     ensure(ctx(param("worker_cpus"), "worker_cpus")?.is_empty(), || {
         "worker_cpus was not restored".into()
     })?;
-    let d = owned_device()?;
+    let (d, _kick) = kicked_device(1)?;
     let s = stats()?;
     let cpus = s.workers.first().map(|w| w.text("cpus").to_string());
     ensure(cpus.as_deref() == Some(online.as_str()), || {
@@ -480,7 +520,10 @@ fn workers_poll_budget_avoids_kicks() -> CaseResult {
         let kicked = qd1(&mut t, &mut flow, n, 2)?;
         let s = stats()?;
         let v = s.vq(id, 0).cloned().ok_or("no vq statistics")?;
-        let polls = w.and_then(|w| s.worker(w)).map_or(0, |w| w.num("polls"));
+        let polls = w
+            .first()
+            .and_then(|&w| s.worker(w))
+            .map_or(0, |w| w.num("polls"));
         (kicked, v, polls)
     };
     ensure(
@@ -516,7 +559,7 @@ fn workers_no_stranded_requests() -> CaseResult {
         };
         let mut t = ctx(TestDevice::new(&f, cfg), "device")?;
         let (_, w) = ctx(fd_ids(&t.dev), "fdinfo")?;
-        let w = w.ok_or("no worker")?;
+        let w = *w.first().ok_or("no worker")?;
         let before = stats()?.worker(w).cloned().ok_or("no worker statistics")?;
         let mut flow = Flow::new(&mut t, 0, 16, 4096);
         let mut rng = Rng::new(0x5742_0000 + feats % 97);
@@ -628,7 +671,12 @@ fn flood_and_trickle(
     let online = cpulist(&online_cpus()?);
     let cpu = *online.last().ok_or("no online CPU")?;
     let cpu_text = cpu.to_string();
-    let _pinned = ParamGuard::set(&[("worker_cpus", &cpu_text)])?;
+    // Both queues on one worker, on that CPU.
+    let _pinned = ParamGuard::set(&[
+        ("worker_cpus", &cpu_text),
+        ("queues_per_worker", "2"),
+        ("max_workers", "1"),
+    ])?;
     let _guest = ctx(CpuPin::to(cpu), "pin the guest thread")?;
     let cfg = Config {
         queues: if beside == Beside::Queue { 2 } else { 1 },
@@ -640,35 +688,32 @@ fn flood_and_trickle(
     let (id, _) = ctx(fd_ids(&t.dev), "fdinfo")?;
     let mut other = match beside {
         Beside::Queue => None,
-        Beside::Device => {
-            let small = ctx(TestDevice::new(f, cfg), "second device")?;
-            let (small_id, _) = ctx(fd_ids(&small.dev), "fdinfo")?;
-            let st = stats()?;
-            let worker = |d| st.device(d).map(|r| r.num("worker"));
-            ensure(
-                worker(id).is_some() && worker(id) == worker(small_id),
-                || {
-                    format!(
-                        "the devices are on workers {:?} and {:?}, not one",
-                        worker(id),
-                        worker(small_id)
-                    )
-                },
-            )?;
-            Some(small)
-        }
+        Beside::Device => Some(ctx(TestDevice::new(f, cfg), "second device")?),
     };
-    // The worker started for these devices took the pinning; no other
+    let (small_id, small_q) = match &other {
+        Some(d) => (ctx(fd_ids(&d.dev), "fdinfo")?.0, 0usize),
+        None => (id, 1),
+    };
+    // One worker serves both queues, it took the pinning, and no other
     // worker (which could be unpinned) serves them.
     let st = stats()?;
-    let worker = st
-        .device(id)
-        .and_then(|d| st.worker(d.num("worker")))
+    let worker = |d, q: usize| st.vq(d, q as u64).map(|v| v.num("worker"));
+    ensure(
+        worker(id, 0).is_some() && worker(id, 0) == worker(small_id, small_q),
+        || {
+            format!(
+                "the flood and the small queue are on workers {:?} and {:?}, not one",
+                worker(id, 0),
+                worker(small_id, small_q)
+            )
+        },
+    )?;
+    let cpus = worker(id, 0)
+        .and_then(|w| st.worker(w))
         .map(|w| w.text("cpus").to_string());
-    ensure(worker.as_deref() == Some(cpu_text.as_str()), || {
-        format!("the flood's worker runs on CPUs {worker:?}, not {cpu}")
+    ensure(cpus.as_deref() == Some(cpu_text.as_str()), || {
+        format!("the flood's worker runs on CPUs {cpus:?}, not {cpu}")
     })?;
-    let small_q = if other.is_some() { 0 } else { 1 };
     // The device of the small queue.
     macro_rules! small_dev {
         () => {
@@ -825,7 +870,7 @@ fn workers_waiting_device_cuts_flood_turn() -> CaseResult {
     waiting_cuts_flood_turn(
         "vbw6",
         Beside::Device,
-        &[("devs_per_worker", "2"), ("max_workers", "1")],
+        &[("queues_per_worker", "2"), ("max_workers", "1")],
     )
 }
 
@@ -868,7 +913,7 @@ fn waiting_cuts_flood_turn(nullb: &str, beside: Beside, params: &[(&str, &str)])
 
 fn workers_teardown_random_order() -> CaseResult {
     let (_nb, f) = backend("vbw4", 64, &[])?;
-    let _g = ParamGuard::set(&[("devs_per_worker", "3"), ("max_workers", "2")])?;
+    let _g = ParamGuard::set(&[("queues_per_worker", "3"), ("max_workers", "2")])?;
     let mut rng = Rng::new(0x7ea7);
     let mut verified = 0u64;
     let mut closed = 0;
@@ -999,7 +1044,7 @@ fn workers_io_charged_to_owner_cgroup() -> CaseResult {
     for d in [&a, &b] {
         let _ = fs::create_dir(d);
     }
-    let _g = ParamGuard::set(&[("devs_per_worker", "4")])?;
+    let _g = ParamGuard::set(&[("queues_per_worker", "4")])?;
     let result = (|| -> CaseResult {
         let (_na, fa) = backend("vbwa", 16, &[])?;
         let (_nb, fb) = backend("vbwb", 16, &[])?;
@@ -1020,7 +1065,7 @@ fn workers_io_charged_to_owner_cgroup() -> CaseResult {
             ctx(fd_ids(&ta.dev), "fdinfo")?.1,
             ctx(fd_ids(&tb.dev), "fdinfo")?.1,
         );
-        ensure(wa.is_some() && wa == wb, || {
+        ensure(!wa.is_empty() && wa == wb, || {
             format!("devices on workers {wa:?} and {wb:?}, expected one shared worker")
         })?;
         let (ra0, _) = io_stat(&a, ma, ia)?;
@@ -1086,14 +1131,14 @@ fn workers_stat_cli() -> CaseResult {
     let (_nb, f) = backend("vbw5", 16, &[])?;
     let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
     let (id, w) = ctx(fd_ids(&t.dev), "fdinfo")?;
-    let w = w.ok_or("no worker")?;
+    let w = *w.first().ok_or("no worker")?;
     let mut flow = Flow::new(&mut t, 0, 4, 4096);
     for i in 0..32 {
         flow.submit(&mut t, VIRTIO_BLK_T_IN, i * 8, 0);
         flow.drain(&mut t, Duration::from_secs(10))?;
     }
     let raw = stat_cli(&["--raw"])?;
-    ensure(raw.starts_with("version 1\n"), || {
+    ensure(raw.starts_with("version 2\n"), || {
         format!("--raw output {raw:?}")
     })?;
     let s = Stats::parse(&raw)?;
