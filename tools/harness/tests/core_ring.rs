@@ -79,6 +79,26 @@ fn add_used_batches_under_one_index_update() {
     }
 }
 
+/// Writes `descs` as a raw indirect table at `table`, then makes one
+/// indirect descriptor pointing at it available as head 0.
+fn post_raw_indirect(f: &mut Fixture, table: u64, descs: &[Descriptor]) {
+    let drv = vhost_blk_harness::driver::desc_bytes;
+    for (i, d) in descs.iter().enumerate() {
+        f.mem.write(table + 16 * i as u64, &drv(d)).unwrap();
+    }
+    f.drv.write_desc(
+        &f.mem,
+        0,
+        Descriptor {
+            addr: table,
+            len: 16 * descs.len() as u32,
+            flags: VRING_DESC_F_INDIRECT,
+            next: 0,
+        },
+    );
+    f.drv.push_avail(&f.mem, 0);
+}
+
 /// Chains of one writable byte each, popped and returned as one batch of
 /// used elements (lengths 100, 101, ...); checks the driver sees them all,
 /// in order, under one index update.
@@ -163,36 +183,21 @@ fn indirect_table_links_are_followed_out_of_order() {
     let mut f = Fixture::new(8, ALL);
     let table = f.buf(48);
     let (a, b, c) = (f.buf(16), f.buf(512), f.buf(1));
-    let drv = vhost_blk_harness::driver::desc_bytes;
-    let descs = [
-        (0u64, a, 16, VRING_DESC_F_NEXT, 2u16),
-        (2, b, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1),
-        (1, c, 1, VRING_DESC_F_WRITE, 0),
-    ];
-    for (i, addr, len, flags, next) in descs {
-        f.mem
-            .write(
-                table + 16 * i,
-                &drv(&Descriptor {
-                    addr,
-                    len,
-                    flags,
-                    next,
-                }),
-            )
-            .unwrap();
-    }
-    f.drv.write_desc(
-        &f.mem,
-        0,
-        Descriptor {
-            addr: table,
-            len: 48,
-            flags: VRING_DESC_F_INDIRECT,
-            next: 0,
-        },
+    let d = |addr, len, flags, next| Descriptor {
+        addr,
+        len,
+        flags,
+        next,
+    };
+    post_raw_indirect(
+        &mut f,
+        table,
+        &[
+            d(a, 16, VRING_DESC_F_NEXT, 2),
+            d(c, 1, VRING_DESC_F_WRITE, 0),
+            d(b, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1),
+        ],
     );
-    f.drv.push_avail(&f.mem, 0);
     assert!(f.pop().unwrap());
     let got: Vec<_> = f.chain.segments().iter().map(|s| s.addr).collect();
     assert_eq!(got, vec![a, b, c]);
@@ -379,31 +384,13 @@ fn indirect_loop_is_a_ring_error() {
     let mut f = Fixture::new(8, ALL);
     let table = f.buf(32);
     let a = f.buf(16);
-    let drv = vhost_blk_harness::driver::desc_bytes;
-    for (i, next) in [(0u64, 1u16), (1, 0)] {
-        f.mem
-            .write(
-                table + 16 * i,
-                &drv(&Descriptor {
-                    addr: a,
-                    len: 16,
-                    flags: VRING_DESC_F_NEXT,
-                    next,
-                }),
-            )
-            .unwrap();
-    }
-    f.drv.write_desc(
-        &f.mem,
-        0,
-        Descriptor {
-            addr: table,
-            len: 32,
-            flags: VRING_DESC_F_INDIRECT,
-            next: 0,
-        },
-    );
-    f.drv.push_avail(&f.mem, 0);
+    let d = |next| Descriptor {
+        addr: a,
+        len: 16,
+        flags: VRING_DESC_F_NEXT,
+        next,
+    };
+    post_raw_indirect(&mut f, table, &[d(1), d(0)]);
     assert_eq!(f.pop().unwrap_err(), RingError::ChainLoop);
 }
 
@@ -434,28 +421,16 @@ fn nested_indirect_is_a_ring_error() {
             }),
         )
         .unwrap();
-    f.mem
-        .write(
-            outer,
-            &drv(&Descriptor {
-                addr: inner,
-                len: 16,
-                flags: VRING_DESC_F_INDIRECT,
-                next: 0,
-            }),
-        )
-        .unwrap();
-    f.drv.write_desc(
-        &f.mem,
-        0,
-        Descriptor {
-            addr: outer,
+    post_raw_indirect(
+        &mut f,
+        outer,
+        &[Descriptor {
+            addr: inner,
             len: 16,
             flags: VRING_DESC_F_INDIRECT,
             next: 0,
-        },
+        }],
     );
-    f.drv.push_avail(&f.mem, 0);
     assert_eq!(f.pop().unwrap_err(), RingError::IndirectNested);
 }
 
