@@ -94,8 +94,15 @@ checkpatch: kernel
 tools:
 	$(CARGO) build --release --workspace --quiet
 
+# Host tests; like the module, they must build without warnings.
 test-host:
-	$(CARGO) test --workspace --quiet
+	@mkdir -p build
+	@echo "$(CARGO) test --workspace --quiet"
+	@$(CARGO) test --workspace --quiet > build/test-host.log 2>&1 \
+		|| { cat build/test-host.log; exit 1; }
+	@cat build/test-host.log
+	@if grep -q '^warning' build/test-host.log; then \
+		echo "test-host: the build printed warnings (see above); it must be warning-free"; exit 1; fi
 
 check-vm: module tools
 	$(TESTING)/vm-run.sh --timeout $(VM_TIMEOUT) -- \

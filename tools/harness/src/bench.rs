@@ -521,6 +521,9 @@ pub fn run_uring(file: &File, w: &Workload, sectors: u64, dur: Duration) -> io::
     Ok(Sample::merge(results, start, before, after))
 }
 
+/// How long the io_uring peer waits for a completion before it gives up.
+const URING_STALL: Duration = Duration::from_secs(30);
+
 fn uring_queue(
     file: &File,
     mem: &ProcessMemory,
@@ -564,7 +567,24 @@ fn uring_queue(
         if outstanding == 0 {
             break;
         }
-        ring.submit_and_wait(1)?;
+        // Bounded, so that a device that stops completing fails the run
+        // instead of hanging it.
+        let limit = types::Timespec::new().sec(URING_STALL.as_secs());
+        match ring
+            .submitter()
+            .submit_with_args(1, &types::SubmitArgs::new().timespec(&limit))
+        {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => {
+                if ring.completion().is_empty() {
+                    return Err(io::Error::other(format!(
+                        "io_uring: no completion in {} s with {outstanding} requests outstanding",
+                        URING_STALL.as_secs()
+                    )));
+                }
+            }
+            Err(e) => return Err(e),
+        }
         let now = Instant::now();
         for cqe in ring.completion() {
             let k = cqe.user_data() as usize;

@@ -633,7 +633,7 @@ fn no_interrupt_flag_suppresses_signals_without_event_idx() {
 fn event_idx_signals_only_when_crossing_used_event() {
     let mut f = Fixture::new(8, ALL);
     let a = f.buf(16);
-    let mut complete_one = |f: &mut Fixture| {
+    let complete_one = |f: &mut Fixture| {
         f.drv.add_chain(&f.mem, &[Buf::w(a, 1)]).unwrap();
         assert!(f.pop().unwrap());
         f.dev.add_used(&f.mem, &[(f.chain.head(), 1)]).unwrap();
@@ -710,7 +710,7 @@ fn random_rings_never_break_the_walker() {
         let mut f = Fixture::new(num, feats);
         let pool = f.buf(8192);
         let table = f.buf(16 * 8);
-        let mut rand_desc = |rng: &mut Rng, n: u16| {
+        let rand_desc = |rng: &mut Rng, n: u16| {
             let addr = match rng.below(6) {
                 0 => rng.next(),
                 1 => table,

@@ -1082,24 +1082,18 @@ fn plots(sums: &[Summary]) -> Vec<(String, String)> {
         let val = |w: &str, e: &str, f: &dyn Fn(&Summary) -> f64| {
             find(sums, "matrix", backing, w, e).map_or(f64::NAN, f)
         };
+        // One series per engine: `f(workload, engine)` for every workload.
+        let series = |f: &dyn Fn(&str, &str) -> f64| -> Vec<(String, Vec<f64>)> {
+            engines
+                .iter()
+                .map(|e| (e.clone(), wls.iter().map(|w| f(w, e)).collect()))
+                .collect()
+        };
         let ratio = BarChart {
             title: &format!("IOPS relative to qemu-storage-daemon (vhost-user-blk), {backing}"),
             y_label: "IOPS / qsd IOPS",
             groups: wls.clone(),
-            series: engines
-                .iter()
-                .map(|e| {
-                    (
-                        e.clone(),
-                        wls.iter()
-                            .map(|w| {
-                                let q = val(w, "qsd-vhost-user", &|s| s.iops);
-                                val(w, e, &|s| s.iops) / q
-                            })
-                            .collect(),
-                    )
-                })
-                .collect(),
+            series: series(&|w, e| val(w, e, &|s| s.iops) / val(w, "qsd-vhost-user", &|s| s.iops)),
             reference: Some(1.0),
         };
         out.push((format!("iops-ratio-{backing}.svg"), ratio.svg()));
@@ -1107,15 +1101,7 @@ fn plots(sums: &[Summary]) -> Vec<(String, String)> {
             title: &format!("Host CPU time per I/O (all CPUs, harness included), {backing}"),
             y_label: "CPU us per I/O",
             groups: wls.clone(),
-            series: engines
-                .iter()
-                .map(|e| {
-                    (
-                        e.clone(),
-                        wls.iter().map(|w| val(w, e, &|s| s.cpu)).collect(),
-                    )
-                })
-                .collect(),
+            series: series(&|w, e| val(w, e, &|s| s.cpu)),
             reference: None,
         };
         out.push((format!("cpu-per-io-{backing}.svg"), cpu.svg()));
@@ -1123,15 +1109,7 @@ fn plots(sums: &[Summary]) -> Vec<(String, String)> {
             title: &format!("p50 latency, {backing}"),
             y_label: "p50 us",
             groups: wls.clone(),
-            series: engines
-                .iter()
-                .map(|e| {
-                    (
-                        e.clone(),
-                        wls.iter().map(|w| val(w, e, &|s| s.p50)).collect(),
-                    )
-                })
-                .collect(),
+            series: series(&|w, e| val(w, e, &|s| s.p50)),
             reference: None,
         };
         out.push((format!("p50-{backing}.svg"), lat.svg()));

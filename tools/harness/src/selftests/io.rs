@@ -1206,6 +1206,22 @@ fn io_split_memory_table() -> CaseResult {
             })
             .collect()
     };
+    // Posts one request (its status byte last), kicks, waits for it and
+    // checks that it completed, with status OK.
+    let serve = |dev: &mut TestDevice, bufs: &[Buf], what: &str| -> CaseResult {
+        let status_gpa = bufs.last().expect("a status buffer").addr;
+        let head = dev.queues[0]
+            .ring
+            .add_chain(&dev.mem, bufs)
+            .ok_or("free descriptors")?;
+        dev.queues[0].kick.signal();
+        let d = dev.wait(0, 1, Duration::from_secs(30))?;
+        ensure(d[0].id == u32::from(head), || format!("{what}: used id"))?;
+        let st = get(dev, status_gpa, 1)[0];
+        ensure(st == VIRTIO_BLK_S_OK, || {
+            format!("{what}: {}", status_name(st))
+        })
+    };
     let boundary = G + 4 * MIB;
     const LEN: u32 = 64 << 10;
     let mut verified = 0u64;
@@ -1225,24 +1241,15 @@ fn io_split_memory_table() -> CaseResult {
         put(&dev, status_gpa, &[0xff]);
         let data: Vec<u8> = (0..u64::from(LEN)).map(|i| pattern(seed, i)).collect();
         put(&dev, data_gpa, &data);
-        let head = dev.queues[0]
-            .ring
-            .add_chain(
-                &dev.mem,
-                &[
-                    Buf::r(hdr_gpa, 16),
-                    Buf::r(data_gpa, LEN),
-                    Buf::w(status_gpa, 1),
-                ],
-            )
-            .ok_or("free descriptors")?;
-        dev.queues[0].kick.signal();
-        let d = dev.wait(0, 1, Duration::from_secs(30))?;
-        ensure(d[0].id == u32::from(head), || "used id".into())?;
-        let st = get(&dev, status_gpa, 1)[0];
-        ensure(st == VIRTIO_BLK_S_OK, || {
-            format!("write {k}: {}", status_name(st))
-        })?;
+        serve(
+            &mut dev,
+            &[
+                Buf::r(hdr_gpa, 16),
+                Buf::r(data_gpa, LEN),
+                Buf::w(status_gpa, 1),
+            ],
+            &format!("write {k}"),
+        )?;
         let mut disk = vec![0u8; LEN as usize];
         ctx(
             std::os::unix::fs::FileExt::read_exact_at(&file, &mut disk, sector * 512),
@@ -1257,23 +1264,15 @@ fn io_split_memory_table() -> CaseResult {
         h[..4].copy_from_slice(&VIRTIO_BLK_T_IN.to_le_bytes());
         put(&dev, hdr_gpa, &h);
         put(&dev, status_gpa, &[0xff]);
-        dev.queues[0]
-            .ring
-            .add_chain(
-                &dev.mem,
-                &[
-                    Buf::r(hdr_gpa, 16),
-                    Buf::w(rd_gpa, LEN),
-                    Buf::w(status_gpa, 1),
-                ],
-            )
-            .ok_or("free descriptors")?;
-        dev.queues[0].kick.signal();
-        dev.wait(0, 1, Duration::from_secs(30))?;
-        let st = get(&dev, status_gpa, 1)[0];
-        ensure(st == VIRTIO_BLK_S_OK, || {
-            format!("read {k}: {}", status_name(st))
-        })?;
+        serve(
+            &mut dev,
+            &[
+                Buf::r(hdr_gpa, 16),
+                Buf::w(rd_gpa, LEN),
+                Buf::w(status_gpa, 1),
+            ],
+            &format!("read {k}"),
+        )?;
         ensure(get(&dev, rd_gpa, LEN as usize) == data, || {
             format!("read {k}: the guest buffer does not hold the disk's bytes")
         })?;
