@@ -1210,11 +1210,7 @@ fn io_split_memory_table() -> CaseResult {
     // checks that it completed, with status OK.
     let serve = |dev: &mut TestDevice, bufs: &[Buf], what: &str| -> CaseResult {
         let status_gpa = bufs.last().expect("a status buffer").addr;
-        let head = dev.queues[0]
-            .ring
-            .add_chain(&dev.mem, bufs)
-            .ok_or("free descriptors")?;
-        dev.queues[0].kick.signal();
+        let head = dev.submit(0, bufs, false);
         let d = dev.wait(0, 1, Duration::from_secs(30))?;
         ensure(d[0].id == u32::from(head), || format!("{what}: used id"))?;
         let st = get(dev, status_gpa, 1)[0];
