@@ -198,11 +198,13 @@ check)
 	;;
 demo)
 	for n in 0 1 2 3; do make_nullb vbdemo$n; done
+	# The daemon runs as the benchmark's vhost-user peer does, with the
+	# arguments the harness gives it.
 	qsd=${QEMU_STORAGE_DAEMON:-qemu-storage-daemon}
-	"$qsd" --blockdev driver=host_device,node-name=d3,filename=/dev/vbdemo3,cache.direct=on,aio=native \
-		--object iothread,id=qsdio \
-		--export "type=vhost-user-blk,id=e3,node-name=d3,addr.type=unix,addr.path=$tmp/vu.sock,writable=on,num-queues=2,iothread=qsdio" \
-		</dev/null >"$tmp/qsd.log" 2>&1 &
+	mapfile -t qsd_args < <("$here/../../target/release/vhost-blk-bench" \
+		--qsd-args /dev/vbdemo3 "$tmp/vu.sock" 2)
+	[ "${#qsd_args[@]}" -gt 0 ] || { say "vhost-blk-bench --qsd-args failed"; exit 1; }
+	"$qsd" "${qsd_args[@]}" </dev/null >"$tmp/qsd.log" 2>&1 &
 	daemons+=($!)
 	for _ in $(seq 60); do [ -S "$tmp/vu.sock" ] && break; sleep 0.5; done
 	[ -S "$tmp/vu.sock" ] || { cat "$tmp/qsd.log"; say "qemu-storage-daemon did not start"; exit 1; }

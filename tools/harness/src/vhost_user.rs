@@ -311,7 +311,8 @@ impl StorageDaemon {
 
     /// Exports `dev` with `num_queues` queues on a socket at `sock`, with
     /// `O_DIRECT` and Linux AIO, served by one iothread (the
-    /// configuration QEMU's documentation recommends for performance).
+    /// configuration QEMU's documentation recommends for performance;
+    /// [`StorageDaemon::args`]).
     ///
     /// A daemon that dies before it listens is started again, up to three
     /// times in all, each death reported on stderr: Debian's 7.2 daemon
@@ -332,21 +333,33 @@ impl StorageDaemon {
         }
     }
 
-    fn start_once(dev: &Path, sock: &Path, num_queues: u32) -> Result<Self, StartError> {
-        let _ = std::fs::remove_file(sock);
-        let child = std::process::Command::new(Self::program())
-            .arg("--blockdev")
-            .arg(format!(
+    /// The daemon's arguments for [`StorageDaemon::start`]: `dev` opened
+    /// with `O_DIRECT` and Linux AIO, exported on `sock` with `num_queues`
+    /// queues served by one iothread. The end-to-end demo
+    /// (`tools/testing/e2e-l1.sh`) starts its daemon with the same ones
+    /// (`vhost-blk-bench --qsd-args`).
+    pub fn args(dev: &Path, sock: &Path, num_queues: u32) -> Vec<String> {
+        vec![
+            "--blockdev".into(),
+            format!(
                 "driver=host_device,node-name=disk,filename={},cache.direct=on,aio=native",
                 dev.display()
-            ))
-            .args(["--object", "iothread,id=iot0"])
-            .arg("--export")
-            .arg(format!(
+            ),
+            "--object".into(),
+            "iothread,id=iot0".into(),
+            "--export".into(),
+            format!(
                 "type=vhost-user-blk,id=exp0,node-name=disk,addr.type=unix,addr.path={},\
                  writable=on,num-queues={num_queues},iothread=iot0",
                 sock.display()
-            ))
+            ),
+        ]
+    }
+
+    fn start_once(dev: &Path, sock: &Path, num_queues: u32) -> Result<Self, StartError> {
+        let _ = std::fs::remove_file(sock);
+        let child = std::process::Command::new(Self::program())
+            .args(Self::args(dev, sock, num_queues))
             .stdin(std::process::Stdio::null())
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", Self::program())))?;

@@ -39,7 +39,10 @@ const USAGE: &str = "usage: vhost-blk-bench --out DIR [--secs S] [--reps N] [--p
                memory,wakeup (default all)
   --peers LIST which peers the matrix runs beside vhost-blk, of
                qsd,io_uring (default both; `none` for vhost-blk alone,
-               e.g. under a profiler)";
+               e.g. under a profiler)
+   or: vhost-blk-bench --qsd-args DEV SOCKET QUEUES
+               print, one per line, the qemu-storage-daemon arguments the
+               benchmark exports DEV with (used by the end-to-end demo)";
 
 /// Every scenario, in the order they run.
 const SCENARIOS: [&str; 6] = [
@@ -1285,7 +1288,33 @@ fn run(a: &Args) -> Result<bool, String> {
     Ok(true)
 }
 
+/// `--qsd-args DEV SOCKET QUEUES`: the peer's daemon arguments, one per
+/// line, for scripts that start the same daemon (`e2e-l1.sh`).
+fn print_qsd_args(rest: &[String]) -> Result<(), String> {
+    let [dev, sock, queues] = rest else {
+        return Err(format!("--qsd-args needs DEV SOCKET QUEUES\n{USAGE}"));
+    };
+    let queues: u32 = queues
+        .parse()
+        .map_err(|e| format!("--qsd-args: queues {queues}: {e}"))?;
+    for arg in StorageDaemon::args(Path::new(dev), Path::new(sock), queues) {
+        if arg.contains('\n') {
+            return Err(format!("--qsd-args: a newline in {arg:?}"));
+        }
+        println!("{arg}");
+    }
+    Ok(())
+}
+
 fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "--qsd-args") {
+        if let Err(e) = print_qsd_args(&argv[1..]) {
+            eprintln!("vhost-blk-bench: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     let a = match parse_args() {
         Ok(a) => a,
         Err(e) => {
