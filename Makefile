@@ -14,7 +14,8 @@
 #   make bench        the side-by-side benchmark in the test VM: vhost-blk
 #                     against qemu-storage-daemon (vhost-user-blk) and raw
 #                     io_uring; table, CSV, JSON and SVG plots under
-#                     results/<date>/ (BENCH_ARGS: see vhost-blk-bench --help)
+#                     results/<date>/ (BENCH_ARGS: see vhost-blk-bench --help;
+#                     BENCH_APPEND: VM kernel parameters, e.g. idle=poll)
 #   make bench-e2e    the end-to-end benchmark: fio in an L2 guest on
 #                     vhost-blk-pci, virtio-blk-pci and vhost-user-blk-pci
 #
@@ -148,8 +149,13 @@ bench-e2e: module tools qemu
 		E2E_OUT=$(abspath $(BENCH_OUT))/data $(E2E_BENCH_ARGS)
 
 BENCH_ARGS ?=
+# More kernel parameters for the benchmark VM, e.g. BENCH_APPEND=idle=poll
+# (idle vCPUs spin instead of halting: what TCG's wake-ups cost without
+# the halt, see Documentation/benchmarks.rst).
+BENCH_APPEND ?=
 bench: module tools
-	$(TESTING)/vm-run.sh --timeout 5400 --out $(BENCH_OUT) -- \
+	$(TESTING)/vm-run.sh --timeout 5400 --out $(BENCH_OUT) \
+		$(if $(BENCH_APPEND),--append "$(BENCH_APPEND)") -- \
 		$(CURDIR)/target/release/vhost-blk-bench --out $(abspath $(BENCH_OUT))/data $(BENCH_ARGS)
 	@echo "bench: results in $(BENCH_OUT)/data (table.txt, summary.csv, results.json, *.svg)"
 

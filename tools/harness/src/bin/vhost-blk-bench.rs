@@ -744,6 +744,25 @@ fn many_devices(
 struct Extra {
     memory: String,
     wakeups: String,
+    /// How the VM's idle CPUs wait ([`vm_idle`]).
+    idle: String,
+}
+
+/// How this kernel's idle CPUs wait for work, from its command line: the
+/// `idle=` and `nohz=` parameters that `make bench BENCH_APPEND=...`
+/// passes, which change what every wake-up costs under TCG
+/// (`Documentation/benchmarks.rst`, "What TCG distorts").
+fn vm_idle() -> String {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let params: Vec<&str> = cmdline
+        .split_whitespace()
+        .filter(|p| p.starts_with("idle=") || p.starts_with("nohz="))
+        .collect();
+    if params.is_empty() {
+        "default (idle CPUs halt)".into()
+    } else {
+        params.join(" ")
+    }
 }
 
 /// The cost of an eventfd wake-up between two threads on two CPUs and on
@@ -841,8 +860,8 @@ fn report(a: &Args, sums: &[Summary], extra: &Extra, failures: &[String]) -> (St
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "vhost-blk-bench: medians of {} runs of {} s each (spread: min..max IOPS)\n",
-        a.reps, a.secs
+        "vhost-blk-bench: medians of {} runs of {} s each (spread: min..max IOPS); VM idle: {}\n",
+        a.reps, a.secs, extra.idle
     );
     let _ = writeln!(
         t,
@@ -1047,7 +1066,7 @@ fn report(a: &Args, sums: &[Summary], extra: &Extra, failures: &[String]) -> (St
     j.push_str(&js.join(",\n    "));
     let _ = write!(
         j,
-        "\n  ],\n  \"failures\": [{}],\n  \"memory\": \"{}\",\n  \"wakeups\": \"{}\",\n  \"secs\": {},\n  \"reps\": {}\n}}\n",
+        "\n  ],\n  \"failures\": [{}],\n  \"memory\": \"{}\",\n  \"wakeups\": \"{}\",\n  \"vm_idle\": \"{}\",\n  \"secs\": {},\n  \"reps\": {}\n}}\n",
         failures
             .iter()
             .map(|f| format!("\"{}\"", f.replace('"', "'")))
@@ -1055,6 +1074,7 @@ fn report(a: &Args, sums: &[Summary], extra: &Extra, failures: &[String]) -> (St
             .join(", "),
         mem_line,
         extra.wakeups,
+        extra.idle,
         a.secs,
         a.reps
     );
@@ -1232,6 +1252,7 @@ fn run(a: &Args) -> Result<bool, String> {
     let extra = Extra {
         memory: mem_line,
         wakeups,
+        idle: vm_idle(),
     };
     let (mut table, json) = report(a, &sums, &extra, &failures);
     if !failures.is_empty() {
