@@ -6,9 +6,11 @@
 mod common;
 
 use common::{Fixture, Rng};
-use vhost_blk_core::memory::UserMemory;
+use std::cell::RefCell;
+use vhost_blk_core::memory::{Fault, MemTable, UserMemory};
 use vhost_blk_core::ring::*;
 use vhost_blk_harness::driver::Buf;
+use vhost_blk_harness::mem::TestMemory;
 
 const PLAIN: RingFeatures = RingFeatures {
     indirect: false,
@@ -281,6 +283,103 @@ fn unget_puts_the_chain_back() {
     f.dev.unget();
     assert!(f.pop().unwrap());
     assert_eq!(f.chain.head(), h);
+}
+
+/// A test memory that records the reads of the available ring's entries,
+/// as `(first slot, entries)`.
+struct AvailReads<'a> {
+    mem: &'a TestMemory,
+    ring: u64,
+    num: u64,
+    reads: RefCell<Vec<(u64, u64)>>,
+}
+
+impl UserMemory for AvailReads<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        if addr >= self.ring && addr < self.ring + 2 * self.num {
+            let entries = buf.len() as u64 / 2;
+            self.reads
+                .borrow_mut()
+                .push(((addr - self.ring) / 2, entries));
+        }
+        self.mem.read(addr, buf)
+    }
+
+    fn write(&self, addr: u64, buf: &[u8]) -> Result<(), Fault> {
+        self.mem.write(addr, buf)
+    }
+}
+
+/// Posts `n` one-buffer chains; returns their heads.
+fn post_chains(f: &mut Fixture, n: usize) -> Vec<u16> {
+    (0..n)
+        .map(|_| {
+            let a = f.buf(16);
+            f.drv.add_chain(&f.mem, &[Buf::w(a, 16)]).unwrap()
+        })
+        .collect()
+}
+
+/// Pops every chain, recording the reads of the available ring; returns
+/// the heads popped and the reads.
+fn pop_all(f: &mut Fixture) -> (Vec<u16>, Vec<(u64, u64)>) {
+    let mem = AvailReads {
+        mem: &f.mem,
+        ring: f.drv.addrs().avail + 4,
+        num: u64::from(f.drv.num()),
+        reads: RefCell::default(),
+    };
+    let table = MemTable::validate(&mut f.regions).unwrap();
+    let mut heads = Vec::new();
+    while f.dev.get_vq_desc(&mem, &table, &mut f.chain).unwrap() {
+        heads.push(f.chain.head());
+    }
+    (heads, mem.reads.take())
+}
+
+#[test]
+fn avail_heads_are_read_in_batches() {
+    let mut f = Fixture::new(64, PLAIN);
+    let posted = post_chains(&mut f, 40);
+    let b = AVAIL_BATCH as u64;
+    assert_eq!(
+        pop_all(&mut f),
+        (posted, vec![(0, b), (b, b), (2 * b, 40 - 2 * b)])
+    );
+}
+
+#[test]
+fn avail_head_batch_reads_only_published_entries() {
+    let mut f = Fixture::new(64, PLAIN);
+    let posted = post_chains(&mut f, 3);
+    assert_eq!(pop_all(&mut f), (posted, vec![(0, 3)]));
+    // Entries published later are read then, not earlier.
+    let posted = post_chains(&mut f, 2);
+    assert_eq!(pop_all(&mut f), (posted, vec![(3, 2)]));
+}
+
+#[test]
+fn avail_head_batch_stops_at_the_ring_end() {
+    let mut f = Fixture::with_base(8, PLAIN, 5);
+    let posted = post_chains(&mut f, 6);
+    // Slots 5 to 7, then 0 to 2 after the wrap.
+    assert_eq!(pop_all(&mut f), (posted, vec![(5, 3), (0, 3)]));
+}
+
+#[test]
+fn avail_head_batch_is_reread_after_unget_past_its_start() {
+    let mut f = Fixture::new(8, PLAIN);
+    let mut posted = post_chains(&mut f, 1);
+    assert_eq!(pop_all(&mut f), (posted.clone(), vec![(0, 1)]));
+    posted.extend(post_chains(&mut f, 1));
+    assert_eq!(pop_all(&mut f), (posted[1..].to_vec(), vec![(1, 1)]));
+    // Back before the copy, which starts at slot 1: read again.
+    f.dev.unget();
+    f.dev.unget();
+    assert_eq!(pop_all(&mut f), (posted.clone(), vec![(0, 2)]));
+    // Back inside the copy: served from it.
+    f.dev.unget();
+    assert_eq!(pop_all(&mut f), (posted[1..].to_vec(), vec![]));
 }
 
 #[test]

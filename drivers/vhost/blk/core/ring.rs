@@ -33,6 +33,8 @@ pub const DESC_SIZE: u64 = 16;
 const INDIRECT_BATCH: u32 = 16;
 /// Used elements written with one copy, at most.
 const USED_CHUNK: usize = 32;
+/// Available-ring entries (chain heads) read with one copy, at most.
+pub const AVAIL_BATCH: usize = 16;
 
 /// A guest violation of the ring protocol. The queue stops, and the error
 /// eventfd is signalled: nothing in the ring can be trusted any more.
@@ -330,6 +332,13 @@ pub struct Vring {
     /// `last_used_idx` at the last interrupt, for EVENT_IDX.
     signalled_used: u16,
     signalled_used_valid: bool,
+    /// Heads copied from the available ring ahead of use: `heads[i]` is
+    /// the entry of available index `heads_start + i`, for `i <
+    /// heads_len`. Only entries below an `avail->idx` already read are
+    /// copied, so the driver has published them all.
+    heads: [u16; AVAIL_BATCH],
+    heads_start: u16,
+    heads_len: u16,
 }
 
 impl Vring {
@@ -355,6 +364,9 @@ impl Vring {
             last_used_idx: base,
             signalled_used: base,
             signalled_used_valid: false,
+            heads: [0; AVAIL_BATCH],
+            heads_start: base,
+            heads_len: 0,
         })
     }
 
@@ -430,13 +442,41 @@ impl Vring {
             // Read ring entries only after seeing the index move.
             mem.read_barrier();
         }
-        let head = mem.read_u16(self.avail_ring_addr(self.last_avail_idx))?;
+        let head = self.next_head(mem)?;
         if u32::from(head) >= self.num() {
             return Err(RingError::HeadOutOfRange(head));
         }
         self.walk_chain(mem, table, head, chain)?;
         self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
         Ok(true)
+    }
+
+    /// The head at `last_avail_idx`, which must be below `avail_idx`:
+    /// from the copy of the ring's entries, refilled with one read of up
+    /// to [`AVAIL_BATCH`] published entries (up to the ring's end) when it
+    /// does not hold it.
+    fn next_head(&mut self, mem: &impl UserMemory) -> Result<u16, RingError> {
+        let at = self.last_avail_idx.wrapping_sub(self.heads_start);
+        if at < self.heads_len {
+            return Ok(self.heads[usize::from(at)]);
+        }
+        let slot = self.last_avail_idx & self.mask;
+        let published = self.avail_idx.wrapping_sub(self.last_avail_idx);
+        let to_end = self.num() - u32::from(slot);
+        // At least 1: the caller saw `avail_idx` ahead of `last_avail_idx`.
+        let n = usize::from(published)
+            .min(to_end as usize)
+            .clamp(1, AVAIL_BATCH);
+        let mut b = [0u8; 2 * AVAIL_BATCH];
+        self.heads_len = 0;
+        mem.read(self.avail_ring_addr(slot), &mut b[..2 * n])?;
+        for (h, e) in self.heads.iter_mut().zip(b.chunks_exact(2)).take(n) {
+            *h = u16::from_le_bytes([e[0], e[1]]);
+        }
+        self.heads_start = self.last_avail_idx;
+        // `n` <= AVAIL_BATCH fits in u16.
+        self.heads_len = n as u16;
+        Ok(self.heads[0])
     }
 
     fn walk_chain(
