@@ -299,9 +299,9 @@ void vhost_blk_sleep_cancel(void)
 	__set_current_state(TASK_RUNNING);
 }
 
-void vhost_blk_cond_resched(void)
+bool vhost_blk_cond_resched(void)
 {
-	cond_resched();
+	return cond_resched();
 }
 
 void vhost_blk_use_mm(struct mm_struct *mm)

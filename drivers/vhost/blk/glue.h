@@ -97,7 +97,7 @@ bool vhost_blk_wake_pending(struct vhost_blk_wake *wake);
 void vhost_blk_sleep_prepare(void);
 void vhost_blk_sleep(void);
 void vhost_blk_sleep_cancel(void);
-void vhost_blk_cond_resched(void);
+bool vhost_blk_cond_resched(void);
 void vhost_blk_use_mm(struct mm_struct *mm);
 void vhost_blk_unuse_mm(struct mm_struct *mm);
 

@@ -16,12 +16,13 @@ use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;
 use crate::ffi::seq::SeqFile;
 use crate::ffi::uaccess::OwnerMemory;
-use crate::ffi::worker::{MmUse, Waker};
+use crate::ffi::worker::{MmSlot, Waker};
 use crate::vcore::blk::BlkLimits;
 use crate::vcore::memory::{MemRegion, MemTable};
 use crate::vcore::ring::Chain;
+use crate::vcore::sched::Turn;
 use crate::vcore::uapi;
-use crate::vq::{self, Ctx, Flush, VqRuntime};
+use crate::vq::{self, Batch, Ctx, Flush, VqRuntime};
 use crate::worker::{Policy, Worker};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -181,14 +182,16 @@ impl Queue {
 
     /// One turn of the worker on this queue: completions, published and
     /// signalled at once, then up to the quota of new requests if the
-    /// queue was kicked or is polled, then the completions those
-    /// submissions already produced, published with at most one interrupt.
-    /// Returns whether it found work.
+    /// queue was kicked or is polled, in batches
+    /// ([`crate::vcore::sched::PUBLISH_BATCH`]), each followed by the
+    /// completions its submissions already produced, published with at
+    /// most one interrupt. Returns whether it found work.
     ///
     /// Completions go out before new submissions so that finished requests
     /// never wait behind a turn of bio submissions.
-    /// `chain` is the worker's scratch space for parsing chains.
-    pub(crate) fn run_once(&self, policy: &Policy, chain: &mut Chain) -> bool {
+    /// `chain` is the worker's scratch space for parsing chains, `mm` its
+    /// adopted address space.
+    pub(crate) fn run_once(&self, policy: &Policy, chain: &mut Chain, mm: &mut MmSlot) -> bool {
         if !self.waker.any() && self.bios.is_empty() && !self.polling.load(Ordering::Relaxed) {
             return false;
         }
@@ -206,9 +209,7 @@ impl Queue {
         };
         // Out of their boxes, for disjoint borrows of their fields.
         let (rt, qc) = (&mut **rt, &mut **qc);
-        // SAFETY: the worker kthread has no mm of its own and drops the
-        // guard before returning.
-        let _mm = unsafe { MmUse::new(&qc.mm) };
+        mm.adopt(&qc.mm);
         let mem = OwnerMemory;
         let table = MemTable::validate(&mut qc.mem).unwrap_or(MemTable::EMPTY);
         let mut broke = false;
@@ -231,13 +232,30 @@ impl Queue {
                 poll: policy.poll,
             };
             let before = rt.stats.requests;
-            // One plug for the turn: its bios reach the driver together.
-            match with_plug(|| rt.handle_kick(&cx, chain)) {
-                Ok(true) => self.waker.kick_quiet(),
-                Ok(false) => {}
-                Err(e) => {
-                    pr_debug!("vq {}: guest broke the ring: {:?}\n", self.index, e);
-                    broke = true;
+            let mut turn = Turn::new();
+            loop {
+                // One plug per batch: its bios reach the driver together.
+                match with_plug(|| rt.handle_kick(&cx, chain, &mut turn)) {
+                    Ok(Batch::Full) => {
+                        // Publish what the batch completed, then go on.
+                        if self.complete_bios(rt, &mem, &table, &mut broke) {
+                            completed = true;
+                        }
+                        flush(rt, &run.call, &run.err, &mem, broke);
+                        if broke {
+                            break;
+                        }
+                    }
+                    Ok(Batch::Yield) => {
+                        self.waker.kick_quiet();
+                        break;
+                    }
+                    Ok(Batch::Done) => break,
+                    Err(e) => {
+                        pr_debug!("vq {}: guest broke the ring: {:?}\n", self.index, e);
+                        broke = true;
+                        break;
+                    }
                 }
             }
             found |= rt.stats.requests != before;
@@ -294,7 +312,7 @@ impl Queue {
     /// Ends polling, if the queue is polled: notifications back on, ring
     /// re-checked. Returns whether the ring had chains (the queue is then
     /// marked pending for the worker's next pass).
-    pub(crate) fn end_polling(&self) -> bool {
+    pub(crate) fn end_polling(&self, mm: &mut MmSlot) -> bool {
         if !self.polling.swap(false, Ordering::Relaxed) {
             return false;
         }
@@ -303,8 +321,7 @@ impl Queue {
         let (Some(rt), Some(qc)) = (run.rt.as_mut(), run.ctx.as_ref()) else {
             return false;
         };
-        // SAFETY: as in `run_once`.
-        let _mm = unsafe { MmUse::new(&qc.mm) };
+        mm.adopt(&qc.mm);
         let mem = OwnerMemory;
         match rt.end_polling(&mem) {
             Ok(true) => {

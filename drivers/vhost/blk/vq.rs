@@ -72,6 +72,17 @@ pub(crate) struct VqStats {
     pub(crate) quota_hits: u64,
 }
 
+/// How a batch of a queue's turn ended ([`VqRuntime::handle_kick`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Batch {
+    /// The batch is full: publish its completions, then take the next.
+    Full,
+    /// The queue used up its quota: it may have more, for a later turn.
+    Yield,
+    /// The ring is empty, or no slot is free, or the queue stopped.
+    Done,
+}
+
 /// What publishing the used elements did.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flush {
@@ -173,9 +184,12 @@ impl VqRuntime {
         self.slots.get(usize::from(slot)).is_some_and(|s| s.dirty)
     }
 
-    /// Takes chains from the ring and starts them, until the ring is
-    /// empty, no slot is free or the queue used up its quota for this turn.
-    /// Returns `Ok(true)` if the queue may have more work now.
+    /// Takes chains from the ring and starts them, as one batch of the
+    /// queue's turn `turn`: until the ring is empty, no slot is free, the
+    /// batch is full
+    /// ([`crate::vcore::sched::PUBLISH_BATCH`]) or the queue used up its
+    /// quota for this turn. The caller publishes the batch's completions
+    /// and goes on with the turn while this returns [`Batch::Full`].
     ///
     /// An empty ring re-enables guest notifications and re-checks the
     /// ring (`vhost_enable_notify`), unless `cx.poll` is set: the queue is
@@ -185,31 +199,35 @@ impl VqRuntime {
         &mut self,
         cx: &Ctx<'_>,
         chain: &mut Chain,
-    ) -> Result<bool, RingError> {
+        turn: &mut Turn,
+    ) -> Result<Batch, RingError> {
         cx.waker.turn_starts();
         if self.broken || self.stopping {
             self.polling = false;
-            return Ok(false);
+            return Ok(Batch::Done);
         }
         if self.notify {
             self.vring.disable_notify(cx.mem)?;
             self.notify = false;
         }
-        let mut turn = Turn::new();
         let polled = self.polling;
-        let more = loop {
+        let start = turn.requests();
+        let end = loop {
             if turn.must_yield(&cx.quota, || cx.waker.others_waiting()) {
                 self.stats.quota_hits += 1;
-                break true;
+                break Batch::Yield;
+            }
+            if turn.batch_full(start) {
+                break Batch::Full;
             }
             if self.nfree == 0 {
                 // Completions free slots and bring the worker back.
-                break false;
+                break Batch::Done;
             }
             if !self.vring.get_vq_desc(cx.mem, cx.table, chain)? {
                 if cx.poll {
                     self.polling = true;
-                    break false;
+                    break Batch::Done;
                 }
                 self.polling = false;
                 if self.vring.enable_notify(cx.mem)? {
@@ -217,17 +235,17 @@ impl VqRuntime {
                     continue;
                 }
                 self.notify = true;
-                break false;
+                break Batch::Done;
             }
             let bytes = self.handle_chain(cx, chain)?;
             turn.charge(u64::from(bytes));
         };
-        let n = u64::from(turn.requests());
+        let n = u64::from(turn.requests() - start);
         self.stats.requests += n;
         if polled {
             self.stats.polled += n;
         }
-        Ok(more)
+        Ok(end)
     }
 
     /// Ends polling: turns guest notifications back on and re-checks the

@@ -21,7 +21,7 @@
 use crate::ffi::bdev::BdevFile;
 use crate::ffi::params;
 use crate::ffi::seq::SeqFile;
-use crate::ffi::worker::{self as kthread, now_ns, Kthread, WakeTarget};
+use crate::ffi::worker::{self as kthread, now_ns, Kthread, MmSlot, WakeTarget};
 use crate::queue::Queue;
 use crate::vcore::ring::Chain;
 use crate::vcore::sched::{self, Idle, Placement, Quota};
@@ -147,36 +147,44 @@ impl Worker {
     /// only once it serves no device.
     fn work(&self) {
         let mut chain = self.chain.lock();
+        // SAFETY: a worker kthread uses no mm but through this slot, which
+        // stays on its stack.
+        let mut mm = unsafe { MmSlot::new() };
         let mut last_work = now_ns();
+        // A pass starts when the previous one ended, unless the worker
+        // yielded the CPU in between: one clock read per pass.
+        let mut start = last_work;
         while !kthread::should_stop() {
             self.wake.take();
             let policy = Policy::current();
-            let start = now_ns();
-            let found = self.for_each_queue(|q| q.run_once(&policy, &mut chain));
+            let found = self.for_each_queue(|q| q.run_once(&policy, &mut chain, &mut mm));
             let end = now_ns();
+            let began = core::mem::replace(&mut start, end);
             add(&self.stats.passes, 1);
             if found {
-                add(&self.stats.busy_ns, end.saturating_sub(start));
+                add(&self.stats.busy_ns, end.saturating_sub(began));
                 last_work = end;
-                kthread::cond_resched();
-                continue;
-            }
-            if sched::idle_action(end, last_work, policy.budget_ns) == Idle::Poll {
-                add(&self.stats.poll_ns, end.saturating_sub(start));
+            } else if sched::idle_action(end, last_work, policy.budget_ns) == Idle::Poll {
+                add(&self.stats.poll_ns, end.saturating_sub(began));
                 add(&self.stats.polls, 1);
-                kthread::cond_resched();
+            } else {
+                // Notifications back on; a ring that filled meanwhile is
+                // served before sleeping, so no request waits for a kick.
+                if self.for_each_queue(|q| q.end_polling(&mut mm)) {
+                    continue;
+                }
+                // An idle worker holds no process's address space.
+                mm.release();
+                add(&self.stats.sleeps, 1);
+                kthread::sleep_unless(|| self.wake.pending());
+                last_work = now_ns();
+                add(&self.stats.idle_ns, last_work.saturating_sub(end));
+                start = last_work;
                 continue;
             }
-            // Notifications back on; a ring that filled meanwhile is served
-            // before sleeping, so no request waits for a kick.
-            if self.for_each_queue(|q| q.end_polling()) {
-                continue;
+            if kthread::cond_resched() {
+                start = now_ns();
             }
-            add(&self.stats.sleeps, 1);
-            let asleep = now_ns();
-            kthread::sleep_unless(|| self.wake.pending());
-            last_work = now_ns();
-            add(&self.stats.idle_ns, last_work.saturating_sub(asleep));
         }
     }
 }

@@ -160,3 +160,22 @@ fn polling_stops_after_the_budget() {
     // A clock that went backwards keeps polling, never underflows.
     assert_eq!(idle_action(100, 900, 200), Idle::Poll);
 }
+
+#[test]
+fn a_batch_is_full_after_publish_batch_requests_from_its_start() {
+    let mut t = Turn::new();
+    for _ in 0..PUBLISH_BATCH - 1 {
+        t.charge(4096);
+    }
+    assert!(!t.batch_full(0));
+    t.charge(4096);
+    assert!(t.batch_full(0));
+    // The next batch counts from where it started.
+    assert!(!t.batch_full(PUBLISH_BATCH));
+    for _ in 0..PUBLISH_BATCH {
+        t.charge(0);
+    }
+    assert!(t.batch_full(PUBLISH_BATCH));
+    // A start past the count is not full (and does not underflow).
+    assert!(!t.batch_full(u32::MAX));
+}

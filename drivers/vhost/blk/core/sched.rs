@@ -65,6 +65,16 @@ impl Quota {
     }
 }
 
+/// Requests a turn takes between two publications of its completions: a
+/// turn submits a batch of this many, lets the block layer dispatch them,
+/// and publishes what completed (with an interrupt, if the driver wants
+/// one) before it takes the next batch. A driver waiting for an interrupt
+/// gets its first completions while the worker still serves the rest of
+/// the turn, and can post new requests before the worker runs out, rather
+/// than the two taking turns: a whole turn of requests served while the
+/// driver sleeps, then nothing to serve while the driver wakes up.
+pub const PUBLISH_BATCH: u32 = 8;
+
 /// What a queue has taken so far in its turn.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Turn {
@@ -93,6 +103,12 @@ impl Turn {
     /// read).
     pub fn must_yield(&self, quota: &Quota, waiting: impl FnOnce() -> bool) -> bool {
         self.exhausted(quota) || (self.exhausted(&quota.contended()) && waiting())
+    }
+
+    /// Whether the batch that started when the turn had taken
+    /// `batch_start` requests is full (see [`PUBLISH_BATCH`]).
+    pub fn batch_full(&self, batch_start: u32) -> bool {
+        self.requests.saturating_sub(batch_start) >= PUBLISH_BATCH
     }
 
     /// Records a request of `bytes` data bytes.

@@ -8,10 +8,12 @@ use super::bdev::BdevFile;
 use super::glue::{self, task_struct, vhost_blk_wake};
 use super::mm::OwnerMm;
 use core::ffi::{c_int, c_void};
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use kernel::error::Error;
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 /// A running kthread.
 ///
@@ -134,43 +136,71 @@ pub(crate) fn sleep_unless(pending: impl Fn() -> bool) {
     unsafe { glue::vhost_blk_sleep_cancel() };
 }
 
-/// Yields the CPU if a reschedule is due.
-pub(crate) fn cond_resched() {
+/// Yields the CPU if a reschedule is due; returns whether it did.
+pub(crate) fn cond_resched() -> bool {
     // SAFETY: process context with no spinlocks held (callers' contract).
-    unsafe { glue::vhost_blk_cond_resched() };
+    unsafe { glue::vhost_blk_cond_resched() }
 }
 
-/// The owner's mm, adopted by the current kthread for as long as this
-/// guard lives (`kthread_use_mm`), so that user copies and pinning reach
-/// the owner's address space.
+/// The owner mm a worker kthread has adopted (`kthread_use_mm`), so that
+/// user copies and pinning reach the owner's address space. It is kept
+/// from one turn to the next while the worker serves queues of the same
+/// address space, and switched only for a queue of another one: adopting
+/// an mm costs an address-space switch. The worker lets it go before it
+/// sleeps ([`MmSlot::release`]), so an idle worker pins no process's mm.
 ///
 /// # Invariants
 ///
-/// The current kthread uses `mm` until the guard is dropped.
-pub(crate) struct MmUse<'a> {
-    mm: &'a OwnerMm,
+/// While `mm` is `Some`, the kthread that created this value uses that mm,
+/// and this value lives on that kthread (it is neither `Send` nor `Sync`).
+pub(crate) struct MmSlot {
+    mm: Option<Arc<OwnerMm>>,
+    _not_send: PhantomData<*mut ()>,
 }
 
-impl<'a> MmUse<'a> {
-    /// Adopts `mm`.
+impl MmSlot {
+    /// An empty slot.
     ///
     /// # Safety
     ///
-    /// Must be called from a kthread that uses no other mm, and the guard
-    /// must be dropped on that same kthread.
-    pub(crate) unsafe fn new(mm: &'a OwnerMm) -> Self {
-        // SAFETY: the caller guarantees a kthread without an mm; `mm` holds
-        // a reference, so the mm is live.
+    /// Must be called on a kthread that uses no mm, which keeps the value
+    /// and uses no mm other than through it.
+    pub(crate) unsafe fn new() -> Self {
+        // INVARIANT: `mm` is `None`.
+        Self {
+            mm: None,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Makes `mm`'s address space the kthread's, switching from the one
+    /// it uses if that is another.
+    pub(crate) fn adopt(&mut self, mm: &Arc<OwnerMm>) {
+        // An mm held here stays live, so an equal pointer is the same mm.
+        if self.mm.as_ref().map(|cur| cur.as_ptr()) == Some(mm.as_ptr()) {
+            return;
+        }
+        self.release();
+        // SAFETY: by the type invariant the kthread uses no mm now (the
+        // slot is empty), and the clone kept below holds a reference that
+        // keeps the mm live for as long as it is used.
         unsafe { glue::vhost_blk_use_mm(mm.as_ptr()) };
         // INVARIANT: adopted above.
-        Self { mm }
+        self.mm = Some(mm.clone());
+    }
+
+    /// Lets the adopted mm go, if any.
+    pub(crate) fn release(&mut self) {
+        if let Some(mm) = self.mm.take() {
+            // SAFETY: by the type invariant the kthread uses this mm.
+            unsafe { glue::vhost_blk_unuse_mm(mm.as_ptr()) };
+        }
     }
 }
 
-impl Drop for MmUse<'_> {
+impl Drop for MmSlot {
     fn drop(&mut self) {
-        // SAFETY: by the type invariant the kthread uses this mm.
-        unsafe { glue::vhost_blk_unuse_mm(self.mm.as_ptr()) };
+        self.release();
     }
 }
 

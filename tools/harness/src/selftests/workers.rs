@@ -62,6 +62,10 @@ pub fn run(r: &mut Runner) {
         workers_io_charged_to_owner_cgroup,
     );
     r.run("workers_stat_cli", workers_stat_cli);
+    r.run(
+        "workers_switch_address_spaces",
+        workers_switch_address_spaces,
+    );
 }
 
 /// Features without EVENT_IDX: kicks are then governed by
@@ -1170,4 +1174,130 @@ fn workers_stat_cli() -> CaseResult {
     })?;
     println!("  raw, table and interval modes checked against device {id}");
     Ok(())
+}
+
+/// A pipe between a parent and its forked child, to start together.
+struct Barrier([libc::c_int; 2], [libc::c_int; 2]);
+
+impl Barrier {
+    fn new() -> Result<Self, String> {
+        let (mut a, mut b) = ([0; 2], [0; 2]);
+        // SAFETY: both arrays are valid for two descriptors each.
+        if unsafe { libc::pipe(a.as_mut_ptr()) } != 0 || unsafe { libc::pipe(b.as_mut_ptr()) } != 0
+        {
+            return Err("pipe failed".into());
+        }
+        Ok(Self(a, b))
+    }
+
+    /// Tells the other side this one is ready, then waits until it is:
+    /// the parent passes `parent` true, the child false.
+    fn meet(&self, parent: bool) -> CaseResult {
+        let (tx, rx) = if parent {
+            (self.0[1], self.1[0])
+        } else {
+            (self.1[1], self.0[0])
+        };
+        let mut b = 0u8;
+        // SAFETY: one byte from and to a local, on our own pipe ends.
+        let ok = unsafe {
+            libc::write(tx, (&raw const b).cast(), 1) == 1
+                && libc::read(rx, (&raw mut b).cast(), 1) == 1
+        };
+        ensure(ok, || "barrier: the other process is gone".into())
+    }
+}
+
+/// Creates a device on `backend`, meets the other process at `barrier`,
+/// then writes and reads back `rounds` blocks of 4 KiB at `sector` through
+/// its queue 0, each block with its own pattern of `seed`. `check` runs
+/// once both devices exist.
+fn own_device_io(
+    backend: &File,
+    barrier: &Barrier,
+    parent: bool,
+    rounds: u64,
+    seed: u64,
+    check: impl FnOnce() -> CaseResult,
+) -> CaseResult {
+    let mut t = ctx(TestDevice::new(backend, Config::default()), "device")?;
+    let (wbuf, rbuf) = (t.buf(4096, 4096), t.buf(4096, 4096));
+    barrier.meet(parent)?;
+    check()?;
+    let sector = 8;
+    for round in 0..rounds {
+        let seed = seed + round;
+        let data: Vec<u8> = (0..4096).map(|i| pattern(seed, i)).collect();
+        t.mem.write(wbuf, &data).map_err(|_| "fill")?;
+        let w = [Buf::r(wbuf, 4096)];
+        let (st, _) = t.request(0, VIRTIO_BLK_T_OUT, sector, &w, false)?;
+        ensure(st == VIRTIO_BLK_S_OK, || {
+            format!("round {round}: write status {st}")
+        })?;
+        t.mem.write(rbuf, &[0u8; 4096]).map_err(|_| "clear")?;
+        let r = [Buf::w(rbuf, 4096)];
+        let (st, _) = t.request(0, VIRTIO_BLK_T_IN, sector, &r, false)?;
+        ensure(st == VIRTIO_BLK_S_OK, || {
+            format!("round {round}: read status {st}")
+        })?;
+        let mut got = vec![0u8; 4096];
+        t.mem.read(rbuf, &mut got).map_err(|_| "read")?;
+        ensure(got == data, || {
+            format!("round {round}: read back other data than written")
+        })?;
+    }
+    Ok(())
+}
+
+/// One worker serves the devices of two processes, a parent and its
+/// forked child, doing I/O at once: the worker keeps an adopted address
+/// space from one turn to the next (`MmSlot`), so it must switch it
+/// between their turns. Both processes create their devices after the
+/// fork, so their guest memory lies at the same addresses with different
+/// data: a turn in the wrong address space reads the other's buffers, or
+/// faults, and the data or a status tells.
+fn workers_switch_address_spaces() -> CaseResult {
+    let _g = ParamGuard::set(&[("max_workers", "1"), ("poll_budget_us", "0")])?;
+    let (_nb0, f0) = backend("vbw9a", 16, &[])?;
+    let (_nb1, f1) = backend("vbw9b", 16, &[])?;
+    let barrier = Barrier::new()?;
+    let rounds = 200;
+    // SAFETY: the selftest is single-threaded here; the child does its
+    // I/O and leaves with _exit, running no destructor of the parent's.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err("fork failed".into());
+    }
+    if pid == 0 {
+        let r = std::panic::catch_unwind(|| {
+            own_device_io(&f1, &barrier, false, rounds, 2000, || Ok(()))
+        });
+        let code = match r {
+            Ok(Ok(())) => 0,
+            Ok(Err(e)) => {
+                eprintln!("workers_switch_address_spaces: child: {e}");
+                1
+            }
+            Err(_) => 2,
+        };
+        // SAFETY: _exit is always safe to call.
+        unsafe { libc::_exit(code) };
+    }
+    // Both devices' queues run: one worker serves them.
+    let one_worker = || {
+        let st = stats()?;
+        let workers: Vec<u64> = st.vqs.iter().map(|v| v.num("worker")).collect();
+        ensure(workers.len() == 2 && workers[0] == workers[1], || {
+            format!("queues on workers {workers:?}, expected two on one")
+        })
+    };
+    let mine = own_device_io(&f0, &barrier, true, rounds, 1000, one_worker);
+    let mut status = 0;
+    // SAFETY: `status` is valid for writes.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    mine.map_err(|e| format!("parent: {e}"))?;
+    ensure(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        || format!("the child's I/O failed (wait status {status:#x}; see above)"),
+    )
 }
