@@ -232,7 +232,7 @@ impl Queue {
                 poll: policy.poll,
             };
             let before = rt.stats.requests;
-            let mut turn = Turn::new();
+            let mut turn = Turn::capped(rt.free_slots());
             loop {
                 // One plug per batch: its bios reach the driver together.
                 match with_plug(|| rt.handle_kick(&cx, chain, &mut turn)) {

@@ -169,6 +169,12 @@ impl VqRuntime {
         )
     }
 
+    /// Request slots free: what a turn may take at most.
+    pub(crate) fn free_slots(&self) -> u32 {
+        // At most `num` <= 32768.
+        self.nfree as u32
+    }
+
     /// Requests in flight.
     pub(crate) fn inflight(&self) -> usize {
         self.slots.len() - self.nfree
@@ -215,6 +221,11 @@ impl VqRuntime {
         let end = loop {
             if turn.must_yield(&cx.quota, || cx.waker.others_waiting()) {
                 self.stats.quota_hits += 1;
+                break Batch::Yield;
+            }
+            if turn.at_cap() {
+                // As many as the slots free when the turn began: the
+                // neighbours go first, then the queue's next turn.
                 break Batch::Yield;
             }
             if turn.batch_full(start) {

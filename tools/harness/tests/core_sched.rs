@@ -179,3 +179,24 @@ fn a_batch_is_full_after_publish_batch_requests_from_its_start() {
     // A start past the count is not full (and does not underflow).
     assert!(!t.batch_full(u32::MAX));
 }
+
+#[test]
+fn a_capped_turn_stops_at_its_cap_whatever_the_quota() {
+    let mut t = Turn::capped(3);
+    for _ in 0..2 {
+        t.charge(512);
+    }
+    assert!(!t.at_cap());
+    t.charge(512);
+    assert!(t.at_cap());
+    // Unrelated to the quota, which is far from used up.
+    let q = Quota {
+        requests: 1000,
+        bytes: 1 << 30,
+    };
+    assert!(!t.must_yield(&q, || false));
+    // An uncapped turn never reaches its cap in practice.
+    let mut u = Turn::new();
+    u.charge(0);
+    assert!(!u.at_cap());
+}

@@ -76,19 +76,37 @@ impl Quota {
 pub const PUBLISH_BATCH: u32 = 8;
 
 /// What a queue has taken so far in its turn.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Turn {
     requests: u32,
     bytes: u64,
+    /// Requests the turn may take at most, whatever the quota.
+    cap: u32,
 }
 
 impl Turn {
     /// A fresh turn.
     pub const fn new() -> Self {
+        Self::capped(u32::MAX)
+    }
+
+    /// A fresh turn that takes at most `cap` requests: the queue's free
+    /// request slots when the turn starts. Completions published between
+    /// the turn's batches free slots again, and a driver refilling the ring
+    /// as fast as the worker serves it would otherwise keep one turn going
+    /// until the quota ends it; without a quota, a neighbour would wait
+    /// for many times the queue's depth.
+    pub const fn capped(cap: u32) -> Self {
         Self {
             requests: 0,
             bytes: 0,
+            cap,
         }
+    }
+
+    /// Whether the turn has taken its cap of requests.
+    pub fn at_cap(&self) -> bool {
+        self.requests >= self.cap
     }
 
     /// Whether the queue has used up `quota`: it must yield before taking
