@@ -645,6 +645,7 @@ static unsigned int queues_per_worker = 1;
 static unsigned int max_workers;
 static unsigned int quota_reqs = 64;
 static unsigned int quota_kib = 512;
+static unsigned int publish_batch = 8;
 
 static int poll_budget_us_set(const char *val, const struct kernel_param *kp)
 {
@@ -669,6 +670,11 @@ static int quota_reqs_set(const char *val, const struct kernel_param *kp)
 static int quota_kib_set(const char *val, const struct kernel_param *kp)
 {
 	return param_set_uint_minmax(val, kp, 4, 1048576);
+}
+
+static int publish_batch_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, 32768);
 }
 
 static const struct kernel_param_ops poll_budget_us_ops = {
@@ -696,6 +702,11 @@ static const struct kernel_param_ops quota_kib_ops = {
 	.get = param_get_uint,
 };
 
+static const struct kernel_param_ops publish_batch_ops = {
+	.set = publish_batch_set,
+	.get = param_get_uint,
+};
+
 module_param_cb(poll_budget_us, &poll_budget_us_ops, &poll_budget_us, 0644);
 __MODULE_PARM_TYPE(poll_budget_us, "uint");
 MODULE_PARM_DESC(poll_budget_us,
@@ -717,6 +728,10 @@ module_param_cb(quota_kib, &quota_kib_ops, &quota_kib, 0644);
 __MODULE_PARM_TYPE(quota_kib, "uint");
 MODULE_PARM_DESC(quota_kib,
 		 "KiB of data a queue may start in one scheduling turn (default 512, 4-1048576)");
+module_param_cb(publish_batch, &publish_batch_ops, &publish_batch, 0644);
+__MODULE_PARM_TYPE(publish_batch, "uint");
+MODULE_PARM_DESC(publish_batch,
+		 "Requests a queue's turn starts between two publications of completions (each with an interrupt if the guest wants one); 0 publishes once per turn (default 8, 0-32768)");
 
 /* worker_cpus: a cpulist; empty means no pinning. */
 static DEFINE_MUTEX(vhost_blk_cpus_lock);
@@ -793,6 +808,11 @@ u32 vhost_blk_param_quota_reqs(void)
 u32 vhost_blk_param_quota_kib(void)
 {
 	return READ_ONCE(quota_kib);
+}
+
+u32 vhost_blk_param_publish_batch(void)
+{
+	return READ_ONCE(publish_batch);
 }
 
 /* The CPU for worker @index under worker_cpus, or -1 if it is empty. */

@@ -182,7 +182,7 @@ impl Queue {
 
     /// One turn of the worker on this queue: completions, published and
     /// signalled at once, then up to the quota of new requests if the
-    /// queue was kicked or is polled, in batches
+    /// queue was kicked or is polled, in batches of `publish_batch`
     /// ([`crate::vcore::sched::PUBLISH_BATCH`]), each followed by the
     /// completions its submissions already produced, published with at
     /// most one interrupt. Returns whether it found work.
@@ -230,6 +230,7 @@ impl Queue {
                 quota: policy.quota,
                 waker: &self.waker,
                 poll: policy.poll,
+                publish_batch: policy.publish_batch,
             };
             let before = rt.stats.requests;
             let mut turn = Turn::capped(rt.free_slots());

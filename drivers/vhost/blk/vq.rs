@@ -53,6 +53,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) waker: &'a Waker,
     /// Whether an empty ring is left with notifications off, to be polled.
     pub(crate) poll: bool,
+    /// Requests between two publications within a turn; 0: once per turn.
+    pub(crate) publish_batch: u32,
 }
 
 /// Counters of a queue since it started.
@@ -193,7 +195,7 @@ impl VqRuntime {
     /// Takes chains from the ring and starts them, as one batch of the
     /// queue's turn `turn`: until the ring is empty, no slot is free, the
     /// batch is full
-    /// ([`crate::vcore::sched::PUBLISH_BATCH`]) or the queue used up its
+    /// (`cx.publish_batch`, [`crate::vcore::sched::PUBLISH_BATCH`]) or the queue used up its
     /// quota for this turn. The caller publishes the batch's completions
     /// and goes on with the turn while this returns [`Batch::Full`].
     ///
@@ -228,7 +230,7 @@ impl VqRuntime {
                 // neighbours go first, then the queue's next turn.
                 break Batch::Yield;
             }
-            if turn.batch_full(start) {
+            if turn.batch_full(start, cx.publish_batch) {
                 break Batch::Full;
             }
             if self.nfree == 0 {

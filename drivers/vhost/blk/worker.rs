@@ -42,6 +42,8 @@ pub(crate) struct Policy {
     pub(crate) quota: Quota,
     /// Whether idle queues are left polled, with notifications off.
     pub(crate) poll: bool,
+    /// Requests between two publications within a turn; 0: once per turn.
+    pub(crate) publish_batch: u32,
     budget_ns: u64,
 }
 
@@ -51,6 +53,7 @@ impl Policy {
         Self {
             quota: params::quota(),
             poll: budget_ns != 0,
+            publish_batch: params::publish_batch(),
             budget_ns,
         }
     }

@@ -163,21 +163,41 @@ fn polling_stops_after_the_budget() {
 
 #[test]
 fn a_batch_is_full_after_publish_batch_requests_from_its_start() {
+    let b = PUBLISH_BATCH;
     let mut t = Turn::new();
-    for _ in 0..PUBLISH_BATCH - 1 {
+    for _ in 0..b - 1 {
         t.charge(4096);
     }
-    assert!(!t.batch_full(0));
+    assert!(!t.batch_full(0, b));
     t.charge(4096);
-    assert!(t.batch_full(0));
+    assert!(t.batch_full(0, b));
     // The next batch counts from where it started.
-    assert!(!t.batch_full(PUBLISH_BATCH));
-    for _ in 0..PUBLISH_BATCH {
+    assert!(!t.batch_full(b, b));
+    for _ in 0..b {
         t.charge(0);
     }
-    assert!(t.batch_full(PUBLISH_BATCH));
+    assert!(t.batch_full(b, b));
     // A start past the count is not full (and does not underflow).
-    assert!(!t.batch_full(u32::MAX));
+    assert!(!t.batch_full(u32::MAX, b));
+}
+
+#[test]
+fn a_batch_of_one_is_full_after_each_request() {
+    let mut t = Turn::new();
+    assert!(!t.batch_full(0, 1));
+    t.charge(512);
+    assert!(t.batch_full(0, 1));
+    assert!(!t.batch_full(1, 1));
+}
+
+#[test]
+fn a_zero_batch_is_never_full_so_the_turn_publishes_once() {
+    let mut t = Turn::new();
+    for _ in 0..100_000 {
+        t.charge(4096);
+    }
+    assert!(!t.batch_full(0, 0));
+    assert!(!t.batch_full(99_999, 0));
 }
 
 #[test]

@@ -65,14 +65,17 @@ impl Quota {
     }
 }
 
-/// Requests a turn takes between two publications of its completions: a
-/// turn submits a batch of this many, lets the block layer dispatch them,
-/// and publishes what completed (with an interrupt, if the driver wants
-/// one) before it takes the next batch. A driver waiting for an interrupt
-/// gets its first completions while the worker still serves the rest of
-/// the turn, and can post new requests before the worker runs out, rather
-/// than the two taking turns: a whole turn of requests served while the
-/// driver sleeps, then nothing to serve while the driver wakes up.
+/// The default of `publish_batch`: requests a turn takes between two
+/// publications of its completions. A turn submits a batch of this many,
+/// lets the block layer dispatch them, and publishes what completed (with
+/// an interrupt, if the driver wants one) before it takes the next batch.
+/// A driver waiting for an interrupt gets its first completions while the
+/// worker still serves the rest of the turn, and can post new requests
+/// before the worker runs out, rather than the two taking turns: a whole
+/// turn of requests served while the driver sleeps, then nothing to serve
+/// while the driver wakes up. The price is more interrupts, which cost
+/// more than they save when the driver's threads have no idle CPU to run
+/// on (`Documentation/benchmarks.rst`); 0 publishes once per turn.
 pub const PUBLISH_BATCH: u32 = 8;
 
 /// What a queue has taken so far in its turn.
@@ -124,9 +127,11 @@ impl Turn {
     }
 
     /// Whether the batch that started when the turn had taken
-    /// `batch_start` requests is full (see [`PUBLISH_BATCH`]).
-    pub fn batch_full(&self, batch_start: u32) -> bool {
-        self.requests.saturating_sub(batch_start) >= PUBLISH_BATCH
+    /// `batch_start` requests is full, with batches of `batch` requests
+    /// (see [`PUBLISH_BATCH`]); a `batch` of 0 is never full: the turn
+    /// publishes only when it ends.
+    pub fn batch_full(&self, batch_start: u32, batch: u32) -> bool {
+        batch != 0 && self.requests.saturating_sub(batch_start) >= batch
     }
 
     /// Records a request of `bytes` data bytes.

@@ -141,6 +141,7 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_param_queues_per_worker() -> u32;
         pub(super) fn vhost_blk_param_max_workers() -> u32;
         pub(super) fn vhost_blk_param_quota_reqs() -> u32;
+        pub(super) fn vhost_blk_param_publish_batch() -> u32;
         pub(super) fn vhost_blk_param_quota_kib() -> u32;
         pub(super) fn vhost_blk_param_worker_cpu(index: u32) -> c_int;
         pub(super) fn vhost_blk_param_worker_cpus_set() -> bool;

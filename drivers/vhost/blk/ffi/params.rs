@@ -48,6 +48,13 @@ pub(crate) fn quota() -> Quota {
     }
 }
 
+/// `publish_batch`: requests a turn takes between two publications of its
+/// completions; 0 publishes once per turn.
+pub(crate) fn publish_batch() -> u32 {
+    // SAFETY: reads an integer parameter; no preconditions.
+    unsafe { glue::vhost_blk_param_publish_batch() }
+}
+
 /// The CPU worker `index` is pinned to under `worker_cpus`, or `None` if
 /// the list is empty.
 pub(crate) fn worker_cpu(index: u32) -> Option<u32> {

@@ -66,6 +66,10 @@ pub fn run(r: &mut Runner) {
         "workers_switch_address_spaces",
         workers_switch_address_spaces,
     );
+    r.run(
+        "workers_publish_batch_sets_interrupts_per_turn",
+        workers_publish_batch_sets_interrupts_per_turn,
+    );
 }
 
 /// Features without EVENT_IDX: kicks are then governed by
@@ -221,6 +225,7 @@ fn workers_params_defaults_and_ranges() -> CaseResult {
         ("max_workers", "0"),
         ("quota_reqs", "64"),
         ("quota_kib", "512"),
+        ("publish_batch", "8"),
         ("worker_cpus", ""),
     ] {
         let v = ctx(param(name), name)?;
@@ -239,6 +244,8 @@ fn workers_params_defaults_and_ranges() -> CaseResult {
         ("quota_kib", "3"),
         ("quota_kib", "1048577"),
         ("quota_kib", "lots"),
+        ("publish_batch", "32769"),
+        ("publish_batch", "-1"),
         ("worker_cpus", "banana"),
         ("worker_cpus", "0-"),
         // CPUs that do not exist or are not online.
@@ -1300,4 +1307,109 @@ fn workers_switch_address_spaces() -> CaseResult {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         || format!("the child's I/O failed (wait status {status:#x}; see above)"),
     )
+}
+
+/// `publish_batch` decides how often a turn publishes its completions: a
+/// turn of 64 writes, posted before one kick to a device that completes
+/// in its submission path and a driver that always wants interrupts
+/// (no EVENT_IDX, no `VRING_AVAIL_F_NO_INTERRUPT`), publishes once with
+/// 0, every 8 requests with 8 and after each request with 1, one
+/// interrupt each time; every request completes once with its data
+/// written, whatever the setting.
+fn workers_publish_batch_sets_interrupts_per_turn() -> CaseResult {
+    // The turn is ended by the default quota of 64 requests, not by bytes.
+    let _g = ParamGuard::set(&[
+        ("poll_budget_us", "0"),
+        ("quota_reqs", "64"),
+        ("quota_kib", "1048576"),
+    ])?;
+    // Memory-backed, to read the data back, and completing inline.
+    let (_nb, f) = backend("vbw10", 16, &[("irqmode", "0")])?;
+    let n: u16 = 64;
+    for (round, (batch, irqs)) in [("0", 1u64), ("8", 8), ("1", 64)].into_iter().enumerate() {
+        let _b = ParamGuard::set(&[("publish_batch", batch)])?;
+        // 64 chains of 3 descriptors.
+        let cfg = Config {
+            size: 256,
+            features: no_event_idx(),
+            ..Config::default()
+        };
+        let mut t = ctx(TestDevice::new(&f, cfg), "device")?;
+        let (id, _) = ctx(fd_ids(&t.dev), "fdinfo")?;
+        let seed = 7000 + round as u64 * 100;
+        let mut posted = Vec::new();
+        for i in 0..n {
+            // Each round writes its own sectors: the read-back below goes
+            // through the page cache, which holds the earlier rounds'.
+            let sector = (round as u64 * u64::from(n) + u64::from(i)) * 8;
+            let h = t.header(VIRTIO_BLK_T_OUT, sector);
+            let st = t.status();
+            let data = t.buf(4096, 4096);
+            let bytes: Vec<u8> = (0..4096).map(|o| pattern(seed + u64::from(i), o)).collect();
+            t.mem.write(data, &bytes).map_err(|_| "fill")?;
+            let bufs = [Buf::r(h, 16), Buf::r(data, 4096), Buf::w(st, 1)];
+            let head = t.queues[0]
+                .ring
+                .build_chain(&t.mem, &bufs)
+                .ok_or("no free descriptors")?;
+            t.queues[0].ring.write_avail_slot(&t.mem, i, head);
+            posted.push((head, st));
+        }
+        // All 64 made visible at once, then one kick: the worker finds them
+        // in one turn, whenever its last pass ran.
+        t.mem.write_barrier();
+        t.queues[0].ring.set_avail_idx(&t.mem, n);
+        t.queues[0].kick.signal();
+        let done = t.wait(0, usize::from(n), Duration::from_secs(30))?;
+        let mut heads: Vec<u32> = done.iter().map(|d| d.id).collect();
+        heads.sort_unstable();
+        let mut want: Vec<u32> = posted.iter().map(|(h, _)| u32::from(*h)).collect();
+        want.sort_unstable();
+        ensure(heads == want, || {
+            format!("publish_batch={batch}: used ids {heads:?}, posted {want:?}")
+        })?;
+        for (head, st) in &posted {
+            let s = t.read_status(*st);
+            ensure(s == VIRTIO_BLK_S_OK, || {
+                format!("publish_batch={batch}: head {head}: status {s}")
+            })?;
+        }
+        let vq = stats()?;
+        let vq = vq.vq(id, 0).ok_or("no statistics of the queue")?;
+        ensure(
+            vq.num("requests") == u64::from(n) && vq.num("irqs") == irqs,
+            || {
+                format!(
+                    "publish_batch={batch}: {} requests and {} interrupts, expected {n} and {irqs}",
+                    vq.num("requests"),
+                    vq.num("irqs")
+                )
+            },
+        )?;
+        // The data reached the device. The read-back goes through the page
+        // cache, which may hold what an earlier round read ahead: drop it.
+        // SAFETY: an advisory call on an open descriptor.
+        let rc = unsafe {
+            libc::posix_fadvise(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                0,
+                0,
+                libc::POSIX_FADV_DONTNEED,
+            )
+        };
+        ensure(rc == 0, || format!("posix_fadvise: error {rc}"))?;
+        let mut got = vec![0u8; 4096];
+        for i in 0..n {
+            let off = (round as u64 * u64::from(n) + u64::from(i)) * 8 * 512;
+            ctx(
+                std::os::unix::fs::FileExt::read_exact_at(&f, &mut got, off),
+                "read back",
+            )?;
+            let want: Vec<u8> = (0..4096).map(|o| pattern(seed + u64::from(i), o)).collect();
+            ensure(got == want, || {
+                format!("publish_batch={batch}: request {i}: data not written")
+            })?;
+        }
+    }
+    Ok(())
 }
