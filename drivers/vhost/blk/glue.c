@@ -304,6 +304,11 @@ bool vhost_blk_cond_resched(void)
 	return cond_resched();
 }
 
+unsigned int vhost_blk_online_cpus(void)
+{
+	return num_online_cpus();
+}
+
 void vhost_blk_use_mm(struct mm_struct *mm)
 {
 	kthread_use_mm(mm);

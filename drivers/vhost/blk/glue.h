@@ -98,6 +98,7 @@ void vhost_blk_sleep_prepare(void);
 void vhost_blk_sleep(void);
 void vhost_blk_sleep_cancel(void);
 bool vhost_blk_cond_resched(void);
+unsigned int vhost_blk_online_cpus(void);
 void vhost_blk_use_mm(struct mm_struct *mm);
 void vhost_blk_unuse_mm(struct mm_struct *mm);
 

@@ -27,7 +27,7 @@ use crate::vcore::ring::Chain;
 use crate::vcore::sched::{self, Idle, Placement, Quota};
 use core::ffi::{c_int, c_void};
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 use kernel::types::ForeignOwnable;
@@ -56,6 +56,46 @@ impl Policy {
             publish_batch: params::publish_batch(),
             budget_ns,
         }
+    }
+}
+
+/// The module's workers that are awake: serving queues or polling them,
+/// not asleep (see [`sched::publish_mid_turn`]).
+static AWAKE_WORKERS: AtomicU32 = AtomicU32::new(0);
+
+/// How many of the module's workers are awake now.
+pub(crate) fn awake_workers() -> u32 {
+    AWAKE_WORKERS.load(Ordering::Relaxed)
+}
+
+/// Counts the calling worker as awake for its lifetime, except while it
+/// sleeps ([`Self::sleep`]).
+///
+/// # Invariants
+///
+/// While this exists and is not inside [`Self::sleep`], it holds one
+/// count of [`AWAKE_WORKERS`].
+struct Awake;
+
+impl Awake {
+    fn new() -> Self {
+        AWAKE_WORKERS.fetch_add(1, Ordering::Relaxed);
+        // INVARIANT: the count was just taken.
+        Self
+    }
+
+    /// Runs `sleep` without this worker's count.
+    fn sleep(&mut self, sleep: impl FnOnce()) {
+        AWAKE_WORKERS.fetch_sub(1, Ordering::Relaxed);
+        sleep();
+        // INVARIANT: the count is taken back before returning.
+        AWAKE_WORKERS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Awake {
+    fn drop(&mut self) {
+        AWAKE_WORKERS.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -157,6 +197,7 @@ impl Worker {
         // A pass starts when the previous one ended, unless the worker
         // yielded the CPU in between: one clock read per pass.
         let mut start = last_work;
+        let mut awake = Awake::new();
         while !kthread::should_stop() {
             self.wake.take();
             let policy = Policy::current();
@@ -179,7 +220,7 @@ impl Worker {
                 // An idle worker holds no process's address space.
                 mm.release();
                 add(&self.stats.sleeps, 1);
-                kthread::sleep_unless(|| self.wake.pending());
+                awake.sleep(|| kthread::sleep_unless(|| self.wake.pending()));
                 last_work = now_ns();
                 add(&self.stats.idle_ns, last_work.saturating_sub(end));
                 start = last_work;

@@ -201,6 +201,20 @@ fn a_zero_batch_is_never_full_so_the_turn_publishes_once() {
 }
 
 #[test]
+fn a_turn_publishes_mid_turn_only_while_a_cpu_has_no_worker() {
+    // One worker awake on 2 CPUs: the driver has a CPU of its own.
+    assert!(publish_mid_turn(1, 2));
+    assert!(publish_mid_turn(3, 64));
+    // As many workers awake as CPUs, or more: a woken driver would
+    // preempt one, so the turn publishes when it ends.
+    assert!(!publish_mid_turn(2, 2));
+    assert!(!publish_mid_turn(3, 2));
+    assert!(!publish_mid_turn(1, 1));
+    // No CPU count (cannot happen): never mid-turn.
+    assert!(!publish_mid_turn(0, 0));
+}
+
+#[test]
 fn a_capped_turn_stops_at_its_cap_whatever_the_quota() {
     let mut t = Turn::capped(3);
     for _ in 0..2 {

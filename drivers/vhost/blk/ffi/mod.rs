@@ -94,6 +94,7 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_sleep();
         pub(super) fn vhost_blk_sleep_cancel();
         pub(super) fn vhost_blk_cond_resched() -> bool;
+        pub(super) fn vhost_blk_online_cpus() -> core::ffi::c_uint;
         pub(super) fn vhost_blk_use_mm(mm: *mut mm_struct);
         pub(super) fn vhost_blk_unuse_mm(mm: *mut mm_struct);
         pub(super) fn vhost_blk_poll_start(

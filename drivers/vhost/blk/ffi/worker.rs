@@ -142,6 +142,12 @@ pub(crate) fn cond_resched() -> bool {
     unsafe { glue::vhost_blk_cond_resched() }
 }
 
+/// The number of online CPUs (a snapshot: CPUs may come and go).
+pub(crate) fn online_cpus() -> u32 {
+    // SAFETY: reads a counter; any context.
+    unsafe { glue::vhost_blk_online_cpus() }
+}
+
 /// The owner mm a worker kthread has adopted (`kthread_use_mm`), so that
 /// user copies and pinning reach the owner's address space. It is kept
 /// from one turn to the next while the worker serves queues of the same
