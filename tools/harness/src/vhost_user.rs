@@ -337,13 +337,15 @@ impl StorageDaemon {
     /// with `O_DIRECT` and Linux AIO, exported on `sock` with `num_queues`
     /// queues served by one iothread. The end-to-end demo
     /// (`tools/testing/e2e-l1.sh`) starts its daemon with the same ones
-    /// (`vhost-blk-bench --qsd-args`).
+    /// (`vhost-blk-bench --qsd-args`). Commas in the paths are doubled,
+    /// as QEMU's option syntax wants.
     pub fn args(dev: &Path, sock: &Path, num_queues: u32) -> Vec<String> {
+        let escape = |p: &Path| p.display().to_string().replace(',', ",,");
         vec![
             "--blockdev".into(),
             format!(
                 "driver=host_device,node-name=disk,filename={},cache.direct=on,aio=native",
-                dev.display()
+                escape(dev)
             ),
             "--object".into(),
             "iothread,id=iot0".into(),
@@ -351,7 +353,7 @@ impl StorageDaemon {
             format!(
                 "type=vhost-user-blk,id=exp0,node-name=disk,addr.type=unix,addr.path={},\
                  writable=on,num-queues={num_queues},iothread=iot0",
-                sock.display()
+                escape(sock)
             ),
         ]
     }

@@ -739,7 +739,6 @@ fn many_devices(
     Ok(())
 }
 
-/// Module memory per device and per queue, from the slab total.
 /// What the table reports besides the runs.
 struct Extra {
     memory: String,
@@ -753,7 +752,12 @@ struct Extra {
 /// passes, which change what every wake-up costs under TCG
 /// (`Documentation/benchmarks.rst`, "What TCG distorts").
 fn vm_idle() -> String {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    idle_mode(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default())
+}
+
+/// The `idle=` and `nohz=` parameters of the kernel command line
+/// `cmdline`, or the default's description if it has neither.
+fn idle_mode(cmdline: &str) -> String {
     let params: Vec<&str> = cmdline
         .split_whitespace()
         .filter(|p| p.starts_with("idle=") || p.starts_with("nohz="))
@@ -1318,10 +1322,15 @@ fn print_qsd_args(rest: &[String]) -> Result<(), String> {
     let queues: u32 = queues
         .parse()
         .map_err(|e| format!("--qsd-args: queues {queues}: {e}"))?;
-    for arg in StorageDaemon::args(Path::new(dev), Path::new(sock), queues) {
-        if arg.contains('\n') {
-            return Err(format!("--qsd-args: a newline in {arg:?}"));
-        }
+    if queues == 0 {
+        return Err("--qsd-args: queues must be 1 or more".into());
+    }
+    let args = StorageDaemon::args(Path::new(dev), Path::new(sock), queues);
+    // All checked before any is printed: a script reads them all or none.
+    if let Some(bad) = args.iter().find(|a| a.contains('\n')) {
+        return Err(format!("--qsd-args: a newline in {bad:?}"));
+    }
+    for arg in args {
         println!("{arg}");
     }
     Ok(())
@@ -1349,5 +1358,24 @@ fn main() {
             eprintln!("vhost-blk-bench: {e}");
             std::process::exit(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idle_mode;
+
+    #[test]
+    fn idle_mode_names_the_idle_and_nohz_parameters_only() {
+        assert_eq!(
+            idle_mode("console=ttyS0 idle=poll root=/dev/vda nohz=off quiet"),
+            "idle=poll nohz=off"
+        );
+        // Look-alikes are other parameters.
+        assert_eq!(
+            idle_mode("nohz_full=1 idlefoo=1 xidle=poll\n"),
+            "default (idle CPUs halt)"
+        );
+        assert_eq!(idle_mode(""), "default (idle CPUs halt)");
     }
 }
