@@ -741,6 +741,8 @@ MODULE_PARM_DESC(publish_batch,
 /* worker_cpus: a cpulist; empty means no pinning. */
 static DEFINE_MUTEX(vhost_blk_cpus_lock);
 static struct cpumask vhost_blk_worker_cpus;
+/* Its weight, for readers that take no lock. */
+static unsigned int vhost_blk_worker_cpus_weight;
 
 static int worker_cpus_set(const char *val, const struct kernel_param *kp)
 {
@@ -762,6 +764,7 @@ static int worker_cpus_set(const char *val, const struct kernel_param *kp)
 	}
 	mutex_lock(&vhost_blk_cpus_lock);
 	cpumask_copy(&vhost_blk_worker_cpus, mask);
+	WRITE_ONCE(vhost_blk_worker_cpus_weight, cpumask_weight(mask));
 	mutex_unlock(&vhost_blk_cpus_lock);
 out:
 	free_cpumask_var(mask);
@@ -818,6 +821,12 @@ u32 vhost_blk_param_quota_kib(void)
 u32 vhost_blk_param_publish_batch(void)
 {
 	return READ_ONCE(publish_batch);
+}
+
+/* How many CPUs worker_cpus lists; 0 if it is empty. Takes no lock. */
+u32 vhost_blk_param_worker_cpus_weight(void)
+{
+	return READ_ONCE(vhost_blk_worker_cpus_weight);
 }
 
 /* The CPU for worker @index under worker_cpus, or -1 if it is empty. */

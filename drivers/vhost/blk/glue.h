@@ -137,6 +137,7 @@ u32 vhost_blk_param_max_workers(void);
 u32 vhost_blk_param_quota_reqs(void);
 u32 vhost_blk_param_publish_batch(void);
 u32 vhost_blk_param_quota_kib(void);
+u32 vhost_blk_param_worker_cpus_weight(void);
 int vhost_blk_param_worker_cpu(u32 index);
 bool vhost_blk_param_worker_cpus_set(void);
 

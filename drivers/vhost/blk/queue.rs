@@ -14,6 +14,7 @@ use crate::ffi::bio::{with_plug, BioList};
 use crate::ffi::cgroup::Blkcg;
 use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;
+use crate::ffi::params;
 use crate::ffi::seq::SeqFile;
 use crate::ffi::uaccess::OwnerMemory;
 use crate::ffi::worker::{online_cpus, MmSlot, Waker};
@@ -238,7 +239,9 @@ impl Queue {
                 // One plug per batch: its bios reach the driver together.
                 match with_plug(|| rt.handle_kick(&cx, chain, &mut turn)) {
                     Ok(Batch::Full) => {
-                        if !sched::publish_mid_turn(worker::awake_workers(), online_cpus()) {
+                        let (awake, pinned) =
+                            (worker::awake_workers(), params::worker_cpus_count());
+                        if !sched::publish_mid_turn(awake, pinned, online_cpus()) {
                             // Every CPU has a worker to run: the turn
                             // goes on and publishes when it ends.
                             continue;

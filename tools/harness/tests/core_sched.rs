@@ -203,15 +203,22 @@ fn a_zero_batch_is_never_full_so_the_turn_publishes_once() {
 #[test]
 fn a_turn_publishes_mid_turn_only_while_a_cpu_has_no_worker() {
     // One worker awake on 2 CPUs: the driver has a CPU of its own.
-    assert!(publish_mid_turn(1, 2));
-    assert!(publish_mid_turn(3, 64));
+    assert!(publish_mid_turn(1, 0, 2));
+    assert!(publish_mid_turn(3, 0, 64));
     // As many workers awake as CPUs, or more: a woken driver would
     // preempt one, so the turn publishes when it ends.
-    assert!(!publish_mid_turn(2, 2));
-    assert!(!publish_mid_turn(3, 2));
-    assert!(!publish_mid_turn(1, 1));
+    assert!(!publish_mid_turn(2, 0, 2));
+    assert!(!publish_mid_turn(3, 0, 2));
+    assert!(!publish_mid_turn(1, 0, 1));
+    // Workers pinned to fewer CPUs than there are leave the others to the
+    // drivers, however many are awake.
+    assert!(publish_mid_turn(2, 1, 2));
+    assert!(publish_mid_turn(40, 8, 64));
+    // Pinned to every CPU: as if not pinned.
+    assert!(!publish_mid_turn(2, 2, 2));
+    assert!(publish_mid_turn(1, 2, 2));
     // No CPU count (cannot happen): never mid-turn.
-    assert!(!publish_mid_turn(0, 0));
+    assert!(!publish_mid_turn(0, 0, 0));
 }
 
 #[test]

@@ -83,16 +83,23 @@ pub const PUBLISH_BATCH: u32 = 8;
 /// Whether a turn whose batch is full publishes its completions now or
 /// goes on and publishes when it ends, given the module's workers that
 /// are awake (serving or polling; `awake_workers`, the asking one
-/// included) and the online CPUs (`cpus`).
+/// included), the CPUs the workers are pinned to (`worker_cpus`, 0 if
+/// they are not pinned) and the online CPUs (`cpus`).
 ///
 /// Publishing mid-turn wakes the driver while the worker goes on: it
 /// pays only if the driver can run on a CPU that no worker needs. Once
-/// the awake workers are as many as the CPUs, a woken driver thread
-/// preempts a worker, and each extra interrupt costs the worker a
-/// context switch and its place; with two queues on this project's
-/// 2-CPU development machine that took a fifth of the throughput.
-pub fn publish_mid_turn(awake_workers: u32, cpus: u32) -> bool {
-    awake_workers < cpus
+/// the awake workers occupy every CPU, a woken driver thread preempts a
+/// worker, and each extra interrupt costs the worker a context switch
+/// and its place; with two queues on this project's 2-CPU development
+/// machine that took a fifth of the throughput. Pinned workers occupy
+/// at most their CPUs, however many are awake.
+pub fn publish_mid_turn(awake_workers: u32, worker_cpus: u32, cpus: u32) -> bool {
+    let occupied = if worker_cpus == 0 {
+        awake_workers
+    } else {
+        awake_workers.min(worker_cpus)
+    };
+    occupied < cpus
 }
 
 /// What a queue has taken so far in its turn.

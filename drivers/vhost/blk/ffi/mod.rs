@@ -144,6 +144,7 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_param_quota_reqs() -> u32;
         pub(super) fn vhost_blk_param_publish_batch() -> u32;
         pub(super) fn vhost_blk_param_quota_kib() -> u32;
+        pub(super) fn vhost_blk_param_worker_cpus_weight() -> u32;
         pub(super) fn vhost_blk_param_worker_cpu(index: u32) -> c_int;
         pub(super) fn vhost_blk_param_worker_cpus_set() -> bool;
         pub(super) fn vhost_blk_debugfs_init(data: *mut c_void);

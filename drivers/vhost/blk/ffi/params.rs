@@ -63,6 +63,12 @@ pub(crate) fn worker_cpu(index: u32) -> Option<u32> {
     u32::try_from(cpu).ok()
 }
 
+/// How many CPUs `worker_cpus` pins workers to; 0 if it pins none.
+pub(crate) fn worker_cpus_count() -> u32 {
+    // SAFETY: reads an integer; takes no lock.
+    unsafe { glue::vhost_blk_param_worker_cpus_weight() }
+}
+
 /// Whether `worker_cpus` pins workers.
 pub(crate) fn worker_cpus_set() -> bool {
     // SAFETY: takes the parameter's mutex; process context.

@@ -74,6 +74,10 @@ pub fn run(r: &mut Runner) {
         "workers_publish_once_per_turn_when_workers_fill_the_cpus",
         workers_publish_once_per_turn_when_workers_fill_the_cpus,
     );
+    r.run(
+        "workers_publish_mid_turn_with_pinned_workers",
+        workers_publish_mid_turn_with_pinned_workers,
+    );
 }
 
 /// Features without EVENT_IDX: kicks are then governed by
@@ -1477,6 +1481,23 @@ fn workers_publish_batch_sets_interrupts_per_turn() -> CaseResult {
 /// [`WriteTurn`] at `publish_batch=8`, which publishes 8 times with the
 /// CPUs free, then publishes once.
 fn workers_publish_once_per_turn_when_workers_fill_the_cpus() -> CaseResult {
+    turn_beside_awake_workers("vbw11", false, 1)
+}
+
+/// Workers pinned to fewer CPUs than are online (`worker_cpus`, here the
+/// last CPU) leave the other CPUs to the drivers however many workers are
+/// awake, so the same turn as in
+/// [`workers_publish_once_per_turn_when_workers_fill_the_cpus`] keeps
+/// publishing every 8 requests.
+fn workers_publish_mid_turn_with_pinned_workers() -> CaseResult {
+    turn_beside_awake_workers("vbw12", true, 8)
+}
+
+/// Runs a [`WriteTurn`] at `publish_batch=8` on a new null_blk `name`
+/// while other devices keep a worker awake on each remaining online CPU
+/// (all workers pinned to the last CPU if `pinned`), and requires `irqs`
+/// interrupts.
+fn turn_beside_awake_workers(name: &str, pinned: bool, irqs: u64) -> CaseResult {
     let cpus = usize::try_from(
         // SAFETY: sysconf has no preconditions.
         unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) },
@@ -1485,18 +1506,24 @@ fn workers_publish_once_per_turn_when_workers_fill_the_cpus() -> CaseResult {
     ensure(cpus >= 2, || {
         format!("{cpus} online CPUs: the test needs 2 or more")
     })?;
+    let pin = if pinned {
+        (cpus - 1).to_string()
+    } else {
+        String::new()
+    };
     // One worker per queue, polling for the longest budget (1 s) after
     // its last request.
     let _g = ParamGuard::set(&[
         ("poll_budget_us", "1000000"),
         ("queues_per_worker", "1"),
         ("max_workers", "0"),
+        ("worker_cpus", &pin),
         ("quota_reqs", "64"),
         ("quota_kib", "1048576"),
         ("publish_batch", "8"),
     ])?;
-    let (_nb, f) = backend("vbw11", 16, &[("irqmode", "0")])?;
-    let (_hnb, hf) = backend("vbw11h", 16, &[("irqmode", "0")])?;
+    let (_nb, f) = backend(name, 16, &[("irqmode", "0")])?;
+    let (_hnb, hf) = backend(&format!("{name}h"), 16, &[("irqmode", "0")])?;
     let mut helpers = Vec::new();
     let mut helper_workers = Vec::new();
     for _ in 1..cpus {
@@ -1517,7 +1544,10 @@ fn workers_publish_once_per_turn_when_workers_fill_the_cpus() -> CaseResult {
     // A helper's worker that sleeps before the turn ends makes the
     // attempt void (a slow moment of the VM): try again.
     for round in 0..5u64 {
-        let what = format!("publish_batch=8, {} other workers polling", cpus - 1);
+        let what = format!(
+            "publish_batch=8, {} other workers polling, worker_cpus={pin:?}",
+            cpus - 1
+        );
         let mut turn = WriteTurn::post(&f, round)?;
         let (_, mine) = ctx(fd_ids(&turn.t.dev), "fdinfo")?;
         let mut workers = helper_workers.clone();
@@ -1542,8 +1572,8 @@ fn workers_publish_once_per_turn_when_workers_fill_the_cpus() -> CaseResult {
             );
             continue;
         }
-        return ensure(got == 1, || {
-            format!("{what}: {got} interrupts, expected 1 (one publication per turn)")
+        return ensure(got == irqs, || {
+            format!("{what}: {got} interrupts, expected {irqs}")
         });
     }
     Err("the helper workers slept during each of 5 attempts: the VM is too slow for a 1 s poll budget".into())
