@@ -14,17 +14,16 @@ use crate::ffi::bio::{with_plug, BioList};
 use crate::ffi::cgroup::Blkcg;
 use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;
-use crate::ffi::params;
 use crate::ffi::seq::SeqFile;
 use crate::ffi::uaccess::OwnerMemory;
-use crate::ffi::worker::{online_cpus, MmSlot, Waker};
+use crate::ffi::worker::{MmSlot, Waker};
 use crate::vcore::blk::BlkLimits;
 use crate::vcore::memory::{MemRegion, MemTable};
 use crate::vcore::ring::Chain;
-use crate::vcore::sched::{self, Turn};
+use crate::vcore::sched::Turn;
 use crate::vcore::uapi;
 use crate::vq::{self, Batch, Ctx, Flush, VqRuntime};
-use crate::worker::{self, Policy, Worker};
+use crate::worker::{Policy, Worker};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
@@ -239,9 +238,7 @@ impl Queue {
                 // One plug per batch: its bios reach the driver together.
                 match with_plug(|| rt.handle_kick(&cx, chain, &mut turn)) {
                     Ok(Batch::Full) => {
-                        let (awake, pinned) =
-                            (worker::awake_workers(), params::worker_cpus_count());
-                        if !sched::publish_mid_turn(awake, pinned, online_cpus()) {
+                        if !policy.publish_mid_turn() {
                             // Every CPU has a worker to run: the turn
                             // goes on and publishes when it ends.
                             continue;

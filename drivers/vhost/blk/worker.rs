@@ -21,7 +21,7 @@
 use crate::ffi::bdev::BdevFile;
 use crate::ffi::params;
 use crate::ffi::seq::SeqFile;
-use crate::ffi::worker::{self as kthread, now_ns, Kthread, MmSlot, WakeTarget};
+use crate::ffi::worker::{self as kthread, now_ns, online_cpus, Kthread, MmSlot, WakeTarget};
 use crate::queue::Queue;
 use crate::vcore::ring::Chain;
 use crate::vcore::sched::{self, Idle, Placement, Quota};
@@ -44,6 +44,10 @@ pub(crate) struct Policy {
     pub(crate) poll: bool,
     /// Requests between two publications within a turn; 0: once per turn.
     pub(crate) publish_batch: u32,
+    /// CPUs the workers are pinned to (`worker_cpus`); 0: not pinned.
+    worker_cpus: u32,
+    /// CPUs online at the start of the pass.
+    cpus: u32,
     budget_ns: u64,
 }
 
@@ -54,8 +58,16 @@ impl Policy {
             quota: params::quota(),
             poll: budget_ns != 0,
             publish_batch: params::publish_batch(),
+            worker_cpus: params::worker_cpus_count(),
+            cpus: online_cpus(),
             budget_ns,
         }
+    }
+
+    /// Whether a turn with a full batch publishes it now: only while a
+    /// CPU has no awake worker (see [`sched::publish_mid_turn`]).
+    pub(crate) fn publish_mid_turn(&self) -> bool {
+        sched::publish_mid_turn(awake_workers(), self.worker_cpus, self.cpus)
     }
 }
 
