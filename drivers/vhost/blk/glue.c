@@ -171,21 +171,19 @@ struct task_struct *vhost_blk_kthread_run(int (*fn)(void *), void *data,
 					  int id, int cpu, int *err)
 {
 	struct task_struct *task = kthread_create(fn, data, "vhost-blk-%d", id);
-	int ret;
 
 	if (IS_ERR(task)) {
 		*err = PTR_ERR(task);
 		return NULL;
 	}
-	if (cpu >= 0) {
-		ret = set_cpus_allowed_ptr(task, cpumask_of(cpu));
-		if (ret) {
-			/* Never woken, so @fn never runs. */
-			kthread_stop(task);
-			*err = ret;
-			return NULL;
-		}
-	}
+	/*
+	 * @cpu was online when vhost_blk_param_worker_cpu() chose it; if it
+	 * has gone offline since, the worker runs unpinned, as it would had
+	 * the CPU gone offline under it.
+	 */
+	if (cpu >= 0 && set_cpus_allowed_ptr(task, cpumask_of(cpu)))
+		pr_notice_ratelimited("vhost_blk: worker_cpus: CPU %d went offline; vhost-blk-%d runs unpinned\n",
+				      cpu, id);
 	wake_up_process(task);
 	return task;
 }
@@ -757,6 +755,8 @@ static int worker_cpus_set(const char *val, const struct kernel_param *kp)
 		goto out;
 	}
 	if (!cpumask_subset(mask, cpu_online_mask)) {
+		/* Name only the offending CPUs; @mask is not kept. */
+		cpumask_andnot(mask, mask, cpu_online_mask);
 		pr_err("vhost_blk: worker_cpus: CPUs %*pbl are not online\n",
 		       cpumask_pr_args(mask));
 		ret = -EINVAL;
@@ -829,16 +829,25 @@ u32 vhost_blk_param_worker_cpus_weight(void)
 	return READ_ONCE(vhost_blk_worker_cpus_weight);
 }
 
-/* The CPU for worker @index under worker_cpus, or -1 if it is empty. */
+/*
+ * The CPU for worker @index under worker_cpus: the (@index mod n)-th of the
+ * n CPUs of the list that are online. -1 if the list is empty, or if none
+ * of its CPUs is online (taken offline after the list was set): the
+ * worker then runs unpinned rather than not at all.
+ */
 int vhost_blk_param_worker_cpu(u32 index)
 {
 	unsigned int n;
 	int cpu = -1;
 
 	mutex_lock(&vhost_blk_cpus_lock);
-	n = cpumask_weight(&vhost_blk_worker_cpus);
+	n = cpumask_weight_and(&vhost_blk_worker_cpus, cpu_online_mask);
 	if (n)
-		cpu = cpumask_nth(index % n, &vhost_blk_worker_cpus);
+		cpu = cpumask_nth_and(index % n, &vhost_blk_worker_cpus,
+				      cpu_online_mask);
+	else if (!cpumask_empty(&vhost_blk_worker_cpus))
+		pr_notice_ratelimited("vhost_blk: worker_cpus: none of CPUs %*pbl is online; new workers run unpinned\n",
+				      cpumask_pr_args(&vhost_blk_worker_cpus));
 	mutex_unlock(&vhost_blk_cpus_lock);
 	return cpu;
 }

@@ -55,8 +55,9 @@ pub(crate) fn publish_batch() -> u32 {
     unsafe { glue::vhost_blk_param_publish_batch() }
 }
 
-/// The CPU worker `index` is pinned to under `worker_cpus`, or `None` if
-/// the list is empty.
+/// The CPU worker `index` is pinned to under `worker_cpus`: one of its
+/// CPUs that are online, round robin. `None` if the list is empty or none
+/// of its CPUs is online (the worker then runs unpinned).
 pub(crate) fn worker_cpu(index: u32) -> Option<u32> {
     // SAFETY: takes the parameter's mutex; process context.
     let cpu = unsafe { glue::vhost_blk_param_worker_cpu(index) };

@@ -40,7 +40,8 @@ unsafe impl Send for Kthread {}
 unsafe impl Sync for Kthread {}
 
 impl Kthread {
-    /// Starts `vhost-blk-<id>` running `f(data)`, on `cpu` only if given.
+    /// Starts `vhost-blk-<id>` running `f(data)`, on `cpu` only if given
+    /// (unpinned if `cpu` went offline since it was chosen).
     ///
     /// # Safety
     ///

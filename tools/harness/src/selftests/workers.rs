@@ -63,6 +63,10 @@ pub fn run(r: &mut Runner) {
     );
     r.run("workers_stat_cli", workers_stat_cli);
     r.run(
+        "workers_pinned_cpu_goes_offline",
+        workers_pinned_cpu_goes_offline,
+    );
+    r.run(
         "workers_switch_address_spaces",
         workers_switch_address_spaces,
     );
@@ -476,6 +480,156 @@ fn workers_pinned_by_worker_cpus() -> CaseResult {
     })?;
     drop(d);
     println!("  pinned 2 workers to CPU {last}; unpinned worker on {online}");
+    Ok(())
+}
+
+/// Takes a CPU offline for its lifetime, through its sysfs `online` file.
+struct CpuOffline {
+    path: String,
+}
+
+impl CpuOffline {
+    fn take(cpu: usize) -> Result<Self, String> {
+        let path = format!("/sys/devices/system/cpu/cpu{cpu}/online");
+        ctx(fs::write(&path, "0"), &format!("{path}: 0"))?;
+        Ok(Self { path })
+    }
+
+    /// Brings the CPU back online; the write returns once it is.
+    fn restore(self) -> CaseResult {
+        let r = ctx(fs::write(&self.path, "1"), &format!("{}: 1", self.path));
+        core::mem::forget(self);
+        r
+    }
+}
+
+impl Drop for CpuOffline {
+    fn drop(&mut self) {
+        let _ = fs::write(&self.path, "1");
+    }
+}
+
+/// The kernel log from the moment of [`KernelLog::tail`] on.
+struct KernelLog {
+    kmsg: File,
+}
+
+impl KernelLog {
+    fn tail() -> Result<Self, String> {
+        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut kmsg = ctx(
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open("/dev/kmsg"),
+            "/dev/kmsg",
+        )?;
+        ctx(kmsg.seek(SeekFrom::End(0)), "seek /dev/kmsg")?;
+        Ok(Self { kmsg })
+    }
+
+    /// The messages logged since [`Self::tail`] or the last call.
+    fn read(&mut self) -> Result<Vec<String>, String> {
+        use std::io::{ErrorKind, Read};
+        let mut lines = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match self.kmsg.read(&mut buf) {
+                // One record per read: "prio,seq,time,flags;text\n".
+                Ok(n) => {
+                    let rec = String::from_utf8_lossy(&buf[..n]);
+                    let text = rec.split_once(';').map_or(&*rec, |(_, t)| t);
+                    lines.push(text.lines().next().unwrap_or("").to_string());
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(lines),
+                // Records overwritten before they were read.
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) => return Err(format!("read /dev/kmsg: {e}")),
+            }
+        }
+    }
+}
+
+/// A device on `backend` whose first 4 KiB write and read-back (of
+/// `seed`) worked, with the two buffers it used; `what` names it in
+/// errors.
+fn served_device(
+    backend: &File,
+    what: &str,
+    seed: u64,
+) -> Result<(TestDevice, (u64, u64)), String> {
+    let mut t = ctx(TestDevice::new(backend, Config::default()), what)?;
+    let bufs = (t.buf(4096, 4096), t.buf(4096, 4096));
+    write_read_back(&mut t, bufs, seed).map_err(|e| format!("{what}: {e}"))?;
+    Ok((t, bufs))
+}
+
+/// The newest worker's `cpus` in the statistics, and how many there are.
+fn newest_worker_cpus() -> Result<(String, usize), String> {
+    let s = stats()?;
+    let w = s
+        .workers
+        .iter()
+        .max_by_key(|w| w.num("id"))
+        .ok_or("no worker")?;
+    Ok((w.text("cpus").to_string(), s.workers.len()))
+}
+
+/// CPU hotplug under `worker_cpus`. A worker whose CPU goes offline goes
+/// on serving its queue (the scheduler moves it). While none of the
+/// listed CPUs is online, a new queue still gets a worker, unpinned, with
+/// a notice in the kernel log; it used to fail with EINVAL, so that every
+/// new VM's disk failed to start. Once the CPU is back, new workers are
+/// pinned to it again.
+fn workers_pinned_cpu_goes_offline() -> CaseResult {
+    let online = online_cpus()?;
+    let cpus = cpulist(&online);
+    ensure(cpus.len() >= 2, || {
+        format!("needs 2 online CPUs to take one offline, has {online}")
+    })?;
+    let last = *cpus.last().ok_or("no online CPU")?;
+    let _g = ParamGuard::set(&[
+        ("worker_cpus", &last.to_string()),
+        ("queues_per_worker", "1"),
+        ("max_workers", "16"),
+    ])?;
+    let (_nb, backend) = backend("vbhp", 16, &[])?;
+    let (mut a, a_bufs) = served_device(&backend, "device A", 1)?;
+    let (got, n) = newest_worker_cpus()?;
+    ensure(got == last.to_string() && n == 1, || {
+        format!("{n} workers, the newest on {got}; expected 1 on CPU {last}")
+    })?;
+
+    let mut log = KernelLog::tail()?;
+    let offline = CpuOffline::take(last)?;
+    write_read_back(&mut a, a_bufs, 2).map_err(|e| format!("A with CPU {last} offline: {e}"))?;
+    let _b = served_device(&backend, &format!("device B with CPU {last} offline"), 3)?;
+    // Unpinned: allowed on every online CPU (the mask a new kthread gets
+    // may also name the offline one).
+    let rest = online_cpus()?;
+    let (got, n) = newest_worker_cpus()?;
+    let allowed = cpulist(&got);
+    ensure(
+        n == 2 && cpulist(&rest).iter().all(|c| allowed.contains(c)),
+        || format!("{n} workers, the newest on {got}; expected 2, the newest on all of {rest}"),
+    )?;
+    let notice = format!("vhost_blk: worker_cpus: none of CPUs {last} is online");
+    let lines = log.read()?;
+    ensure(lines.iter().any(|l| l.starts_with(&notice)), || {
+        format!("no \"{notice}\" in the kernel log; it logged {lines:?}")
+    })?;
+
+    offline.restore()?;
+    write_read_back(&mut a, a_bufs, 4).map_err(|e| format!("A after: {e}"))?;
+    let _c = served_device(&backend, "device C", 5)?;
+    let (got, n) = newest_worker_cpus()?;
+    ensure(got == last.to_string() && n == 3, || {
+        format!("{n} workers, the newest on {got}; expected 3, the newest on CPU {last}")
+    })?;
+    println!(
+        "  CPU {last} offline: A still served, B's worker unpinned on {rest}; back online: C's worker on CPU {last}"
+    );
     Ok(())
 }
 
@@ -1239,29 +1393,30 @@ fn own_device_io(
     let (wbuf, rbuf) = (t.buf(4096, 4096), t.buf(4096, 4096));
     barrier.meet(parent)?;
     check()?;
-    let sector = 8;
     for round in 0..rounds {
-        let seed = seed + round;
-        let data: Vec<u8> = (0..4096).map(|i| pattern(seed, i)).collect();
-        t.mem.write(wbuf, &data).map_err(|_| "fill")?;
-        let w = [Buf::r(wbuf, 4096)];
-        let (st, _) = t.request(0, VIRTIO_BLK_T_OUT, sector, &w, false)?;
-        ensure(st == VIRTIO_BLK_S_OK, || {
-            format!("round {round}: write status {st}")
-        })?;
-        t.mem.write(rbuf, &[0u8; 4096]).map_err(|_| "clear")?;
-        let r = [Buf::w(rbuf, 4096)];
-        let (st, _) = t.request(0, VIRTIO_BLK_T_IN, sector, &r, false)?;
-        ensure(st == VIRTIO_BLK_S_OK, || {
-            format!("round {round}: read status {st}")
-        })?;
-        let mut got = vec![0u8; 4096];
-        t.mem.read(rbuf, &mut got).map_err(|_| "read")?;
-        ensure(got == data, || {
-            format!("round {round}: read back other data than written")
-        })?;
+        write_read_back(&mut t, (wbuf, rbuf), seed + round)
+            .map_err(|e| format!("round {round}: {e}"))?;
     }
     Ok(())
+}
+
+/// Writes a 4 KiB block of `seed`'s pattern at sector 8 of `t` from the
+/// first of `bufs`, reads it back into the second, and compares.
+fn write_read_back(t: &mut TestDevice, bufs: (u64, u64), seed: u64) -> CaseResult {
+    let (wbuf, rbuf) = bufs;
+    let sector = 8;
+    let data: Vec<u8> = (0..4096).map(|i| pattern(seed, i)).collect();
+    t.mem.write(wbuf, &data).map_err(|_| "fill")?;
+    let w = [Buf::r(wbuf, 4096)];
+    let (st, _) = t.request(0, VIRTIO_BLK_T_OUT, sector, &w, false)?;
+    ensure(st == VIRTIO_BLK_S_OK, || format!("write status {st}"))?;
+    t.mem.write(rbuf, &[0u8; 4096]).map_err(|_| "clear")?;
+    let r = [Buf::w(rbuf, 4096)];
+    let (st, _) = t.request(0, VIRTIO_BLK_T_IN, sector, &r, false)?;
+    ensure(st == VIRTIO_BLK_S_OK, || format!("read status {st}"))?;
+    let mut got = vec![0u8; 4096];
+    t.mem.read(rbuf, &mut got).map_err(|_| "read")?;
+    ensure(got == data, || "read back other data than written".into())
 }
 
 /// One worker serves the devices of two processes, a parent and its
