@@ -44,6 +44,12 @@ impl NullBlk {
         &self.dev
     }
 
+    /// Powers the device off: null_blk deletes its disk, as a drive that
+    /// was hot-unplugged is deleted, even while it is open.
+    pub fn power_off(&self) -> io::Result<()> {
+        self.set("power", "0")
+    }
+
     /// Adds (`"+first-last"`) or removes (`"-first-last"`) bad sectors.
     pub fn badblocks(&self, spec: &str) -> io::Result<()> {
         self.set("badblocks", spec)

@@ -46,6 +46,7 @@ pub fn run(r: &mut Runner) {
     );
     r.run("io_loop_backend", io_loop_backend);
     r.run("io_backend_errors_are_ioerr", io_backend_errors_are_ioerr);
+    r.run("io_backend_removed_under_io", io_backend_removed_under_io);
     r.run("io_split_memory_table", io_split_memory_table);
 }
 
@@ -69,6 +70,30 @@ pub(crate) fn backend(
         "open null_blk",
     )?;
     Ok((nb, f))
+}
+
+/// Submits `n` reads of 4 KiB to queue 0 of `t`, the i-th at sector
+/// 8 * i, and waits until the device has taken them all off the ring.
+/// Returns their status bytes' addresses.
+fn reads_taken(t: &mut TestDevice, n: u64) -> Result<Vec<u64>, String> {
+    let mut statuses = Vec::new();
+    for i in 0..n {
+        let a = t.buf(4096, 4096);
+        let h = t.header(VIRTIO_BLK_T_IN, i * 8);
+        let s = t.status();
+        t.submit(0, &[Buf::r(h, 16), Buf::w(a, 4096), Buf::w(s, 1)], false);
+        statuses.push(s);
+    }
+    t.wait_consumed(0, n as u16, Duration::from_secs(30))?;
+    Ok(statuses)
+}
+
+/// A memory-backed null_blk whose every request completes `ms`
+/// milliseconds after submission, from a timer, so that requests are
+/// surely in flight when a test acts.
+pub(crate) fn slow_backend(name: &str, ms: u64) -> Result<(NullBlk, File), String> {
+    let nsec = (ms * 1_000_000).to_string();
+    backend(name, 16, &[("irqmode", "2"), ("completion_nsec", &nsec)])
 }
 
 fn expect_status(got: Result<(u8, u32), String>, want: u8, what: &str) -> Result<u32, String> {
@@ -407,11 +432,7 @@ fn io_ring_wrap_around() -> CaseResult {
 fn io_get_vring_base_drains_and_restarts() -> CaseResult {
     // A slow backend: each request takes 1 s, so requests are surely in
     // flight when the queue is stopped.
-    let (_nb, f) = backend(
-        "vbio6",
-        16,
-        &[("irqmode", "2"), ("completion_nsec", "1000000000")],
-    )?;
+    let (_nb, f) = slow_backend("vbio6", 1000)?;
     // 32 chains of 3 descriptors.
     let cfg = Config {
         size: 128,
@@ -419,17 +440,9 @@ fn io_get_vring_base_drains_and_restarts() -> CaseResult {
     };
     let mut t = ctx(TestDevice::new(&f, cfg), "device")?;
     let n = 32;
-    let mut statuses = Vec::new();
-    for i in 0..n {
-        let a = t.buf(4096, 4096);
-        let h = t.header(VIRTIO_BLK_T_IN, i * 8);
-        let s = t.status();
-        t.submit(0, &[Buf::r(h, 16), Buf::w(a, 4096), Buf::w(s, 1)], false);
-        statuses.push(s);
-    }
     // Let the worker take them all, then stop the queue while they are
     // slow (each takes 1 s, so none can be done yet).
-    t.wait_consumed(0, n as u16, Duration::from_secs(30))?;
+    let statuses = reads_taken(&mut t, n)?;
     ensure(t.queues[0].ring.pop_used(&t.mem).is_none(), || {
         "completed too early to test draining".into()
     })?;
@@ -713,11 +726,7 @@ fn io_broken_rings_signal_err() -> CaseResult {
 /// A guest that re-posts a head still in flight gets two independent
 /// requests: the first one's state is not overwritten.
 fn io_reposted_head_is_independent() -> CaseResult {
-    let (_nb, f) = backend(
-        "vbio9",
-        16,
-        &[("irqmode", "2"), ("completion_nsec", "50000000")],
-    )?;
+    let (_nb, f) = slow_backend("vbio9", 50)?;
     let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
     let a = t.buf(4096, 4096);
     let h = t.header(VIRTIO_BLK_T_IN, 0);
@@ -739,11 +748,7 @@ fn io_reposted_head_is_independent() -> CaseResult {
 /// for them (their used elements appear), and nothing is left behind (the
 /// debug kernel's kmemleak and the final module unload check that).
 fn io_teardown_with_requests_in_flight() -> CaseResult {
-    let (_nb, f) = backend(
-        "vbio10",
-        16,
-        &[("irqmode", "2"), ("completion_nsec", "200000000")],
-    )?;
+    let (_nb, f) = slow_backend("vbio10", 200)?;
     let submit_slow = |t: &mut TestDevice, n: u64| -> Result<Vec<u64>, String> {
         let mut st = Vec::new();
         for i in 0..n {
@@ -1135,6 +1140,46 @@ fn io_backend_errors_are_ioerr() -> CaseResult {
         VIRTIO_BLK_S_OK,
         "after recovery",
     )?;
+    Ok(())
+}
+
+/// The backing device is removed under the guest (null_blk powered off,
+/// which deletes its disk as a hot-unplugged drive's is deleted, though
+/// the device still holds it open): the 16 reads in flight complete, each
+/// with OK or IOERR, none lost; later reads and writes complete with
+/// IOERR; and the device still closes.
+fn io_backend_removed_under_io() -> CaseResult {
+    let (nb, f) = slow_backend("vbgone", 50)?;
+    let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+    let status = reads_taken(&mut t, 16)?;
+    ctx(nb.power_off(), "power off the backing null_blk")?;
+    let done = t.wait(0, 16, Duration::from_secs(30))?;
+    ensure(done.len() == 16, || {
+        format!("{} completions for 16 requests", done.len())
+    })?;
+    let got: Vec<u8> = status.iter().map(|s| t.read_status(*s)).collect();
+    ensure(
+        got.iter()
+            .all(|s| *s == VIRTIO_BLK_S_OK || *s == VIRTIO_BLK_S_IOERR),
+        || format!("statuses of the requests in flight: {got:?}"),
+    )?;
+    let a = t.buf(4096, 4096);
+    for (what, ty, data) in [
+        ("read after removal", VIRTIO_BLK_T_IN, Buf::w(a, 4096)),
+        ("write after removal", VIRTIO_BLK_T_OUT, Buf::r(a, 4096)),
+    ] {
+        expect_status(
+            t.request(0, ty, 8, &[data], false),
+            VIRTIO_BLK_S_IOERR,
+            what,
+        )?;
+    }
+    let ok = got.iter().filter(|s| **s == VIRTIO_BLK_S_OK).count();
+    println!(
+        "  in flight at removal: {ok} OK, {} IOERR; afterwards IOERR",
+        16 - ok
+    );
+    drop(t);
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use vhost_blk_core::memory::MemRegion;
 use crate::blk::{Config, TestDevice};
 use crate::device::DEVICE_PATH;
 use crate::driver::Buf;
-use crate::selftests::io::backend;
+use crate::selftests::io::slow_backend;
 use crate::testing::{ctx, ensure, CaseResult, Rng, Runner};
 
 /// Registers this area's cases; `module` is the `.ko` to reload.
@@ -88,11 +88,7 @@ fn races_teardown_and_unload(module: Option<&Path>) -> CaseResult {
     let module = module.ok_or("--module not given")?;
     let module = module.to_str().ok_or("bad module path")?;
     // Every bio takes 2 ms, so teardown always meets bios in flight.
-    let (_nb, f) = backend(
-        "vbrace",
-        16,
-        &[("irqmode", "2"), ("completion_nsec", "2000000")],
-    )?;
+    let (_nb, f) = slow_backend("vbrace", 2)?;
     let mut rng = Rng::new(0x7ace);
     let mut counts = [0u64; ACTIONS.len()];
     let mut reloads = 0;
