@@ -3,8 +3,8 @@
 #
 # Checks that vm-run.sh can fail: that it carries the command's status,
 # fails on a kernel report even when the command succeeded, fails a VM that
-# dies before the command finishes, and enforces its timeout. A test bed
-# that cannot fail would make every VM test vacuous.
+# dies before the command finishes, and enforces its timeout and its boot
+# watchdog. A test bed that cannot fail would make every VM test vacuous.
 
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,6 +37,10 @@ expect "fails on a BUG in the kernel log" 1 --timeout 300 -- \
 expect "fails when the VM dies before the command ends" 125 --timeout 300 -- \
 	sh -c 'echo b >/proc/sysrq-trigger 2>/dev/null; reboot -f; sleep 60'
 expect "enforces the timeout" 124 --timeout 40 -- sleep 600
+# A boot watchdog of 1 s fires before any boot gets to the command: the
+# runner must stop each VM, boot it again twice, and then fail.
+VM_BOOT_TIMEOUT=1 expect "stops VMs that have not started the command in time" 125 \
+	--timeout 300 -- true
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

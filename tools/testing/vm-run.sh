@@ -19,6 +19,9 @@
 # when COMMAND succeeded. A VM that dies of the known multi-threaded TCG
 # text-patching race ("Oops: int3" before COMMAND finished) is booted
 # again, at most twice, and the retry is reported; any other crash fails.
+# A VM that has not started COMMAND VM_BOOT_TIMEOUT seconds (default 180)
+# after it was started, a TCG boot hang (a vCPU's lost timer interrupt,
+# reported as RCU stalls), is stopped and booted again the same way.
 # Exit codes: COMMAND's status; 1 for a kernel report; 124 for a timeout;
 # 125 for a VM that never ran COMMAND.
 
@@ -27,6 +30,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 timeout=900
+boot_timeout=${VM_BOOT_TIMEOUT:-180}
 load_module=1
 out=
 memory=2G
@@ -80,17 +84,42 @@ kernel_report() {
 		grep -a -E 'BUG:|WARNING:|Oops|KASAN:|kmemleak: [0-9]+ new suspected|possible (circular|recursive) locking|inconsistent lock state|DEBUG_LOCKS_WARN_ON|INFO: lockdep is turned off|INFO: task .* blocked for more than|hung task|soft lockup|hard LOCKUP|Kernel panic|general protection fault|UBSAN:|Call Trace:|rcu: INFO' || true
 }
 
+# Stops a VM that has not started the command $boot_timeout seconds
+# after QEMU started (the command marks the log with
+# VHOST_BLK_VM_STARTED): under TCG a vCPU's timer interrupt is
+# occasionally lost in early boot, and the guest then waits forever with
+# RCU stall reports. Leaves $out/boot-hung behind if it stopped one.
+# Killed by the caller once the VM has ended.
+watch_boot() {
+	local waited=0
+	until [ -s "$out/qemu.pid" ]; do
+		sleep 0.2
+	done
+	while [ $waited -lt "$boot_timeout" ]; do
+		sleep 1
+		waited=$((waited + 1))
+		grep -a -q 'VHOST_BLK_VM_STARTED' "$log" 2>/dev/null && return 0
+	done
+	: >"$out/boot-hung"
+	kill "$(cat "$out/qemu.pid")" 2>/dev/null || true
+}
+
 attempt=0
 while :; do
 	attempt=$((attempt + 1))
 	log=$out/console.log
-	rm -f "$log" "$out/dmesg.txt" "$out/kmemleak.txt"
+	rm -f "$log" "$out/dmesg.txt" "$out/kmemleak.txt" "$out/qemu.pid" "$out/boot-hung"
 	echo "vm-run: booting $flavour kernel (attempt $attempt, timeout ${timeout}s, logs in $out)" >&2
 	set +e
+	watch_boot &
+	watcher=$!
 	timeout -k 20 "$timeout" vng --disable-kvm --cpus 2 --memory "$memory" --verbose \
 		-r "$bzimage" --rwdir "$out" --append "$append" \
+		--qemu-opts="-pidfile $out/qemu.pid" \
 		--exec "$cmdline" </dev/null 2>&1 | tee "$log"
 	vm_status=${PIPESTATUS[0]}
+	kill "$watcher" 2>/dev/null
+	wait "$watcher" 2>/dev/null
 	set -e
 
 	rc=$(grep -a -o -E '^VHOST_BLK_VM_RC=[0-9]+' "$log" | tail -1 | cut -d= -f2 || true)
@@ -100,6 +129,16 @@ while :; do
 		echo "vm-run: the VM died of 'Oops: int3' before the command started" \
 			"(the known MTTCG text-patching race); booting again" >&2
 		continue
+	fi
+	if [ -e "$out/boot-hung" ]; then
+		if [ $attempt -lt 3 ]; then
+			echo "vm-run: the VM had not started the command ${boot_timeout}s after booting" \
+				"(a TCG boot hang); booting again" >&2
+			continue
+		fi
+		echo "vm-run: FAIL: the VM had not started the command ${boot_timeout}s after booting, 3 times" >&2
+		[ -n "$report" ] && printf 'vm-run: kernel log reports:\n%s\n' "$report" >&2
+		exit 125
 	fi
 	break
 done
