@@ -842,12 +842,18 @@ int vhost_blk_param_worker_cpu(u32 index)
 
 	mutex_lock(&vhost_blk_cpus_lock);
 	n = cpumask_weight_and(&vhost_blk_worker_cpus, cpu_online_mask);
-	if (n)
-		cpu = cpumask_nth_and(index % n, &vhost_blk_worker_cpus,
-				      cpu_online_mask);
-	else if (!cpumask_empty(&vhost_blk_worker_cpus))
+	if (n) {
+		unsigned int nth = cpumask_nth_and(index % n,
+						   &vhost_blk_worker_cpus,
+						   cpu_online_mask);
+
+		/* nr_cpu_ids if a CPU went offline since they were counted. */
+		if (nth < nr_cpu_ids)
+			cpu = nth;
+	} else if (!cpumask_empty(&vhost_blk_worker_cpus)) {
 		pr_notice_ratelimited("vhost_blk: worker_cpus: none of CPUs %*pbl is online; new workers run unpinned\n",
 				      cpumask_pr_args(&vhost_blk_worker_cpus));
+	}
 	mutex_unlock(&vhost_blk_cpus_lock);
 	return cpu;
 }
