@@ -111,7 +111,7 @@ fn expect_status(got: Result<(u8, u32), String>, want: u8, what: &str) -> Result
 /// Writes `len` bytes of pattern `seed` at `sector` split into buffers of
 /// `seg` bytes at offset `skew` in their pages, reads them back through
 /// different buffers and compares.
-fn write_read(
+pub(crate) fn write_read(
     t: &mut TestDevice,
     q: usize,
     sector: u64,

@@ -18,7 +18,7 @@ use crate::blk::{pattern, Config, EventFd, TestDevice};
 use crate::device::VhostBlk;
 use crate::driver::Buf;
 use crate::nullb::NullBlk;
-use crate::selftests::io::backend;
+use crate::selftests::io::{backend, write_read};
 use crate::stats::{fd_ids, param, set_param, ParamGuard, Stats};
 use crate::testing::{ctx, ensure, expect_errno, CaseResult, CpuPin, Rng, Runner};
 
@@ -552,17 +552,11 @@ impl KernelLog {
 }
 
 /// A device on `backend` whose first 4 KiB write and read-back (of
-/// `seed`) worked, with the two buffers it used; `what` names it in
-/// errors.
-fn served_device(
-    backend: &File,
-    what: &str,
-    seed: u64,
-) -> Result<(TestDevice, (u64, u64)), String> {
+/// `seed`) worked; `what` names it in errors.
+fn served_device(backend: &File, what: &str, seed: u64) -> Result<TestDevice, String> {
     let mut t = ctx(TestDevice::new(backend, Config::default()), what)?;
-    let bufs = (t.buf(4096, 4096), t.buf(4096, 4096));
-    write_read_back(&mut t, bufs, seed).map_err(|e| format!("{what}: {e}"))?;
-    Ok((t, bufs))
+    write_read(&mut t, 0, 8, 4096, 4096, 0, false, seed).map_err(|e| format!("{what}: {e}"))?;
+    Ok(t)
 }
 
 /// The newest worker's `cpus` in the statistics, and how many there are.
@@ -595,7 +589,7 @@ fn workers_pinned_cpu_goes_offline() -> CaseResult {
         ("max_workers", "16"),
     ])?;
     let (_nb, backend) = backend("vbhp", 16, &[])?;
-    let (mut a, a_bufs) = served_device(&backend, "device A", 1)?;
+    let mut a = served_device(&backend, "device A", 1)?;
     let (got, n) = newest_worker_cpus()?;
     ensure(got == last.to_string() && n == 1, || {
         format!("{n} workers, the newest on {got}; expected 1 on CPU {last}")
@@ -603,7 +597,8 @@ fn workers_pinned_cpu_goes_offline() -> CaseResult {
 
     let mut log = KernelLog::tail()?;
     let offline = CpuOffline::take(last)?;
-    write_read_back(&mut a, a_bufs, 2).map_err(|e| format!("A with CPU {last} offline: {e}"))?;
+    write_read(&mut a, 0, 8, 4096, 4096, 0, false, 2)
+        .map_err(|e| format!("A with CPU {last} offline: {e}"))?;
     let _b = served_device(&backend, &format!("device B with CPU {last} offline"), 3)?;
     // Unpinned: allowed on every online CPU (the mask a new kthread gets
     // may also name the offline one).
@@ -621,7 +616,7 @@ fn workers_pinned_cpu_goes_offline() -> CaseResult {
     })?;
 
     offline.restore()?;
-    write_read_back(&mut a, a_bufs, 4).map_err(|e| format!("A after: {e}"))?;
+    write_read(&mut a, 0, 8, 4096, 4096, 0, false, 4).map_err(|e| format!("A after: {e}"))?;
     let _c = served_device(&backend, "device C", 5)?;
     let (got, n) = newest_worker_cpus()?;
     ensure(got == last.to_string() && n == 3, || {
@@ -1390,33 +1385,13 @@ fn own_device_io(
     check: impl FnOnce() -> CaseResult,
 ) -> CaseResult {
     let mut t = ctx(TestDevice::new(backend, Config::default()), "device")?;
-    let (wbuf, rbuf) = (t.buf(4096, 4096), t.buf(4096, 4096));
     barrier.meet(parent)?;
     check()?;
     for round in 0..rounds {
-        write_read_back(&mut t, (wbuf, rbuf), seed + round)
+        write_read(&mut t, 0, 8, 4096, 4096, 0, false, seed + round)
             .map_err(|e| format!("round {round}: {e}"))?;
     }
     Ok(())
-}
-
-/// Writes a 4 KiB block of `seed`'s pattern at sector 8 of `t` from the
-/// first of `bufs`, reads it back into the second, and compares.
-fn write_read_back(t: &mut TestDevice, bufs: (u64, u64), seed: u64) -> CaseResult {
-    let (wbuf, rbuf) = bufs;
-    let sector = 8;
-    let data: Vec<u8> = (0..4096).map(|i| pattern(seed, i)).collect();
-    t.mem.write(wbuf, &data).map_err(|_| "fill")?;
-    let w = [Buf::r(wbuf, 4096)];
-    let (st, _) = t.request(0, VIRTIO_BLK_T_OUT, sector, &w, false)?;
-    ensure(st == VIRTIO_BLK_S_OK, || format!("write status {st}"))?;
-    t.mem.write(rbuf, &[0u8; 4096]).map_err(|_| "clear")?;
-    let r = [Buf::w(rbuf, 4096)];
-    let (st, _) = t.request(0, VIRTIO_BLK_T_IN, sector, &r, false)?;
-    ensure(st == VIRTIO_BLK_S_OK, || format!("read status {st}"))?;
-    let mut got = vec![0u8; 4096];
-    t.mem.read(rbuf, &mut got).map_err(|_| "read")?;
-    ensure(got == data, || "read back other data than written".into())
 }
 
 /// One worker serves the devices of two processes, a parent and its
