@@ -858,16 +858,6 @@ int vhost_blk_param_worker_cpu(u32 index)
 	return cpu;
 }
 
-bool vhost_blk_param_worker_cpus_set(void)
-{
-	bool set;
-
-	mutex_lock(&vhost_blk_cpus_lock);
-	set = !cpumask_empty(&vhost_blk_worker_cpus);
-	mutex_unlock(&vhost_blk_cpus_lock);
-	return set;
-}
-
 /*
  * debugfs: <debugfs>/vhost-blk/stats, written by Rust
  * (vhost_blk_rs_stats_show) in the format of admin-guide.rst.

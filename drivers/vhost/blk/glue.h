@@ -139,7 +139,6 @@ u32 vhost_blk_param_publish_batch(void);
 u32 vhost_blk_param_quota_kib(void);
 u32 vhost_blk_param_worker_cpus_weight(void);
 int vhost_blk_param_worker_cpu(u32 index);
-bool vhost_blk_param_worker_cpus_set(void);
 
 void vhost_blk_debugfs_init(void *data);
 void vhost_blk_debugfs_exit(void);

@@ -146,7 +146,6 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_param_quota_kib() -> u32;
         pub(super) fn vhost_blk_param_worker_cpus_weight() -> u32;
         pub(super) fn vhost_blk_param_worker_cpu(index: u32) -> c_int;
-        pub(super) fn vhost_blk_param_worker_cpus_set() -> bool;
         pub(super) fn vhost_blk_debugfs_init(data: *mut c_void);
         pub(super) fn vhost_blk_debugfs_exit();
         pub(super) fn vhost_blk_seq_write(m: *mut seq_file, s: *const c_char, len: usize);

@@ -72,6 +72,5 @@ pub(crate) fn worker_cpus_count() -> u32 {
 
 /// Whether `worker_cpus` pins workers.
 pub(crate) fn worker_cpus_set() -> bool {
-    // SAFETY: takes the parameter's mutex; process context.
-    unsafe { glue::vhost_blk_param_worker_cpus_set() }
+    worker_cpus_count() != 0
 }
