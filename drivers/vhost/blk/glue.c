@@ -10,6 +10,8 @@
 #include <linux/blkdev.h>
 #include <linux/cgroup.h>
 #include <linux/compat.h>
+#include <linux/cpu.h>
+#include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
 #include <linux/debugfs.h>
 #include <linux/err.h>
@@ -181,11 +183,22 @@ struct task_struct *vhost_blk_kthread_run(int (*fn)(void *), void *data,
 	 * has gone offline since, the worker runs unpinned, as it would had
 	 * the CPU gone offline under it.
 	 */
-	if (cpu >= 0 && set_cpus_allowed_ptr(task, cpumask_of(cpu)))
+	if (cpu >= 0 && vhost_blk_kthread_pin(task, cpu))
 		pr_notice_ratelimited("vhost_blk: worker_cpus: CPU %d went offline; vhost-blk-%d runs unpinned\n",
 				      cpu, id);
 	wake_up_process(task);
 	return task;
+}
+
+/*
+ * Pins @task to @cpu. Fails (and leaves the task alone) if @cpu is not
+ * online.
+ */
+int vhost_blk_kthread_pin(struct task_struct *task, int cpu)
+{
+	if (cpu < 0 || cpu >= nr_cpu_ids)
+		return -EINVAL;
+	return set_cpus_allowed_ptr(task, cpumask_of(cpu));
 }
 
 /*
@@ -739,7 +752,10 @@ MODULE_PARM_DESC(publish_batch,
 /* worker_cpus: a cpulist; empty means no pinning. */
 static DEFINE_MUTEX(vhost_blk_cpus_lock);
 static struct cpumask vhost_blk_worker_cpus;
-/* Its weight, for readers that take no lock. */
+/*
+ * How many of its CPUs are online, for readers that take no lock; kept up
+ * to date by the CPU-hotplug callbacks below.
+ */
 static unsigned int vhost_blk_worker_cpus_weight;
 
 static int worker_cpus_set(const char *val, const struct kernel_param *kp)
@@ -749,6 +765,8 @@ static int worker_cpus_set(const char *val, const struct kernel_param *kp)
 
 	if (!zalloc_cpumask_var(&mask, GFP_KERNEL))
 		return -ENOMEM;
+	/* No CPU comes or goes between the check and the new weight. */
+	cpus_read_lock();
 	if (cpulist_parse(val, mask)) {
 		pr_err("vhost_blk: worker_cpus: '%s' is not a CPU list\n", val);
 		ret = -EINVAL;
@@ -767,6 +785,7 @@ static int worker_cpus_set(const char *val, const struct kernel_param *kp)
 	WRITE_ONCE(vhost_blk_worker_cpus_weight, cpumask_weight(mask));
 	mutex_unlock(&vhost_blk_cpus_lock);
 out:
+	cpus_read_unlock();
 	free_cpumask_var(mask);
 	return ret;
 }
@@ -823,7 +842,10 @@ u32 vhost_blk_param_publish_batch(void)
 	return READ_ONCE(publish_batch);
 }
 
-/* How many CPUs worker_cpus lists; 0 if it is empty. Takes no lock. */
+/*
+ * How many CPUs worker_cpus lists that are online; 0 if it is empty or
+ * none of them is. Takes no lock.
+ */
 u32 vhost_blk_param_worker_cpus_weight(void)
 {
 	return READ_ONCE(vhost_blk_worker_cpus_weight);
@@ -856,6 +878,71 @@ int vhost_blk_param_worker_cpu(u32 index)
 	}
 	mutex_unlock(&vhost_blk_cpus_lock);
 	return cpu;
+}
+
+/*
+ * CPU hotplug. The scheduler unpins a worker whose CPU goes offline; when
+ * the CPU is back, vhost_blk_rs_cpu_online() pins it there again. Both
+ * callbacks keep the weight of worker_cpus counting online CPUs only.
+ * The callbacks run with CPU hotplug locked: the pool's lock, taken by
+ * vhost_blk_rs_cpu_online(), is never held while taking cpus_read_lock().
+ */
+static void *vhost_blk_cpuhp_data;
+
+/* Recounts worker_cpus's online CPUs, leaving out @leaving if it is one. */
+static void vhost_blk_worker_cpus_recount(unsigned int leaving)
+{
+	unsigned int n;
+
+	mutex_lock(&vhost_blk_cpus_lock);
+	n = cpumask_weight_and(&vhost_blk_worker_cpus, cpu_online_mask);
+	if (leaving < nr_cpu_ids && cpu_online(leaving) &&
+	    cpumask_test_cpu(leaving, &vhost_blk_worker_cpus))
+		n--;
+	WRITE_ONCE(vhost_blk_worker_cpus_weight, n);
+	mutex_unlock(&vhost_blk_cpus_lock);
+}
+
+static int vhost_blk_cpu_online(unsigned int cpu)
+{
+	vhost_blk_worker_cpus_recount(nr_cpu_ids);
+	vhost_blk_rs_cpu_online(vhost_blk_cpuhp_data, cpu);
+	return 0;
+}
+
+/* @cpu is still in cpu_online_mask while this state goes down. */
+static int vhost_blk_cpu_offline(unsigned int cpu)
+{
+	vhost_blk_worker_cpus_recount(cpu);
+	return 0;
+}
+
+/*
+ * Registers the callbacks, with @data for vhost_blk_rs_cpu_online();
+ * returns the dynamic state to unregister, or a negative errno.
+ */
+int vhost_blk_cpuhp_register(void *data)
+{
+	int state;
+
+	vhost_blk_cpuhp_data = data;
+	state = cpuhp_setup_state_nocalls(CPUHP_AP_ONLINE_DYN,
+					  "vhost_blk:online",
+					  vhost_blk_cpu_online,
+					  vhost_blk_cpu_offline);
+	if (state < 0)
+		return state;
+	/* A CPU may have gone since worker_cpus was set at load time. */
+	cpus_read_lock();
+	vhost_blk_worker_cpus_recount(nr_cpu_ids);
+	cpus_read_unlock();
+	return state;
+}
+
+/* Waits for running callbacks to return. */
+void vhost_blk_cpuhp_unregister(int state)
+{
+	cpuhp_remove_state_nocalls(state);
 }
 
 /*

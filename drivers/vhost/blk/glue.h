@@ -18,6 +18,7 @@ void vhost_blk_rs_kick(void *data, unsigned long token);
 struct seq_file;
 int vhost_blk_rs_stats_show(struct seq_file *m, void *data);
 void vhost_blk_rs_show_fdinfo(void *dev, struct seq_file *m);
+void vhost_blk_rs_cpu_online(void *data, unsigned int cpu);
 
 /* Implemented in glue.c. */
 struct eventfd_ctx;
@@ -79,6 +80,7 @@ void vhost_blk_bioset_exit(void);
 struct task_struct *vhost_blk_kthread_run(int (*fn)(void *), void *data,
 					  int id, int cpu, int *err);
 int vhost_blk_kthread_stop(struct task_struct *task);
+int vhost_blk_kthread_pin(struct task_struct *task, int cpu);
 bool vhost_blk_kthread_should_stop(void);
 int vhost_blk_kthread_follow_bdev(struct task_struct *task,
 				  struct file *bdev_file);
@@ -139,6 +141,8 @@ u32 vhost_blk_param_publish_batch(void);
 u32 vhost_blk_param_quota_kib(void);
 u32 vhost_blk_param_worker_cpus_weight(void);
 int vhost_blk_param_worker_cpu(u32 index);
+int vhost_blk_cpuhp_register(void *data);
+void vhost_blk_cpuhp_unregister(int state);
 
 void vhost_blk_debugfs_init(void *data);
 void vhost_blk_debugfs_exit(void);

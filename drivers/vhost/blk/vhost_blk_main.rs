@@ -38,6 +38,7 @@ module! {
 // module, so none is left, and with them no worker).
 struct VhostBlkModule {
     _misc: ffi::misc::MiscRegistration,
+    _cpu_online: ffi::worker::CpuOnlineHook,
     _stats: ffi::debugfs::StatsFile,
     _bioset: ffi::bio::BioSet,
 }
@@ -47,10 +48,12 @@ impl kernel::Module for VhostBlkModule {
         let bioset = ffi::bio::BioSet::init()?;
         let pool = worker::Pool::new()?;
         let stats = ffi::debugfs::StatsFile::register(pool.clone());
+        let cpu_online = ffi::worker::CpuOnlineHook::register(pool.clone())?;
         let misc = ffi::misc::MiscRegistration::register(pool)?;
         pr_info!("registered /dev/vhost-blk\n");
         Ok(Self {
             _misc: misc,
+            _cpu_online: cpu_online,
             _stats: stats,
             _bioset: bioset,
         })

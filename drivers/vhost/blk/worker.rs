@@ -44,7 +44,8 @@ pub(crate) struct Policy {
     pub(crate) poll: bool,
     /// Requests between two publications within a turn; 0: once per turn.
     pub(crate) publish_batch: u32,
-    /// CPUs the workers are pinned to (`worker_cpus`); 0: not pinned.
+    /// Online CPUs the workers are pinned to (`worker_cpus`); 0: not
+    /// pinned.
     worker_cpus: u32,
     /// CPUs online at the start of the pass.
     cpus: u32,
@@ -276,6 +277,9 @@ struct Entry {
     thread: Kthread,
     /// Queues placed on it.
     queues: u32,
+    /// The CPU `worker_cpus` pinned it to: pinned there again whenever
+    /// that CPU comes back online.
+    cpu: Option<u32>,
     /// The NUMA node it was moved to, once known.
     node: Option<i32>,
 }
@@ -359,20 +363,13 @@ impl Pool {
     /// `worker_cpus` it gets. Returns the slot.
     fn start_worker(&self, inner: &mut PoolInner, nth: u32) -> Result<usize> {
         let id = inner.next_id;
+        let cpu = params::worker_cpu(nth);
         let worker = Worker::new(id)?;
         let data = worker.clone().into_foreign().cast_mut();
         // SAFETY: `worker_fn` takes over the reference in `data`, returns 0
         // and only when asked to stop; if it never runs, `drop_worker_ref`
         // releases the reference instead.
-        let thread = match unsafe {
-            Kthread::run(
-                worker_fn,
-                data,
-                drop_worker_ref,
-                id,
-                params::worker_cpu(nth),
-            )
-        } {
+        let thread = match unsafe { Kthread::run(worker_fn, data, drop_worker_ref, id, cpu) } {
             Ok(t) => t,
             Err(e) => {
                 // SAFETY: the thread never started; take the reference back.
@@ -388,6 +385,7 @@ impl Pool {
             worker,
             thread,
             queues: 0,
+            cpu,
             node: None,
         };
         inner.next_id = inner.next_id.wrapping_add(1);
@@ -432,16 +430,31 @@ impl Pool {
     }
 
     /// Moves `worker` to the NUMA node of `bdev`, the first time a backend
-    /// is attached to one of its queues' devices, unless `worker_cpus`
-    /// pins it.
+    /// is attached to one of its queues' devices, unless it is pinned or
+    /// `worker_cpus` pins workers.
     pub(crate) fn follow_bdev(&self, worker: &Arc<Worker>, bdev: &BdevFile) {
         if params::worker_cpus_set() {
             return;
         }
         let mut inner = self.inner.lock();
         for e in inner.workers.iter_mut().flatten() {
-            if Arc::ptr_eq(&e.worker, worker) && e.node.is_none() {
+            if Arc::ptr_eq(&e.worker, worker) && e.cpu.is_none() && e.node.is_none() {
                 e.node = e.thread.follow_bdev(bdev);
+            }
+        }
+    }
+
+    /// Pins the workers of `cpu` to it again, now that it is back online
+    /// (the scheduler unpinned them when it went offline). Called by the
+    /// CPU-hotplug callback.
+    pub(crate) fn cpu_online(&self, cpu: u32) {
+        let inner = self.inner.lock();
+        for e in inner.workers.iter().flatten() {
+            if e.cpu == Some(cpu) && e.thread.pin(cpu).is_err() {
+                pr_notice!(
+                    "worker_cpus: vhost-blk-{} could not be pinned to CPU {cpu} again\n",
+                    e.worker.id
+                );
             }
         }
     }

@@ -72,6 +72,7 @@ pub(crate) mod glue {
             err: *mut c_int,
         ) -> *mut task_struct;
         pub(super) fn vhost_blk_kthread_stop(task: *mut task_struct) -> c_int;
+        pub(super) fn vhost_blk_kthread_pin(task: *mut task_struct, cpu: c_int) -> c_int;
         pub(super) fn vhost_blk_kthread_should_stop() -> bool;
         pub(super) fn vhost_blk_kthread_follow_bdev(
             task: *mut task_struct,
@@ -146,6 +147,8 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_param_quota_kib() -> u32;
         pub(super) fn vhost_blk_param_worker_cpus_weight() -> u32;
         pub(super) fn vhost_blk_param_worker_cpu(index: u32) -> c_int;
+        pub(super) fn vhost_blk_cpuhp_register(data: *mut c_void) -> c_int;
+        pub(super) fn vhost_blk_cpuhp_unregister(state: c_int);
         pub(super) fn vhost_blk_debugfs_init(data: *mut c_void);
         pub(super) fn vhost_blk_debugfs_exit();
         pub(super) fn vhost_blk_seq_write(m: *mut seq_file, s: *const c_char, len: usize);

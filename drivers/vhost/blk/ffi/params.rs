@@ -64,13 +64,14 @@ pub(crate) fn worker_cpu(index: u32) -> Option<u32> {
     u32::try_from(cpu).ok()
 }
 
-/// How many CPUs `worker_cpus` pins workers to; 0 if it pins none.
+/// How many CPUs `worker_cpus` pins workers to: those of its CPUs that are
+/// online (kept up to date on CPU hotplug); 0 if it pins none.
 pub(crate) fn worker_cpus_count() -> u32 {
     // SAFETY: reads an integer; takes no lock.
     unsafe { glue::vhost_blk_param_worker_cpus_weight() }
 }
 
-/// Whether `worker_cpus` pins workers.
+/// Whether `worker_cpus` pins new workers (it lists an online CPU).
 pub(crate) fn worker_cpus_set() -> bool {
     worker_cpus_count() != 0
 }

@@ -7,6 +7,7 @@
 use super::bdev::BdevFile;
 use super::glue::{self, task_struct, vhost_blk_wake};
 use super::mm::OwnerMm;
+use crate::worker::Pool;
 use core::ffi::{c_int, c_void};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -14,6 +15,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use kernel::error::Error;
 use kernel::prelude::*;
 use kernel::sync::Arc;
+use kernel::types::ForeignOwnable;
 
 /// A running kthread.
 ///
@@ -94,6 +96,17 @@ impl Kthread {
         core::str::from_utf8(&buf[..n]).unwrap_or("?")
     }
 
+    /// Pins the thread to `cpu`; fails with `EINVAL` if it is not online.
+    pub(crate) fn pin(&self, cpu: u32) -> Result {
+        let cpu = c_int::try_from(cpu).map_err(|_| EINVAL)?;
+        // SAFETY: the task is alive (type invariant).
+        let ret = unsafe { glue::vhost_blk_kthread_pin(self.task.as_ptr(), cpu) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
+
     /// Moves the thread to the CPUs of `bdev`'s NUMA node; returns the node,
     /// or `None` if it is unknown (the thread is left alone).
     pub(crate) fn follow_bdev(&self, bdev: &BdevFile) -> Option<i32> {
@@ -147,6 +160,69 @@ pub(crate) fn cond_resched() -> bool {
 pub(crate) fn online_cpus() -> u32 {
     // SAFETY: reads a counter; any context.
     unsafe { glue::vhost_blk_online_cpus() }
+}
+
+/// Tells the worker pool when a CPU comes online, so that it pins the
+/// workers the scheduler unpinned when that CPU went offline
+/// ([`Pool::cpu_online`]); a dynamic CPU-hotplug state.
+///
+/// # Invariants
+///
+/// The hotplug state `state` is registered while this value exists, and
+/// its online callback passes `data` (a reference of `Arc<Pool>` from
+/// `into_foreign`) to [`vhost_blk_rs_cpu_online`]; at most one exists (the
+/// module's init registers it).
+pub(crate) struct CpuOnlineHook {
+    data: *const c_void,
+    state: c_int,
+}
+
+// SAFETY: the registration may be dropped from any thread.
+unsafe impl Send for CpuOnlineHook {}
+// SAFETY: `&CpuOnlineHook` allows no operation.
+unsafe impl Sync for CpuOnlineHook {}
+
+impl CpuOnlineHook {
+    /// Registers the hook for `pool`.
+    pub(crate) fn register(pool: Arc<Pool>) -> Result<Self> {
+        let data = pool.into_foreign();
+        // SAFETY: `data` stays valid until the state is unregistered
+        // (in `drop`, or below on failure).
+        let state = unsafe { glue::vhost_blk_cpuhp_register(data.cast_mut()) };
+        if state < 0 {
+            // SAFETY: nothing was registered; `data` came from
+            // `into_foreign` and is reclaimed once.
+            drop(unsafe { <Arc<Pool> as ForeignOwnable>::from_foreign(data) });
+            return Err(Error::from_errno(state));
+        }
+        // INVARIANT: registered above with `data`.
+        Ok(Self { data, state })
+    }
+}
+
+impl Drop for CpuOnlineHook {
+    fn drop(&mut self) {
+        // SAFETY: registered by `register`; unregistering waits for
+        // running callbacks.
+        unsafe { glue::vhost_blk_cpuhp_unregister(self.state) };
+        // SAFETY: no callback uses `data` any more; it came from
+        // `into_foreign` and is reclaimed once.
+        drop(unsafe { <Arc<Pool> as ForeignOwnable>::from_foreign(self.data) });
+    }
+}
+
+/// The online callback of [`CpuOnlineHook`].
+///
+/// # Safety
+///
+/// `data` must be the data of a registered [`CpuOnlineHook`]; called in
+/// process context with CPU hotplug locked.
+#[no_mangle]
+unsafe extern "C" fn vhost_blk_rs_cpu_online(data: *mut c_void, cpu: u32) {
+    // SAFETY: `data` is the pool reference of a live `CpuOnlineHook` (its
+    // state is registered, so it has not been dropped).
+    let pool = unsafe { <Arc<Pool> as ForeignOwnable>::borrow(data) };
+    pool.cpu_online(cpu);
 }
 
 /// The owner mm a worker kthread has adopted (`kthread_use_mm`), so that

@@ -570,12 +570,31 @@ fn newest_worker_cpus() -> Result<(String, usize), String> {
     Ok((w.text("cpus").to_string(), s.workers.len()))
 }
 
+/// The `cpus` of worker `id` in the statistics.
+fn worker_cpus_of(id: u64) -> Result<String, String> {
+    let s = stats()?;
+    let w = s.worker(id).ok_or_else(|| format!("no worker {id}"))?;
+    Ok(w.text("cpus").to_string())
+}
+
+/// The one worker serving `t` (a device with one queue).
+fn worker_of(t: &TestDevice) -> Result<u64, String> {
+    let (_, workers) = ctx(fd_ids(&t.dev), "fdinfo")?;
+    match workers[..] {
+        [w] => Ok(w),
+        _ => Err(format!(
+            "device served by workers {workers:?}, expected one"
+        )),
+    }
+}
+
 /// CPU hotplug under `worker_cpus`. A worker whose CPU goes offline goes
-/// on serving its queue (the scheduler moves it). While none of the
-/// listed CPUs is online, a new queue still gets a worker, unpinned, with
-/// a notice in the kernel log; it used to fail with EINVAL, so that every
-/// new VM's disk failed to start. Once the CPU is back, new workers are
-/// pinned to it again.
+/// on serving its queue (the scheduler moves it), and is pinned to the
+/// CPU again once it is back: it used to stay unpinned until it exited.
+/// While none of the listed CPUs is online, a new queue still gets a
+/// worker, unpinned, with a notice in the kernel log; it used to fail
+/// with EINVAL, so that every new VM's disk failed to start. Once the CPU
+/// is back, new workers are pinned to it again.
 fn workers_pinned_cpu_goes_offline() -> CaseResult {
     let online = online_cpus()?;
     let cpus = cpulist(&online);
@@ -594,6 +613,7 @@ fn workers_pinned_cpu_goes_offline() -> CaseResult {
     ensure(got == last.to_string() && n == 1, || {
         format!("{n} workers, the newest on {got}; expected 1 on CPU {last}")
     })?;
+    let a_worker = worker_of(&a)?;
 
     let mut log = KernelLog::tail()?;
     let offline = CpuOffline::take(last)?;
@@ -614,8 +634,18 @@ fn workers_pinned_cpu_goes_offline() -> CaseResult {
     ensure(lines.iter().any(|l| l.starts_with(&notice)), || {
         format!("no \"{notice}\" in the kernel log; it logged {lines:?}")
     })?;
+    // Woken by A's requests, the worker was moved off the offline CPU.
+    let a_cpus = worker_cpus_of(a_worker)?;
+    let a_allowed = cpulist(&a_cpus);
+    ensure(cpulist(&rest).iter().all(|c| a_allowed.contains(c)), || {
+        format!("A's worker on {a_cpus} with CPU {last} offline; expected all of {rest}")
+    })?;
 
     offline.restore()?;
+    let a_cpus = worker_cpus_of(a_worker)?;
+    ensure(a_cpus == last.to_string(), || {
+        format!("A's worker on {a_cpus} after CPU {last} came back; expected {last}")
+    })?;
     write_read(&mut a, 0, 8, 4096, 4096, 0, false, 4).map_err(|e| format!("A after: {e}"))?;
     let _c = served_device(&backend, "device C", 5)?;
     let (got, n) = newest_worker_cpus()?;
@@ -623,7 +653,7 @@ fn workers_pinned_cpu_goes_offline() -> CaseResult {
         format!("{n} workers, the newest on {got}; expected 3, the newest on CPU {last}")
     })?;
     println!(
-        "  CPU {last} offline: A still served, B's worker unpinned on {rest}; back online: C's worker on CPU {last}"
+        "  CPU {last} offline: A still served, B's worker unpinned on {rest}; back online: A's worker and C's on CPU {last}"
     );
     Ok(())
 }
