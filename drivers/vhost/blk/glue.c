@@ -930,8 +930,11 @@ int vhost_blk_cpuhp_register(void *data)
 					  "vhost_blk:online",
 					  vhost_blk_cpu_online,
 					  vhost_blk_cpu_offline);
-	if (state < 0)
+	if (state < 0) {
+		pr_err("vhost_blk: cannot register a CPU-hotplug state: %d\n",
+		       state);
 		return state;
+	}
 	/* A CPU may have gone since worker_cpus was set at load time. */
 	cpus_read_lock();
 	vhost_blk_worker_cpus_recount(nr_cpu_ids);

@@ -18,7 +18,7 @@ use crate::blk::{pattern, Config, EventFd, TestDevice};
 use crate::device::VhostBlk;
 use crate::driver::Buf;
 use crate::nullb::NullBlk;
-use crate::selftests::io::{backend, write_read};
+use crate::selftests::io::{backend, slow_backend, write_read};
 use crate::stats::{fd_ids, param, set_param, ParamGuard, Stats};
 use crate::testing::{ctx, ensure, expect_errno, CaseResult, CpuPin, Rng, Runner};
 
@@ -66,6 +66,7 @@ pub fn run(r: &mut Runner) {
         "workers_pinned_cpu_goes_offline",
         workers_pinned_cpu_goes_offline,
     );
+    r.run("workers_cpu_hotplug_under_io", workers_cpu_hotplug_under_io);
     r.run(
         "workers_switch_address_spaces",
         workers_switch_address_spaces,
@@ -187,6 +188,27 @@ impl Flow {
             out.push((head, at.elapsed(), sector, seed, data));
         }
         Ok(out)
+    }
+
+    /// Reads each `(sector, seed)` back, one request at a time, and checks
+    /// it holds what a write with `seed` put there.
+    fn verify_written(
+        &mut self,
+        t: &mut TestDevice,
+        written: impl IntoIterator<Item = (u64, u64)>,
+    ) -> CaseResult {
+        for (sector, seed) in written {
+            self.submit(t, VIRTIO_BLK_T_IN, sector, 0);
+            self.drain(t, Duration::from_secs(10))?;
+            let (_, data, _, _) = self.slots[*self.free.last().expect("slot")];
+            let mut got = vec![0u8; self.len as usize];
+            t.mem.read(data, &mut got).map_err(|_| "read back")?;
+            let bad = (0..u64::from(self.len)).find(|&i| got[i as usize] != pattern(seed, i));
+            ensure(bad.is_none(), || {
+                format!("sector {sector}: byte {bad:?} differs from write seed {seed}")
+            })?;
+        }
+        Ok(())
     }
 
     /// Waits until nothing is in flight, up to `timeout`.
@@ -588,6 +610,24 @@ fn worker_of(t: &TestDevice) -> Result<u64, String> {
     }
 }
 
+/// For the CPU-hotplug cases: the last online CPU (one of at least two,
+/// so that it can go offline), with `worker_cpus` naming it and a worker
+/// per queue until the guard is dropped.
+fn pin_workers_to_last_cpu() -> Result<(usize, ParamGuard), String> {
+    let online = online_cpus()?;
+    let cpus = cpulist(&online);
+    ensure(cpus.len() >= 2, || {
+        format!("needs 2 online CPUs to take one offline, has {online}")
+    })?;
+    let last = *cpus.last().ok_or("no online CPU")?;
+    let guard = ParamGuard::set(&[
+        ("worker_cpus", &last.to_string()),
+        ("queues_per_worker", "1"),
+        ("max_workers", "16"),
+    ])?;
+    Ok((last, guard))
+}
+
 /// CPU hotplug under `worker_cpus`. A worker whose CPU goes offline goes
 /// on serving its queue (the scheduler moves it), and is pinned to the
 /// CPU again once it is back: it used to stay unpinned until it exited.
@@ -596,17 +636,7 @@ fn worker_of(t: &TestDevice) -> Result<u64, String> {
 /// with EINVAL, so that every new VM's disk failed to start. Once the CPU
 /// is back, new workers are pinned to it again.
 fn workers_pinned_cpu_goes_offline() -> CaseResult {
-    let online = online_cpus()?;
-    let cpus = cpulist(&online);
-    ensure(cpus.len() >= 2, || {
-        format!("needs 2 online CPUs to take one offline, has {online}")
-    })?;
-    let last = *cpus.last().ok_or("no online CPU")?;
-    let _g = ParamGuard::set(&[
-        ("worker_cpus", &last.to_string()),
-        ("queues_per_worker", "1"),
-        ("max_workers", "16"),
-    ])?;
+    let (last, _g) = pin_workers_to_last_cpu()?;
     let (_nb, backend) = backend("vbhp", 16, &[])?;
     let mut a = served_device(&backend, "device A", 1)?;
     let (got, n) = newest_worker_cpus()?;
@@ -654,6 +684,50 @@ fn workers_pinned_cpu_goes_offline() -> CaseResult {
     })?;
     println!(
         "  CPU {last} offline: A still served, B's worker unpinned on {rest}; back online: A's worker and C's on CPU {last}"
+    );
+    Ok(())
+}
+
+/// CPU hotplug while a pinned worker has I/O in flight: three times, 16
+/// writes are in flight (on a backend that takes 20 ms per request) when
+/// the worker's CPU goes offline, 16 more are submitted while it is
+/// away, and it comes back before they complete. Every request completes
+/// OK, every sector reads back what was written, and the worker ends
+/// pinned to its CPU.
+fn workers_cpu_hotplug_under_io() -> CaseResult {
+    let (last, _g) = pin_workers_to_last_cpu()?;
+    let (_nb, backend) = slow_backend("vbhq", 20)?;
+    let mut t = ctx(TestDevice::new(&backend, Config::default()), "device")?;
+    let worker = worker_of(&t)?;
+    let mut flow = Flow::new(&mut t, 0, 32, 4096);
+    let mut written = Vec::new();
+    for round in 0..3u64 {
+        let mut submit = |t: &mut TestDevice, flow: &mut Flow| {
+            let sector = written.len() as u64 * 8;
+            let seed = round * 1000 + sector;
+            flow.submit(t, VIRTIO_BLK_T_OUT, sector, seed);
+            written.push((sector, seed));
+        };
+        for _ in 0..16 {
+            submit(&mut t, &mut flow);
+        }
+        let offline = CpuOffline::take(last)?;
+        for _ in 0..16 {
+            submit(&mut t, &mut flow);
+        }
+        offline.restore()?;
+        flow.drain(&mut t, Duration::from_secs(30))
+            .map_err(|e| format!("round {round}: {e}"))?;
+    }
+    flow.verify_written(&mut t, written.iter().copied())?;
+    let cpus_now = worker_cpus_of(worker)?;
+    ensure(cpus_now == last.to_string(), || {
+        format!("worker on {cpus_now} after the last hotplug; expected CPU {last}")
+    })?;
+    println!(
+        "  3 rounds of CPU {last} offline and back with 16 writes in flight: {} requests OK, {} sectors verified, worker on CPU {last}",
+        flow.done,
+        written.len()
     );
     Ok(())
 }
@@ -780,17 +854,11 @@ fn workers_no_stranded_requests() -> CaseResult {
             std::thread::sleep(Duration::from_micros(gap));
         }
         // Read everything back through vhost-blk.
-        for (&sector, &seed) in &written {
-            flow.submit(&mut t, VIRTIO_BLK_T_IN, sector, 0);
-            flow.drain(&mut t, Duration::from_secs(10))?;
-            let (_, data, _, _) = flow.slots[*flow.free.last().expect("slot")];
-            let mut got = vec![0u8; 4096];
-            t.mem.read(data, &mut got).map_err(|_| "read back")?;
-            let bad = (0..4096u64).find(|&i| got[i as usize] != pattern(seed, i));
-            ensure(bad.is_none(), || {
-                format!("{variant}: sector {sector}: byte {bad:?} differs from write seed {seed}")
-            })?;
-        }
+        flow.verify_written(
+            &mut t,
+            written.iter().map(|(&sector, &seed)| (sector, seed)),
+        )
+        .map_err(|e| format!("{variant}: {e}"))?;
         let after = stats()?.worker(w).cloned().ok_or("no worker statistics")?;
         let (polls, sleeps) = (
             after.num("polls") - before.num("polls"),
