@@ -20,6 +20,7 @@
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/kthread.h>
+#include <linux/lockdep.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
@@ -758,6 +759,29 @@ static struct cpumask vhost_blk_worker_cpus;
  */
 static unsigned int vhost_blk_worker_cpus_weight;
 
+/*
+ * Recounts worker_cpus's online CPUs into its weight, leaving out @leaving
+ * if it is one (nr_cpu_ids: none). The caller holds vhost_blk_cpus_lock.
+ */
+static void __vhost_blk_worker_cpus_recount(unsigned int leaving)
+{
+	unsigned int n;
+
+	lockdep_assert_held(&vhost_blk_cpus_lock);
+	n = cpumask_weight_and(&vhost_blk_worker_cpus, cpu_online_mask);
+	if (leaving < nr_cpu_ids && cpu_online(leaving) &&
+	    cpumask_test_cpu(leaving, &vhost_blk_worker_cpus))
+		n--;
+	WRITE_ONCE(vhost_blk_worker_cpus_weight, n);
+}
+
+static void vhost_blk_worker_cpus_recount(unsigned int leaving)
+{
+	mutex_lock(&vhost_blk_cpus_lock);
+	__vhost_blk_worker_cpus_recount(leaving);
+	mutex_unlock(&vhost_blk_cpus_lock);
+}
+
 static int worker_cpus_set(const char *val, const struct kernel_param *kp)
 {
 	cpumask_var_t mask;
@@ -782,7 +806,7 @@ static int worker_cpus_set(const char *val, const struct kernel_param *kp)
 	}
 	mutex_lock(&vhost_blk_cpus_lock);
 	cpumask_copy(&vhost_blk_worker_cpus, mask);
-	WRITE_ONCE(vhost_blk_worker_cpus_weight, cpumask_weight(mask));
+	__vhost_blk_worker_cpus_recount(nr_cpu_ids);
 	mutex_unlock(&vhost_blk_cpus_lock);
 out:
 	cpus_read_unlock();
@@ -888,20 +912,6 @@ int vhost_blk_param_worker_cpu(u32 index)
  * vhost_blk_rs_cpu_online(), is never held while taking cpus_read_lock().
  */
 static void *vhost_blk_cpuhp_data;
-
-/* Recounts worker_cpus's online CPUs, leaving out @leaving if it is one. */
-static void vhost_blk_worker_cpus_recount(unsigned int leaving)
-{
-	unsigned int n;
-
-	mutex_lock(&vhost_blk_cpus_lock);
-	n = cpumask_weight_and(&vhost_blk_worker_cpus, cpu_online_mask);
-	if (leaving < nr_cpu_ids && cpu_online(leaving) &&
-	    cpumask_test_cpu(leaving, &vhost_blk_worker_cpus))
-		n--;
-	WRITE_ONCE(vhost_blk_worker_cpus_weight, n);
-	mutex_unlock(&vhost_blk_cpus_lock);
-}
 
 static int vhost_blk_cpu_online(unsigned int cpu)
 {
