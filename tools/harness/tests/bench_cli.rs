@@ -82,3 +82,16 @@ fn qsd_args_refuse_bad_input_with_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("a newline in"));
     assert!(out.stdout.is_empty(), "{out:?}");
 }
+
+#[test]
+fn an_unknown_scenario_is_refused_with_the_list() {
+    let out = bench(&["--out", "/tmp/vb-cli", "--scenarios", "matrix,guestpolls"]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown scenario guestpolls"), "{err}");
+    assert!(
+        err.contains("matrix,iocore,guestpoll,fairness"),
+        "the usage lists every scenario: {err}"
+    );
+    assert!(!Path::new("/tmp/vb-cli").exists(), "nothing was created");
+}

@@ -5,7 +5,9 @@
 //!
 //! Each workload runs, interleaved and repeated, against `/dev/vhost-blk`
 //! (at each poll budget), `qemu-storage-daemon`'s vhost-user-blk export
-//! and raw `io_uring`, on the same null_blk device. Then come the fairness,
+//! and raw `io_uring`, on the same null_blk device, with the guest sleeping
+//! for its interrupts, again with the back ends on an I/O core, and again
+//! with a guest that polls for its completions. Then come the fairness,
 //! many-devices and memory scenarios. Results are printed as a table of
 //! medians and ratios and written as CSV, JSON and SVG under `--out`.
 
@@ -14,10 +16,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vhost_blk_core::features;
 use vhost_blk_harness::bench::{
-    alloc_slots, median, mem_mib_for, open_direct, run_jobs, run_uring, slab_kib, wake_cost, Job,
-    Sample, Slot, Workload,
+    alloc_slots, event_idx_acked, median, mem_mib_for, open_direct, run_jobs, run_uring,
+    run_virtqueues, slab_kib, wake_cost, Job, Sample, Slot, Workload, GUEST_FEATURES,
 };
 use vhost_blk_harness::blk::{Config, TestDevice};
 use vhost_blk_harness::nullb::{sectors, NullBlk};
@@ -32,11 +33,11 @@ const USAGE: &str = "usage: vhost-blk-bench --out DIR [--secs S] [--reps N] [--p
   --reps N     repetitions of each run, interleaved (default 3)
   --poll LIST  poll_budget_us values for vhost-blk (default 0,200)
   --quick      a short pass over a few workloads (smoke test)
-  --only TEXT  only the matrix and iocore workloads whose name contains
-               TEXT, and no other scenario
+  --only TEXT  only the matrix, iocore and guestpoll workloads whose name
+               contains TEXT, and no other scenario
   --scenarios LIST
-               which scenarios run, of matrix,iocore,fairness,devices,
-               memory,wakeup (default all)
+               which scenarios run, of matrix,iocore,guestpoll,fairness,
+               devices,memory,wakeup (default all)
   --peers LIST which peers the matrix runs beside vhost-blk, of
                qsd,io_uring (default both; `none` for vhost-blk alone,
                e.g. under a profiler)
@@ -45,9 +46,18 @@ const USAGE: &str = "usage: vhost-blk-bench --out DIR [--secs S] [--reps N] [--p
                benchmark exports DEV with (used by the end-to-end demo)";
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 6] = [
-    "matrix", "iocore", "fairness", "devices", "memory", "wakeup",
+const SCENARIOS: [&str; 7] = [
+    "matrix",
+    "iocore",
+    "guestpoll",
+    "fairness",
+    "devices",
+    "memory",
+    "wakeup",
 ];
+
+/// The scenarios that run the workloads against every engine.
+const MATRIX_SCENARIOS: [&str; 3] = ["matrix", "iocore", "guestpoll"];
 
 struct Args {
     out: PathBuf,
@@ -119,7 +129,8 @@ fn parse_args() -> Result<Args, String> {
         return Err(format!("--out is required\n{USAGE}"));
     }
     if a.only.is_some() {
-        a.scenarios.retain(|s| s == "matrix" || s == "iocore");
+        a.scenarios
+            .retain(|s| MATRIX_SCENARIOS.contains(&s.as_str()));
     }
     if a.reps == 0 || a.secs <= 0.0 || a.polls.is_empty() || a.scenarios.is_empty() {
         return Err("--reps, --secs and --poll must be positive/non-empty".into());
@@ -298,7 +309,7 @@ fn vhost_blk_device(
         Config {
             queues: queues as u32,
             size: RING,
-            features: features::SUPPORTED,
+            features: GUEST_FEATURES,
             mem_mib: mem_mib_for(queues, qd, w.bs),
         },
     )
@@ -320,7 +331,7 @@ fn vhost_user_device(
     let mut vu = VhostUserBlk::connect(
         qsd.socket(),
         Duration::from_secs(10),
-        features::SUPPORTED,
+        GUEST_FEATURES,
         queues as u32,
         RING,
         mem_mib_for(queues, qd, w.bs),
@@ -333,10 +344,6 @@ fn vhost_user_device(
     Ok((vu, slots))
 }
 
-fn event_idx(f: u64) -> bool {
-    f & features::bit(features::VIRTIO_RING_F_EVENT_IDX) != 0
-}
-
 fn run_vhost_blk(
     dev: &mut TestDevice,
     slots: &[Vec<Slot>],
@@ -344,41 +351,21 @@ fn run_vhost_blk(
     sectors: u64,
     dur: Duration,
 ) -> Sample {
-    let ei = event_idx(dev.cfg.features);
-    let mem = &dev.mem;
-    let jobs = dev
-        .queues
-        .iter_mut()
-        .zip(slots)
-        .zip(&w.qd)
-        .map(|((queue, slots), &qd)| Job {
-            mem,
-            queue,
-            slots,
-            event_idx: ei,
-            qd,
-        })
-        .collect();
-    run_jobs(jobs, w, sectors, dur)
+    let f = dev.cfg.features;
+    run_virtqueues(&dev.mem, &mut dev.queues, slots, f, w, sectors, dur)
 }
 
 fn run_vhost_user(p: &mut Peers, w: &Workload, sectors: u64, dur: Duration) -> Sample {
-    let ei = event_idx(p.vu.features);
-    let mem = &p.vu.mem;
-    let jobs =
-        p.vu.queues
-            .iter_mut()
-            .zip(&p.vu_slots)
-            .zip(&w.qd)
-            .map(|((queue, slots), &qd)| Job {
-                mem,
-                queue,
-                slots,
-                event_idx: ei,
-                qd,
-            })
-            .collect();
-    run_jobs(jobs, w, sectors, dur)
+    let vu = &mut p.vu;
+    run_virtqueues(
+        &vu.mem,
+        &mut vu.queues,
+        &p.vu_slots,
+        vu.features,
+        w,
+        sectors,
+        dur,
+    )
 }
 
 fn worker_threads() -> u64 {
@@ -400,6 +387,9 @@ enum Layout {
     /// `worker_cpus`, every thread of qemu-storage-daemon) on an I/O core,
     /// the guest's threads (and io_uring's) on another CPU.
     IoCore { guest: usize, io: usize },
+    /// Wherever the scheduler puts them, with a guest that polls for its
+    /// completions instead of sleeping for interrupts.
+    GuestPoll,
 }
 
 impl Layout {
@@ -422,13 +412,14 @@ impl Layout {
         match self {
             Layout::Shared => "matrix",
             Layout::IoCore { .. } => "iocore",
+            Layout::GuestPoll => "guestpoll",
         }
     }
 
     /// Pins the threads of `qsd` to the I/O core, for this layout.
     fn place_qsd(self, qsd: &StorageDaemon) -> Result<(), String> {
         match self {
-            Layout::Shared => Ok(()),
+            Layout::Shared | Layout::GuestPoll => Ok(()),
             Layout::IoCore { io, .. } => vhost_blk_harness::testing::pin_process(qsd.pid(), io)
                 .map_err(|e| format!("pin qemu-storage-daemon to CPU {io}: {e}")),
         }
@@ -452,7 +443,7 @@ fn matrix(
     let sock = std::env::temp_dir().join(format!("vhost-blk-bench-{}.sock", std::process::id()));
     let _worker_cpus = match layout {
         Layout::IoCore { io, .. } => Some(ParamGuard::set(&[("worker_cpus", &io.to_string())])?),
-        Layout::Shared => None,
+        Layout::Shared | Layout::GuestPoll => None,
     };
     let qsd = StorageDaemon::start(dev_path, &sock, 4).map_err(|e| e.to_string())?;
     layout.place_qsd(&qsd)?;
@@ -465,6 +456,13 @@ fn matrix(
             .into_iter()
             .map(|qd| Workload {
                 guest_cpu: Some(guest),
+                ..Workload::new("randread", 4096, qd, 1)
+            })
+            .collect(),
+        Layout::GuestPoll => [1, 32]
+            .into_iter()
+            .map(|qd| Workload {
+                guest_poll: true,
                 ..Workload::new("randread", 4096, qd, 1)
             })
             .collect(),
@@ -663,7 +661,7 @@ fn run_device_per_queue(
 fn device_jobs<'a>(devs: &'a mut [(TestDevice, Vec<Vec<Slot>>)], qds: &[u16]) -> Vec<Job<'a>> {
     let mut jobs = Vec::new();
     for ((dev, slots), &qd) in devs.iter_mut().zip(qds) {
-        let ei = event_idx(dev.cfg.features);
+        let ei = event_idx_acked(dev.cfg.features);
         let mem = &dev.mem;
         for (queue, slots) in dev.queues.iter_mut().zip(slots.iter()) {
             jobs.push(Job {
@@ -803,7 +801,7 @@ fn memory(dev_path: &Path) -> Result<String, String> {
                     Config {
                         queues,
                         size: RING,
-                        features: features::SUPPORTED,
+                        features: GUEST_FEATURES,
                         mem_mib: 2,
                     },
                 )
@@ -839,7 +837,7 @@ fn find<'a>(
 fn target(out: &mut String, json: &mut Vec<String>, name: &str, value: f64, goal: &str, met: bool) {
     let _ = writeln!(
         out,
-        "  {:<62} {:>7.2}  goal {:<6} {}",
+        "  {:<68} {:>7.2}  goal {:<6} {}",
         name,
         value,
         goal,
@@ -883,12 +881,14 @@ fn report(a: &Args, sums: &[Summary], extra: &Extra, failures: &[String]) -> (St
         "x qsd",
         "thr"
     );
-    for scenario in ["matrix", "iocore"] {
-        if scenario == "iocore" && sums.iter().any(|s| s.scenario == scenario) {
-            let _ = writeln!(
-                t,
-                "\nI/O core (the backend's threads on the last CPU, the guest's and io_uring's on CPU 0):"
-            );
+    for scenario in MATRIX_SCENARIOS {
+        let heading = match scenario {
+            "iocore" => "I/O core (the backend's threads on the last CPU, the guest's and io_uring's on CPU 0):",
+            "guestpoll" => "polling guest (interrupts off, the guest spins on its used ring; io_uring spins on its CQ):",
+            _ => "",
+        };
+        if !heading.is_empty() && sums.iter().any(|s| s.scenario == scenario) {
+            let _ = writeln!(t, "\n{heading}");
         }
         for s in sums.iter().filter(|s| s.scenario == scenario) {
             let qsd = find(sums, scenario, &s.backing, &s.workload, "qsd-vhost-user");
@@ -935,7 +935,11 @@ fn report(a: &Args, sums: &[Summary], extra: &Extra, failures: &[String]) -> (St
         .collect();
     let w32 = "randread-4k-qd32-q1";
     let w1 = "randread-4k-qd1-q1";
-    for (scenario, layout) in [("matrix", "shared CPUs"), ("iocore", "I/O core")] {
+    for (scenario, layout) in [
+        ("matrix", "shared CPUs"),
+        ("iocore", "I/O core"),
+        ("guestpoll", "polling guest"),
+    ] {
         let g = |b: &str, w: &str, e: &str| find(sums, scenario, b, w, e);
         let best = |b: &str, w: &str| {
             vb_names
@@ -1204,6 +1208,9 @@ fn run(a: &Args) -> Result<bool, String> {
     }
     if a.runs("iocore") {
         layouts.push(Layout::io_core()?);
+    }
+    if a.runs("guestpoll") {
+        layouts.push(Layout::GuestPoll);
     }
     if !layouts.is_empty() {
         let nb = NullBlk::create("benchmem", size.parse().unwrap(), &[("memory_backed", "1")])

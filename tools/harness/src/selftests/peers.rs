@@ -4,8 +4,10 @@
 //! reads back the same through `qemu-storage-daemon`'s vhost-user-blk
 //! export (driven by the harness's vhost-user client) and through raw
 //! `O_DIRECT`, and the other way round; and each benchmark engine runs a
-//! short mixed workload without an error. This keeps `make bench`
-//! honest: a peer that dropped or misplaced requests would fail here.
+//! short mixed workload without an error, with a guest that sleeps for
+//! its interrupts and with one that polls (and is not interrupted). This
+//! keeps `make bench` honest: a peer that dropped or misplaced requests,
+//! or interrupted a polling guest, would fail here.
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -15,10 +17,12 @@ use vhost_blk_core::blk::*;
 use vhost_blk_core::features;
 use vhost_blk_core::memory::UserMemory;
 
-use crate::bench::{alloc_slots, open_direct, run_jobs, run_uring, Job, Workload};
-use crate::blk::{pattern, request_on, status_name, Config, TestDevice};
+use crate::bench::{
+    alloc_slots, open_direct, run_uring, run_virtqueues, Sample, Workload, GUEST_FEATURES,
+};
+use crate::blk::{pattern, request_on, status_name, Config, Queue, TestDevice};
 use crate::driver::Buf;
-use crate::mem::ProcessMemory;
+use crate::mem::{BumpAllocator, ProcessMemory};
 use crate::nullb::{sectors, NullBlk};
 use crate::testing::{ctx, ensure, CaseResult, Runner};
 use crate::vhost_user::{StorageDaemon, VhostUserBlk};
@@ -42,6 +46,31 @@ fn check_block(got: &[u8], seed: u64, what: &str) -> CaseResult {
     Ok(())
 }
 
+/// Runs `w` on the virtqueues of a vhost-blk device or vhost-user
+/// connection; `calls` gets the signals of their call eventfds meanwhile.
+#[allow(clippy::too_many_arguments)]
+fn run_queues(
+    mem: &ProcessMemory,
+    alloc: &mut BumpAllocator,
+    queues: &mut [Queue],
+    features: u64,
+    w: &Workload,
+    nsect: u64,
+    dur: Duration,
+    calls: &mut u64,
+) -> Sample {
+    let slots: Vec<_> =
+        w.qd.iter()
+            .map(|&qd| alloc_slots(alloc, qd, w.bs))
+            .collect();
+    for q in queues.iter() {
+        q.call.take();
+    }
+    let s = run_virtqueues(mem, queues, &slots, features, w, nsect, dur);
+    *calls = queues.iter().map(|q| q.call.take()).sum();
+    s
+}
+
 fn bench_peers_agree() -> CaseResult {
     let nb = ctx(
         NullBlk::create("vbpeers", 64, &[("memory_backed", "1")]),
@@ -56,19 +85,20 @@ fn bench_peers_agree() -> CaseResult {
     )?;
     let connect = || {
         ctx(
-            VhostUserBlk::connect(qsd.socket(), T, features::SUPPORTED, 2, 128, 8),
+            VhostUserBlk::connect(qsd.socket(), T, GUEST_FEATURES, 2, 128, 8),
             "vhost-user connect",
         )
     };
 
     // Each engine runs a short 70/30 mix on two queues without an error.
-    let w = Workload::new("randrw", 4096, 8, 2);
+    let mut w = Workload::new("randrw", 4096, 8, 2);
     let dur = Duration::from_millis(500);
     let mut vb = ctx(
         TestDevice::new(
             &backend,
             Config {
                 queues: 2,
+                features: GUEST_FEATURES,
                 ..Config::default()
             },
         ),
@@ -76,40 +106,87 @@ fn bench_peers_agree() -> CaseResult {
     )?;
     let mut vu = connect()?;
     let mut counts = Vec::new();
-    for engine in ["vhost-blk", "vhost-user", "io_uring"] {
+    for (engine, poll) in ["vhost-blk", "vhost-user", "io_uring"]
+        .into_iter()
+        .flat_map(|e| [(e, false), (e, true)])
+    {
+        w.guest_poll = poll;
+        // Signals of the call eventfds during a polling guest's run.
+        let mut calls = 0;
         let s = match engine {
             "io_uring" => ctx(run_uring(&backend, &w, nsect, dur), "io_uring")?,
-            _ => {
-                let (mem, alloc, queues, f) = if engine == "vhost-blk" {
-                    (&vb.mem, &mut vb.alloc, &mut vb.queues, vb.cfg.features)
-                } else {
-                    (&vu.mem, &mut vu.alloc, &mut vu.queues, vu.features)
-                };
-                let slots: Vec<_> =
-                    w.qd.iter()
-                        .map(|&qd| alloc_slots(alloc, qd, w.bs))
-                        .collect();
-                let ei = f & features::bit(features::VIRTIO_RING_F_EVENT_IDX) != 0;
-                let jobs = queues
-                    .iter_mut()
-                    .zip(&slots)
-                    .map(|(queue, slots)| Job {
-                        mem,
-                        queue,
-                        slots,
-                        event_idx: ei,
-                        qd: 8,
-                    })
-                    .collect();
-                run_jobs(jobs, &w, nsect, dur)
-            }
+            "vhost-blk" => run_queues(
+                &vb.mem,
+                &mut vb.alloc,
+                &mut vb.queues,
+                vb.cfg.features,
+                &w,
+                nsect,
+                dur,
+                &mut calls,
+            ),
+            _ => run_queues(
+                &vu.mem,
+                &mut vu.alloc,
+                &mut vu.queues,
+                vu.features,
+                &w,
+                nsect,
+                dur,
+                &mut calls,
+            ),
         };
+        let mode = if poll { "polling guest" } else { "interrupts" };
         ensure(s.errors == 0 && s.ios > 0 && s.lat_ns.len() == 2, || {
-            format!("{engine}: {} requests, {} errors", s.ios, s.errors)
+            format!("{engine}, {mode}: {} requests, {} errors", s.ios, s.errors)
         })?;
-        counts.push(format!("{engine} {}", s.ios));
+        // A polling guest keeps used_event 65535 completions ahead of
+        // its used index: each queue may be signalled once per wrap.
+        if poll {
+            let allowed = s.ios / 65536 + w.qd.len() as u64;
+            ensure(calls <= allowed, || {
+                format!(
+                    "{engine}, {mode}: {calls} signals for {} requests (at most {allowed})",
+                    s.ios
+                )
+            })?;
+        }
+        counts.push(format!("{engine} ({mode}) {}", s.ios));
     }
     drop(vu);
+
+    // With the legacy NOTIFY_ON_EMPTY acked, the device must signal each
+    // time it drains the avail ring, interrupts suppressed or not: the
+    // polling guest's run ends with the ring drained.
+    let mut legacy = ctx(
+        TestDevice::new(
+            &backend,
+            Config {
+                queues: 2,
+                features: GUEST_FEATURES | features::bit(features::VIRTIO_F_NOTIFY_ON_EMPTY),
+                ..Config::default()
+            },
+        ),
+        "vhost-blk device with NOTIFY_ON_EMPTY",
+    )?;
+    let mut calls = 0;
+    let s = run_queues(
+        &legacy.mem,
+        &mut legacy.alloc,
+        &mut legacy.queues,
+        legacy.cfg.features,
+        &w,
+        nsect,
+        Duration::from_millis(200),
+        &mut calls,
+    );
+    ensure(s.errors == 0 && s.ios > 0 && calls > 0, || {
+        format!(
+            "vhost-blk, NOTIFY_ON_EMPTY, polling guest: {} requests, {} errors, {calls} signals",
+            s.ios, s.errors
+        )
+    })?;
+    drop(legacy);
 
     // vhost-blk writes even blocks; vhost-user writes odd ones.
     let mut vu = connect()?;
