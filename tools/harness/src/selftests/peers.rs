@@ -47,8 +47,8 @@ fn check_block(got: &[u8], seed: u64, what: &str) -> CaseResult {
 }
 
 /// Runs `w` on the virtqueues of a vhost-blk device or vhost-user
-/// connection; `calls` gets the signals of their call eventfds meanwhile.
-#[allow(clippy::too_many_arguments)]
+/// connection; returns the sample and the signals of their call eventfds
+/// meanwhile.
 fn run_queues(
     mem: &ProcessMemory,
     alloc: &mut BumpAllocator,
@@ -57,8 +57,7 @@ fn run_queues(
     w: &Workload,
     nsect: u64,
     dur: Duration,
-    calls: &mut u64,
-) -> Sample {
+) -> (Sample, u64) {
     let slots: Vec<_> =
         w.qd.iter()
             .map(|&qd| alloc_slots(alloc, qd, w.bs))
@@ -67,8 +66,7 @@ fn run_queues(
         q.call.take();
     }
     let s = run_virtqueues(mem, queues, &slots, features, w, nsect, dur);
-    *calls = queues.iter().map(|q| q.call.take()).sum();
-    s
+    (s, queues.iter().map(|q| q.call.take()).sum())
 }
 
 fn bench_peers_agree() -> CaseResult {
@@ -111,10 +109,9 @@ fn bench_peers_agree() -> CaseResult {
         .flat_map(|e| [(e, false), (e, true)])
     {
         w.guest_poll = poll;
-        // Signals of the call eventfds during a polling guest's run.
-        let mut calls = 0;
-        let s = match engine {
-            "io_uring" => ctx(run_uring(&backend, &w, nsect, dur), "io_uring")?,
+        // With the signals of the call eventfds during the run.
+        let (s, calls) = match engine {
+            "io_uring" => (ctx(run_uring(&backend, &w, nsect, dur), "io_uring")?, 0),
             "vhost-blk" => run_queues(
                 &vb.mem,
                 &mut vb.alloc,
@@ -123,7 +120,6 @@ fn bench_peers_agree() -> CaseResult {
                 &w,
                 nsect,
                 dur,
-                &mut calls,
             ),
             _ => run_queues(
                 &vu.mem,
@@ -133,7 +129,6 @@ fn bench_peers_agree() -> CaseResult {
                 &w,
                 nsect,
                 dur,
-                &mut calls,
             ),
         };
         let mode = if poll { "polling guest" } else { "interrupts" };
@@ -169,8 +164,8 @@ fn bench_peers_agree() -> CaseResult {
         ),
         "vhost-blk device with NOTIFY_ON_EMPTY",
     )?;
-    let mut calls = 0;
-    let s = run_queues(
+    w.guest_poll = true;
+    let (s, calls) = run_queues(
         &legacy.mem,
         &mut legacy.alloc,
         &mut legacy.queues,
@@ -178,7 +173,6 @@ fn bench_peers_agree() -> CaseResult {
         &w,
         nsect,
         Duration::from_millis(200),
-        &mut calls,
     );
     ensure(s.errors == 0 && s.ios > 0 && calls > 0, || {
         format!(
