@@ -11,7 +11,6 @@
 set -euo pipefail
 
 BINDGEN_VERSION=0.73.2
-VIRTME_NG_VERSION=1.42
 RUSTC_MIN=1.78
 
 APT_PACKAGES=(
@@ -19,7 +18,7 @@ APT_PACKAGES=(
 	linux-source-6.12
 	clang libclang-dev llvm lld
 	flex bison bc libelf-dev libssl-dev cpio xz-utils kmod make gcc
-	qemu-system-x86 fio busybox-static dmsetup util-linux
+	qemu-system-x86 fio busybox-static dmsetup util-linux python3-venv
 )
 
 check_only=0
@@ -63,7 +62,22 @@ if ! have_bindgen; then
 		die "cargo install bindgen-cli $BINDGEN_VERSION failed"
 fi
 
+# cargo clippy (make lint's clippy-tools) comes with rustup's default
+# profile; a minimal profile lacks it.
+if ! cargo clippy --version >/dev/null 2>&1; then
+	[ $check_only = 1 ] && die "cargo clippy missing (run: make deps)"
+	command -v rustup >/dev/null || die "cargo clippy missing, and no rustup to add it"
+	say "installing clippy (rustup component add clippy)"
+	rustup component add clippy >/dev/null 2>&1 || die "rustup component add clippy failed"
+fi
+
+# virtme-ng goes where pip puts it for python3; where that Python refuses
+# pip installs (PEP 668, "externally managed", e.g. Debian's own python3
+# first on PATH), into a virtual environment in the cache, which
+# tools/testing/vm-run.sh looks in first (vng-venv.sh).
+. "$(dirname "$0")/vng-venv.sh"
 have_vng() {
+	[ -x "$VNG_VENV/bin/vng" ] && return 0
 	command -v vng >/dev/null || return 1
 	local info
 	info=$(python3 -m pip show virtme-ng 2>/dev/null) || return 1
@@ -72,8 +86,17 @@ have_vng() {
 if ! have_vng; then
 	[ $check_only = 1 ] && die "virtme-ng $VIRTME_NG_VERSION missing (run: make deps)"
 	say "installing virtme-ng $VIRTME_NG_VERSION (pip)"
-	python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "virtme-ng==$VIRTME_NG_VERSION" ||
-		die "pip install virtme-ng==$VIRTME_NG_VERSION failed"
+	if ! out=$(python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+		"virtme-ng==$VIRTME_NG_VERSION" 2>&1); then
+		[[ $out == *externally-managed-environment* || $out == *"No module named pip"* ]] ||
+			{ printf '%s\n' "$out" >&2; die "pip install virtme-ng==$VIRTME_NG_VERSION failed"; }
+		say "python3 takes no pip installs (PEP 668, or no pip): installing into $VNG_VENV"
+		rm -rf "$VNG_VENV"
+		python3 -m venv "$VNG_VENV" ||
+			die "python3 -m venv $VNG_VENV failed (Debian: apt-get install python3-venv)"
+		"$VNG_VENV/bin/pip" install -q --disable-pip-version-check "virtme-ng==$VIRTME_NG_VERSION" ||
+			{ rm -rf "$VNG_VENV"; die "pip install virtme-ng==$VIRTME_NG_VERSION in $VNG_VENV failed"; }
+	fi
 fi
 
 # Version checks: the kernel needs Debian's rustc (it ships the core sources).
@@ -88,6 +111,6 @@ printf '%s\n%s\n' "$RUSTC_MIN" "$rv" | sort -V -C ||
 ls /usr/src/linux-source-6.12.tar.* >/dev/null 2>&1 ||
 	die "/usr/src/linux-source-6.12.tar.* missing: install linux-source-6.12"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: install qemu-system-x86"
-command -v vng >/dev/null || die "vng missing on PATH ($PATH): install virtme-ng"
+[ -x "$VNG_VENV/bin/vng" ] || command -v vng >/dev/null || die "vng missing on PATH ($PATH): install virtme-ng"
 
 say "ok: rustc $rv, $(bindgen --version), virtme-ng $VIRTME_NG_VERSION, $(qemu-system-x86_64 --version | head -1)"

@@ -29,6 +29,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
+. "$here/vng-venv.sh"
 timeout=900
 boot_timeout=${VM_BOOT_TIMEOUT:-180}
 load_module=1
@@ -113,7 +114,7 @@ while :; do
 	set +e
 	watch_boot &
 	watcher=$!
-	timeout -k 20 "$timeout" vng --disable-kvm --cpus 2 --memory "$memory" --verbose \
+	timeout -k 20 "$timeout" "$VNG" --disable-kvm --cpus 2 --memory "$memory" --verbose \
 		-r "$bzimage" --rwdir "$out" --append "$append" \
 		--qemu-opts="-pidfile $out/qemu.pid" \
 		--exec "$cmdline" </dev/null 2>&1 | tee "$log"
