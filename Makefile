@@ -44,7 +44,7 @@ E2E_ACCEL ?= tcg
 RUST_SRCS := $(shell find $(MODDIR) tools -name '*.rs')
 C_SRCS := $(filter-out %.mod.c,$(wildcard $(MODDIR)/*.c $(MODDIR)/*.h)) include/uapi/linux/vhost_blk.h
 
-.PHONY: all deps kernel module lint rustfmt fmt clippy checkpatch tools test-host \
+.PHONY: all deps kernel module lint rustfmt fmt clippy clippy-tools checkpatch tools test-host \
 	check check-release check-runner check-vm check-debug fuzz run clean module-clean help \
 	qemu check-e2e bench bench-e2e show
 
@@ -75,12 +75,16 @@ module: kernel
 	@cp $(MODDIR)/vhost_blk.ko $(BUILD)/vhost_blk.ko
 	@echo "module: $(BUILD)/vhost_blk.ko"
 
-# Style and lint: clippy over the module, kernel rustfmt, checkpatch --strict.
-lint: clippy rustfmt checkpatch
+# Style and lint: clippy over the module and over the host crates (core,
+# harness), kernel rustfmt, checkpatch --strict.
+lint: clippy clippy-tools rustfmt checkpatch
 
 clippy: kernel
 	@touch $(MODDIR)/vhost_blk_main.rs
 	$(MAKE) --no-print-directory module CLIPPY=1
+
+clippy-tools:
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
 rustfmt: kernel
 	/usr/bin/rustfmt --check --edition 2021 --config-path $(KDIR)/.rustfmt.toml $(RUST_SRCS)

@@ -532,7 +532,7 @@ fn drive_queue(
         }
         if poll {
             empty_polls += 1;
-            if empty_polls % POLLS_PER_ERR_CHECK == 0 && queue.err.take() != 0 {
+            if empty_polls.is_multiple_of(POLLS_PER_ERR_CHECK) && queue.err.take() != 0 {
                 res.errors += outstanding as u64;
                 res.lost += outstanding as u64;
                 res.ring_error = true;

@@ -35,10 +35,18 @@ impl VhostBlk {
 
     /// Issues `cmd` with a pointer argument (which may be anything, to test
     /// how the module handles bad pointers).
-    pub fn ioctl_ptr(&self, cmd: u32, arg: *mut libc::c_void) -> io::Result<i32> {
-        // SAFETY: the kernel validates `arg` for the given command; a bad
-        // pointer yields EFAULT, not undefined behaviour in this process,
-        // because the kernel only accesses it with copy_{from,to}_user.
+    ///
+    /// # Safety
+    ///
+    /// The kernel reads, and for commands that return data writes, the
+    /// bytes `cmd` encodes at `arg` (with `copy_{from,to}_user`, so an
+    /// address that is not mapped only fails with `EFAULT`). Whatever of
+    /// this process's memory `arg` points to must allow that: writable if
+    /// the command may write it, and not in use as Rust data meanwhile (a
+    /// buffer the caller owns, or guest memory, which is only ever accessed
+    /// with volatile copies).
+    pub unsafe fn ioctl_ptr(&self, cmd: u32, arg: *mut libc::c_void) -> io::Result<i32> {
+        // SAFETY: the file is open; `arg` is as the caller guarantees.
         let ret = unsafe { libc::ioctl(self.file.as_raw_fd(), cmd as libc::c_ulong, arg) };
         if ret < 0 {
             Err(io::Error::last_os_error())
@@ -61,12 +69,14 @@ impl VhostBlk {
 
     fn get_u64(&self, cmd: u32) -> io::Result<u64> {
         let mut v = 0u64;
-        self.ioctl_ptr(cmd, (&mut v as *mut u64).cast())?;
+        // SAFETY: `cmd` reads or writes a u64, which `v` is.
+        unsafe { self.ioctl_ptr(cmd, (&mut v as *mut u64).cast())? };
         Ok(v)
     }
 
     fn set_u64(&self, cmd: u32, mut v: u64) -> io::Result<()> {
-        self.ioctl_ptr(cmd, (&mut v as *mut u64).cast()).map(|_| ())
+        // SAFETY: `cmd` reads a u64, which `v` is.
+        unsafe { self.ioctl_ptr(cmd, (&mut v as *mut u64).cast()) }.map(|_| ())
     }
 
     /// `VHOST_GET_FEATURES`.
@@ -90,7 +100,8 @@ impl VhostBlk {
     }
 
     fn ioctl_struct<T>(&self, cmd: u32, v: &mut T) -> io::Result<()> {
-        self.ioctl_ptr(cmd, (v as *mut T).cast()).map(|_| ())
+        // SAFETY: callers pass the struct `cmd` reads or writes.
+        unsafe { self.ioctl_ptr(cmd, (v as *mut T).cast()) }.map(|_| ())
     }
 
     /// `VHOST_SET_OWNER`.
@@ -116,8 +127,9 @@ impl VhostBlk {
         for r in regions {
             buf.extend([r.guest_phys_addr, r.size, r.userspace_addr, region_flags]);
         }
-        self.ioctl_ptr(uapi::VHOST_SET_MEM_TABLE, buf.as_mut_ptr().cast())
-            .map(|_| ())
+        // SAFETY: the kernel only reads the header and the regions it
+        // announces, which `buf` holds.
+        unsafe { self.ioctl_ptr(uapi::VHOST_SET_MEM_TABLE, buf.as_mut_ptr().cast()) }.map(|_| ())
     }
 
     /// `VHOST_SET_MEM_TABLE`.

@@ -232,7 +232,7 @@ impl DriverRing {
         let len = mem.read_u32(slot + 4).expect("used ring");
         self.last_used = self.last_used.wrapping_add(1);
         if let Some(ids) = self.chains.get_mut(id as usize) {
-            self.free.extend(ids.drain(..));
+            self.free.append(ids);
         }
         Some((id, len))
     }

@@ -71,7 +71,7 @@ pub fn chain_and_request(data: &[u8]) {
         let mut w = false;
         for s in chain.segments() {
             assert!(s.len > 0);
-            assert!(!(w && !s.writable), "readable after writable accepted");
+            assert!(!w || s.writable, "readable after writable accepted");
             w |= s.writable;
             assert!(
                 table.covers(s.addr, u64::from(s.len)),

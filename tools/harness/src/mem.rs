@@ -214,7 +214,7 @@ impl UserMemory for ProcessMemory {
     /// indexes: bytewise, a concurrent update could be seen half done.
     fn read_u16(&self, addr: u64) -> Result<u16, Fault> {
         let p = self.ptr(addr, 2)?;
-        if p as usize % 2 != 0 {
+        if !(p as usize).is_multiple_of(2) {
             let mut b = [0u8; 2];
             self.read(addr, &mut b)?;
             return Ok(u16::from_le_bytes(b));
@@ -226,7 +226,7 @@ impl UserMemory for ProcessMemory {
     /// One 16-bit store where aligned (see `read_u16`).
     fn write_u16(&self, addr: u64, v: u16) -> Result<(), Fault> {
         let p = self.ptr(addr, 2)?;
-        if p as usize % 2 != 0 {
+        if !(p as usize).is_multiple_of(2) {
             return self.write(addr, &v.to_le_bytes());
         }
         // SAFETY: in bounds and aligned; volatile as for `read`.

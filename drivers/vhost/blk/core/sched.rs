@@ -111,6 +111,12 @@ pub struct Turn {
     cap: u32,
 }
 
+impl Default for Turn {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Turn {
     /// A fresh turn.
     pub const fn new() -> Self {

@@ -125,7 +125,12 @@ fn bad_pointers_fault() -> CaseResult {
             "VHOST_GET_BACKEND_FEATURES",
         ),
     ] {
-        expect_errno(dev.ioctl_ptr(cmd, std::ptr::null_mut()), libc::EFAULT, name)?;
+        expect_errno(
+            // SAFETY: NULL is never accessed.
+            unsafe { dev.ioctl_ptr(cmd, std::ptr::null_mut()) },
+            libc::EFAULT,
+            name,
+        )?;
         // A kernel address is never valid as a user pointer.
         expect_errno(
             dev.ioctl_val(cmd, 0xffff_ffff_8100_0000),
@@ -149,7 +154,8 @@ fn unknown_ioctls_enotty() -> CaseResult {
     for cmd in cmds {
         let mut buf = [0u8; 64];
         expect_errno(
-            dev.ioctl_ptr(cmd, buf.as_mut_ptr().cast()),
+            // SAFETY: a 64-byte buffer this function owns.
+            unsafe { dev.ioctl_ptr(cmd, buf.as_mut_ptr().cast()) },
             libc::ENOTTY,
             &format!("ioctl {cmd:#x}"),
         )?;

@@ -241,7 +241,7 @@ fn failing_dm_flakey() -> CaseResult {
             VIRTIO_BLK_S_IOERR => failed += 1,
             other => return Err(format!("request {i}: status {}", status_name(other))),
         }
-        if i % 8 == 0 {
+        if i.is_multiple_of(8) {
             by.check()?;
         }
     }

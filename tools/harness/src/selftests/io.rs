@@ -111,6 +111,7 @@ fn expect_status(got: Result<(u8, u32), String>, want: u8, what: &str) -> Result
 /// Writes `len` bytes of pattern `seed` at `sector` split into buffers of
 /// `seg` bytes at offset `skew` in their pages, reads them back through
 /// different buffers and compares.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_read(
     t: &mut TestDevice,
     q: usize,
@@ -948,7 +949,9 @@ fn io_bad_discard_and_write_zeroes() -> CaseResult {
     let wz = VIRTIO_BLK_T_WRITE_ZEROES;
     let unmap = VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
     let many: Vec<(u64, u32, u32)> = (0..33).map(|i| (i * 8, 8, 0)).collect();
-    let cases: Vec<(&str, u32, Vec<(u64, u32, u32)>, u8)> = vec![
+    // (what, type, ranges as (sector, sectors, flags), expected status)
+    type Case = (&'static str, u32, Vec<(u64, u32, u32)>, u8);
+    let cases: Vec<Case> = vec![
         (
             "discard with UNMAP",
             d,

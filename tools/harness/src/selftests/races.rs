@@ -162,7 +162,7 @@ fn races_teardown_and_unload(module: Option<&Path>) -> CaseResult {
             }
         }
         drop(t);
-        if it % 100 == 0 {
+        if it.is_multiple_of(100) {
             sh("rmmod", "vhost_blk")?;
             sh("insmod", module)?;
             ensure(Path::new(DEVICE_PATH).exists(), || {

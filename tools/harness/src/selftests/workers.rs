@@ -92,6 +92,10 @@ fn no_event_idx() -> u64 {
     features::SUPPORTED & !bit(features::VIRTIO_RING_F_EVENT_IDX)
 }
 
+/// A completed request of a [`Flow`]: `(head, latency, sector, seed, data
+/// address)`.
+type Reaped = (u16, Duration, u64, u64, u64);
+
 /// A queue driven at a fixed depth with preallocated request buffers:
 /// what a guest driver does, with the kicks it sends counted.
 struct Flow {
@@ -170,7 +174,7 @@ impl Flow {
 
     /// Takes the completed requests; checks each status is OK. Returns
     /// `(head, latency, sector, seed, data address)` of each.
-    fn reap(&mut self, t: &mut TestDevice) -> Result<Vec<(u16, Duration, u64, u64, u64)>, String> {
+    fn reap(&mut self, t: &mut TestDevice) -> Result<Vec<Reaped>, String> {
         let mut out = Vec::new();
         for d in t.poll_used(self.q) {
             let head = d.id as u16;
@@ -513,13 +517,13 @@ struct CpuOffline {
 impl CpuOffline {
     fn take(cpu: usize) -> Result<Self, String> {
         let path = format!("/sys/devices/system/cpu/cpu{cpu}/online");
-        ctx(fs::write(&path, "0"), &format!("{path}: 0"))?;
+        ctx(fs::write(&path, "0"), format!("{path}: 0"))?;
         Ok(Self { path })
     }
 
     /// Brings the CPU back online; the write returns once it is.
     fn restore(self) -> CaseResult {
-        let r = ctx(fs::write(&self.path, "1"), &format!("{}: 1", self.path));
+        let r = ctx(fs::write(&self.path, "1"), format!("{}: 1", self.path));
         core::mem::forget(self);
         r
     }
@@ -1234,7 +1238,7 @@ fn workers_teardown_random_order() -> CaseResult {
             }
             // Every few steps, close a random device with requests in
             // flight, while the others keep going.
-            if step % 5 == 0 {
+            if step.is_multiple_of(5) {
                 let k = rng.below(devs.len() as u64) as usize;
                 let (_, t, flow, _) = devs.swap_remove(k);
                 ensure(!flow.inflight.is_empty() || flow.done > 0, || {
