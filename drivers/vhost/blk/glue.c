@@ -518,6 +518,12 @@ struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
 	bio = bio_alloc_bioset(file_bdev(bdev_file), nr_vecs,
 			       opf | REQ_ALLOC_CACHE, GFP_KERNEL,
 			       &vhost_blk_bio_set);
+	/*
+	 * A mempool allocation that may sleep does not fail; the request
+	 * fails with IOERR if it ever does.
+	 */
+	if (!bio)
+		return NULL;
 	vb = container_of(bio, struct vhost_blk_bio, bio);
 	vb->token = token;
 	vb->pinned = false;

@@ -388,11 +388,14 @@ impl VqRuntime {
         };
         let tok = token(self.index, slot);
         let submitted = match req.op {
-            Op::Flush => {
-                Bio::new(cx.bdev, 0, BioKind::Flush, 0, 0, cx.bios, tok, cx.blkcg).submit();
-                Ok(1)
-            }
-            Op::Discard | Op::WriteZeroes => Ok(submit_ranges(cx, req.op, ranges, tok)),
+            Op::Flush => match Bio::new(cx.bdev, 0, BioKind::Flush, 0, 0, cx.bios, tok, cx.blkcg) {
+                Some(bio) => {
+                    bio.submit();
+                    Ok(1)
+                }
+                None => Err(0),
+            },
+            Op::Discard | Op::WriteZeroes => submit_ranges(cx, req.op, ranges, tok),
             _ => submit_data(cx, chain, req, tok),
         };
         let s = &mut self.slots[usize::from(slot)];
@@ -512,9 +515,12 @@ fn submit_data(cx: &Ctx<'_>, chain: &Chain, req: &Request, tok: usize) -> Result
         let r = cx.table.for_each_piece(gpa, u64::from(len), |ua, n| {
             let (mut ua, mut left) = (ua, n as u32);
             while left > 0 {
-                let bio = cur.get_or_insert_with(|| {
-                    Bio::new(cx.bdev, nr_vecs, kind, sector, 0, cx.bios, tok, cx.blkcg)
-                });
+                if cur.is_none() {
+                    cur = Bio::new(cx.bdev, nr_vecs, kind, sector, 0, cx.bios, tok, cx.blkcg);
+                }
+                let Some(bio) = cur.as_mut() else {
+                    return Err(());
+                };
                 match bio.add_user(ua, left, read) {
                     Ok(0) => {
                         if let Some(full) = cur.take() {
@@ -549,12 +555,14 @@ fn submit_data(cx: &Ctx<'_>, chain: &Chain, req: &Request, tok: usize) -> Result
     Ok(submitted)
 }
 
-/// Submits the bios of checked DISCARD or WRITE_ZEROES `ranges`; returns
-/// how many. Write-zeroes uses the backend's offload where it has one and
-/// the guest allows deallocation (UNMAP); otherwise it writes the shared
-/// zero page, which never deallocates and works on every device (some
-/// offloads, like loop on tmpfs, cannot zero without deallocating).
-fn submit_ranges(cx: &Ctx<'_>, op: Op, ranges: &[blk::Range], tok: usize) -> u32 {
+/// Submits the bios of checked DISCARD or WRITE_ZEROES `ranges`. Returns
+/// how many were submitted, as [`submit_data`] does: `Err(n)` if a bio
+/// could not be allocated (the request then fails with IOERR once those
+/// `n` complete). Write-zeroes uses the backend's offload where it has one
+/// and the guest allows deallocation (UNMAP); otherwise it writes the
+/// shared zero page, which never deallocates and works on every device
+/// (some offloads, like loop on tmpfs, cannot zero without deallocating).
+fn submit_ranges(cx: &Ctx<'_>, op: Op, ranges: &[blk::Range], tok: usize) -> Result<u32, u32> {
     let mut submitted = 0;
     for r in ranges.iter().filter(|r| r.num_sectors != 0) {
         // `check_range` bounded `num_sectors` by limits that keep the byte
@@ -572,8 +580,11 @@ fn submit_ranges(cx: &Ctx<'_>, op: Op, ranges: &[blk::Range], tok: usize) -> u32
                 };
                 let (mut sector, mut left) = (r.sector, bytes);
                 while left > 0 {
-                    let mut bio =
-                        Bio::new(cx.bdev, MAX_VECS, kind, sector, 0, cx.bios, tok, cx.blkcg);
+                    let Some(mut bio) =
+                        Bio::new(cx.bdev, MAX_VECS, kind, sector, 0, cx.bios, tok, cx.blkcg)
+                    else {
+                        return Err(submitted);
+                    };
                     let added = bio.add_zeroes(left);
                     bio.submit();
                     submitted += 1;
@@ -587,8 +598,11 @@ fn submit_ranges(cx: &Ctx<'_>, op: Op, ranges: &[blk::Range], tok: usize) -> u32
             }
             _ => BioKind::WriteZeroesUnmap,
         };
-        Bio::new(cx.bdev, 0, kind, r.sector, bytes, cx.bios, tok, cx.blkcg).submit();
+        let Some(bio) = Bio::new(cx.bdev, 0, kind, r.sector, bytes, cx.bios, tok, cx.blkcg) else {
+            return Err(submitted);
+        };
+        bio.submit();
         submitted += 1;
     }
-    submitted
+    Ok(submitted)
 }

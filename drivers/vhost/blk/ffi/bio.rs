@@ -141,7 +141,8 @@ impl Bio {
     /// A bio of `kind` for up to `nr_vecs` pages at `sector` of `bdev`
     /// (or, for the range kinds, covering `bytes` without pages),
     /// completing onto `list` with `token`, charged to `blkcg` if given.
-    /// Waits for memory rather than failing (the bioset is a mempool).
+    /// Waits for memory rather than failing (the bioset is a mempool);
+    /// `None` only if the block layer refuses the allocation all the same.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         bdev: &BdevFile,
@@ -152,12 +153,11 @@ impl Bio {
         list: &BioList,
         token: usize,
         blkcg: Option<&Blkcg>,
-    ) -> Self {
+    ) -> Option<Self> {
         let nr = nr_vecs.min(MAX_VECS) as u16;
         // SAFETY: `bdev` is a live block device file and `list` a live
         // list, both outliving the bio (devices drain bios before dropping
-        // either); the bio takes its own reference of `blkcg`; GFP_KERNEL
-        // allocation from the bioset cannot fail.
+        // either); the bio takes its own reference of `blkcg`.
         let bio = unsafe {
             glue::vhost_blk_bio_alloc(
                 bdev.as_ptr(),
@@ -170,10 +170,8 @@ impl Bio {
                 blkcg.map_or(core::ptr::null_mut(), |c| c.as_ptr()),
             )
         };
-        // INVARIANT: a fresh bio with no pages.
-        Self {
-            bio: NonNull::new(bio).expect("bio_alloc_bioset with GFP_KERNEL never fails"),
-        }
+        // INVARIANT: a fresh bio with no pages, if any.
+        NonNull::new(bio).map(|bio| Self { bio })
     }
 
     /// Pins the owner's pages of `[uaddr, uaddr + len)` into the bio until
