@@ -77,7 +77,7 @@ fi
 # tools/testing/vm-run.sh looks in first (vng-venv.sh).
 . "$(dirname "$0")/vng-venv.sh"
 have_vng() {
-	[ -x "$VNG_VENV/bin/vng" ] && return 0
+	[ "$(vng_path)" != vng ] && return 0
 	command -v vng >/dev/null || return 1
 	local info
 	info=$(python3 -m pip show virtme-ng 2>/dev/null) || return 1
@@ -111,6 +111,6 @@ printf '%s\n%s\n' "$RUSTC_MIN" "$rv" | sort -V -C ||
 ls /usr/src/linux-source-6.12.tar.* >/dev/null 2>&1 ||
 	die "/usr/src/linux-source-6.12.tar.* missing: install linux-source-6.12"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: install qemu-system-x86"
-[ -x "$VNG_VENV/bin/vng" ] || command -v vng >/dev/null || die "vng missing on PATH ($PATH): install virtme-ng"
+command -v "$(vng_path)" >/dev/null || die "vng missing on PATH ($PATH): install virtme-ng"
 
 say "ok: rustc $rv, $(bindgen --version), virtme-ng $VIRTME_NG_VERSION, $(qemu-system-x86_64 --version | head -1)"

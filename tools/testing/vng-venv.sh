@@ -5,8 +5,13 @@
 # run.
 VIRTME_NG_VERSION=1.42
 VNG_VENV=${VHOST_BLK_CACHE:-$HOME/.cache/vhost-blk}/virtme-ng-$VIRTME_NG_VERSION
-if [ -x "$VNG_VENV/bin/vng" ]; then
-	VNG=$VNG_VENV/bin/vng
-else
-	VNG=vng
-fi
+
+# The vng to run: the venv's once deps.sh made one, else vng on PATH.
+vng_path() {
+	if [ -x "$VNG_VENV/bin/vng" ]; then
+		echo "$VNG_VENV/bin/vng"
+	else
+		echo vng
+	fi
+}
+VNG=$(vng_path)
