@@ -297,10 +297,14 @@ fn send_with_fds(sock: RawFd, buf: &[u8], fds: &[RawFd]) -> io::Result<()> {
 }
 
 /// A `qemu-storage-daemon` exporting one block device as vhost-user-blk,
-/// killed when dropped.
+/// killed when dropped. Its QMP monitor, on a socket beside the export's,
+/// sets how long its iothread polls ([`StorageDaemon::set_poll_max_ns`]).
 pub struct StorageDaemon {
     child: std::process::Child,
     sock: std::path::PathBuf,
+    qmp: std::path::PathBuf,
+    /// The iothread's `poll-max-ns` as the daemon started: QEMU's default.
+    default_poll_max_ns: u64,
 }
 
 impl StorageDaemon {
@@ -359,15 +363,28 @@ impl StorageDaemon {
     }
 
     fn start_once(dev: &Path, sock: &Path, num_queues: u32) -> Result<Self, StartError> {
+        let mut qmp = sock.as_os_str().to_owned();
+        qmp.push(".qmp");
+        let qmp = std::path::PathBuf::from(qmp);
         let _ = std::fs::remove_file(sock);
+        let _ = std::fs::remove_file(&qmp);
+        let escape = |p: &Path| p.display().to_string().replace(',', ",,");
         let child = std::process::Command::new(Self::program())
             .args(Self::args(dev, sock, num_queues))
+            .args([
+                "--chardev".into(),
+                format!("socket,id=qmp0,path={},server=on,wait=off", escape(&qmp)),
+                "--monitor".into(),
+                "chardev=qmp0".into(),
+            ])
             .stdin(std::process::Stdio::null())
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", Self::program())))?;
         let mut me = Self {
             child,
             sock: sock.to_path_buf(),
+            qmp,
+            default_poll_max_ns: 0,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !me.sock.exists() {
@@ -387,7 +404,93 @@ impl StorageDaemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // The monitor is set up before the export listens.
+        me.default_poll_max_ns = me.poll_max_ns()?;
         Ok(me)
+    }
+
+    /// Runs one QMP command (a JSON object) on a fresh connection to the
+    /// daemon's monitor and returns the value of its `"return"` member, as
+    /// JSON text. A QMP error, or a monitor that does not answer in 10 s,
+    /// is an error.
+    fn qmp(&self, command: &str) -> io::Result<String> {
+        use std::io::{BufRead, BufReader, Write};
+
+        let what =
+            |e: io::Error| io::Error::new(e.kind(), format!("QMP {}: {e}", self.qmp.display()));
+        let stream = UnixStream::connect(&self.qmp).map_err(what)?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(what)?;
+        let mut writer = stream.try_clone().map_err(what)?;
+        let mut reader = BufReader::new(stream);
+        // The greeting, then the capabilities negotiation, then the command;
+        // asynchronous events in between are skipped.
+        let answer = |reader: &mut BufReader<UnixStream>, want: &str| -> io::Result<String> {
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).map_err(what)? == 0 {
+                    return Err(io::Error::other(format!(
+                        "QMP {}: monitor closed the connection",
+                        self.qmp.display()
+                    )));
+                }
+                let line = line.trim();
+                if line.starts_with("{\"event\"") {
+                    continue;
+                }
+                if let Some(v) = line.strip_prefix(want).and_then(|v| v.strip_suffix('}')) {
+                    return Ok(v.trim().to_string());
+                }
+                return Err(io::Error::other(format!(
+                    "QMP {}: unexpected answer {line}",
+                    self.qmp.display()
+                )));
+            }
+        };
+        answer(&mut reader, "{\"QMP\":")?;
+        let mut value = String::new();
+        for cmd in ["{\"execute\": \"qmp_capabilities\"}", command] {
+            writer.write_all(cmd.as_bytes()).map_err(what)?;
+            writer.write_all(b"\n").map_err(what)?;
+            value = answer(&mut reader, "{\"return\":")?;
+        }
+        Ok(value)
+    }
+
+    /// The iothread's `poll-max-ns`: how long it polls, at most, before it
+    /// sleeps (adaptively: QEMU grows and shrinks the time it actually
+    /// polls within this bound).
+    pub fn poll_max_ns(&self) -> io::Result<u64> {
+        let v = self.qmp(
+            "{\"execute\": \"qom-get\", \"arguments\": \
+             {\"path\": \"/objects/iot0\", \"property\": \"poll-max-ns\"}}",
+        )?;
+        v.parse()
+            .map_err(|_| io::Error::other(format!("QMP qom-get poll-max-ns: not a number: {v}")))
+    }
+
+    /// Sets the iothread's `poll-max-ns` to `ns`, or back to the daemon's
+    /// default (QEMU's, 32 us in QEMU 7.2) for `None`, and checks that it
+    /// took.
+    pub fn set_poll_max_ns(&self, ns: Option<u64>) -> io::Result<()> {
+        let ns = ns.unwrap_or(self.default_poll_max_ns);
+        self.qmp(&format!(
+            "{{\"execute\": \"qom-set\", \"arguments\": \
+             {{\"path\": \"/objects/iot0\", \"property\": \"poll-max-ns\", \"value\": {ns}}}}}"
+        ))?;
+        let got = self.poll_max_ns()?;
+        if got != ns {
+            return Err(io::Error::other(format!(
+                "QMP qom-set poll-max-ns {ns}: reads back {got}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The iothread's `poll-max-ns` when the daemon started.
+    pub fn default_poll_max_ns(&self) -> u64 {
+        self.default_poll_max_ns
     }
 
     /// The socket path.
@@ -420,5 +523,6 @@ impl Drop for StorageDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.sock);
+        let _ = std::fs::remove_file(&self.qmp);
     }
 }

@@ -95,3 +95,18 @@ fn an_unknown_scenario_is_refused_with_the_list() {
     );
     assert!(!Path::new("/tmp/vb-cli").exists(), "nothing was created");
 }
+
+#[test]
+fn unknown_peers_are_refused_before_anything_runs() {
+    let dir = std::env::temp_dir().join(format!("bench-cli-peers-{}", std::process::id()));
+    let out = bench(&[
+        "--out",
+        dir.to_str().unwrap(),
+        "--peers",
+        "qsd,qsd-matched,qsd-bogus",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(err.contains("--peers: unknown peer qsd-bogus"), "{err}");
+    assert!(!dir.exists(), "created {}", dir.display());
+}

@@ -39,8 +39,11 @@ const USAGE: &str = "usage: vhost-blk-bench --out DIR [--secs S] [--reps N] [--p
                which scenarios run, of matrix,iocore,guestpoll,fairness,
                devices,memory,wakeup (default all)
   --peers LIST which peers the matrix runs beside vhost-blk, of
-               qsd,io_uring (default both; `none` for vhost-blk alone,
-               e.g. under a profiler)
+               qsd (qemu-storage-daemon, its iothread as QEMU configures
+               it), io_uring and qsd-matched (the daemon once per --poll
+               value, its iothread's poll-max-ns set to that budget)
+               (default qsd,io_uring; `none` for vhost-blk alone, e.g.
+               under a profiler)
    or: vhost-blk-bench --qsd-args DEV SOCKET QUEUES
                print, one per line, the qemu-storage-daemon arguments the
                benchmark exports DEV with (used by the end-to-end demo)";
@@ -67,7 +70,8 @@ struct Args {
     quick: bool,
     only: Option<String>,
     scenarios: Vec<String>,
-    /// The matrix's peers beside vhost-blk.
+    /// The matrix's peers beside vhost-blk (`qsd-matched` expanded to
+    /// one daemon configuration per poll budget).
     peers: Vec<Engine>,
 }
 
@@ -86,8 +90,12 @@ fn parse_args() -> Result<Args, String> {
         quick: false,
         only: None,
         scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
-        peers: vec![Engine::Qsd, Engine::Uring],
+        peers: Vec::new(),
     };
+    let mut peers = vec!["qsd", "io_uring"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -110,23 +118,24 @@ fn parse_args() -> Result<Args, String> {
                 }
                 a.scenarios = list;
             }
-            "--peers" => {
-                a.peers = Vec::new();
-                for p in val("--peers")?.split(',') {
-                    a.peers.push(match p {
-                        "qsd" => Engine::Qsd,
-                        "io_uring" => Engine::Uring,
-                        "none" => continue,
-                        _ => return Err(format!("--peers: unknown peer {p}\n{USAGE}")),
-                    });
-                }
-            }
+            "--peers" => peers = val("--peers")?.split(',').map(String::from).collect(),
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {arg}\n{USAGE}")),
         }
     }
     if a.out.as_os_str().is_empty() {
         return Err(format!("--out is required\n{USAGE}"));
+    }
+    for p in &peers {
+        match p.as_str() {
+            "qsd" => a.peers.push(Engine::Qsd { poll_us: None }),
+            "qsd-matched" => a
+                .peers
+                .extend(a.polls.iter().map(|&p| Engine::Qsd { poll_us: Some(p) })),
+            "io_uring" => a.peers.push(Engine::Uring),
+            "none" => {}
+            _ => return Err(format!("--peers: unknown peer {p}\n{USAGE}")),
+        }
     }
     if a.only.is_some() {
         a.scenarios
@@ -141,8 +150,14 @@ fn parse_args() -> Result<Args, String> {
 /// A peer the workload runs against.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Engine {
-    VhostBlk { poll_us: u32 },
-    Qsd,
+    VhostBlk {
+        poll_us: u32,
+    },
+    /// qemu-storage-daemon, its iothread polling up to `poll_us` (adaptively,
+    /// as QEMU does); `None`: QEMU's default bound.
+    Qsd {
+        poll_us: Option<u32>,
+    },
     Uring,
 }
 
@@ -151,11 +166,17 @@ impl Engine {
         match self {
             Engine::VhostBlk { poll_us: 0 } => "vhost-blk".into(),
             Engine::VhostBlk { poll_us } => format!("vhost-blk-poll{poll_us}"),
-            Engine::Qsd => "qsd-vhost-user".into(),
+            Engine::Qsd { poll_us: None } => QSD.into(),
+            Engine::Qsd {
+                poll_us: Some(poll_us),
+            } => format!("{QSD}-poll{poll_us}"),
             Engine::Uring => "io_uring".into(),
         }
     }
 }
+
+/// qemu-storage-daemon as QEMU configures its iothread, by default.
+const QSD: &str = "qsd-vhost-user";
 
 /// One measured run.
 struct Row {
@@ -501,7 +522,11 @@ fn matrix(
                         let s = run_vhost_blk(&mut p.vb, &p.vb_slots, &w, sectors, dur);
                         (s, worker_threads())
                     }
-                    Engine::Qsd => (run_vhost_user(&mut p, &w, sectors, dur), qsd_threads(&qsd)),
+                    Engine::Qsd { poll_us } => {
+                        qsd.set_poll_max_ns(poll_us.map(|p| u64::from(p) * 1000))
+                            .map_err(|e| e.to_string())?;
+                        (run_vhost_user(&mut p, &w, sectors, dur), qsd_threads(&qsd))
+                    }
                     Engine::Uring => (
                         run_uring(&p.direct, &w, sectors, dur).map_err(|e| e.to_string())?,
                         0,
@@ -525,7 +550,7 @@ fn matrix(
                         Engine::VhostBlk { .. } => {
                             (p.vb, p.vb_slots) = vhost_blk_device(&backend, queues, &w)?
                         }
-                        Engine::Qsd => {
+                        Engine::Qsd { .. } => {
                             (p.vu, p.vu_slots) = vhost_user_device(&qsd, &w)?;
                             layout.place_qsd(&qsd)?;
                         }
@@ -867,7 +892,7 @@ fn report(a: &Args, sums: &[Summary], extra: &Extra, failures: &[String]) -> (St
     );
     let _ = writeln!(
         t,
-        "{:<12} {:<24} {:<20} {:>9} {:>17} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6}",
+        "{:<12} {:<24} {:<22} {:>9} {:>17} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6}",
         "backing",
         "workload",
         "engine",
@@ -891,11 +916,11 @@ fn report(a: &Args, sums: &[Summary], extra: &Extra, failures: &[String]) -> (St
             let _ = writeln!(t, "\n{heading}");
         }
         for s in sums.iter().filter(|s| s.scenario == scenario) {
-            let qsd = find(sums, scenario, &s.backing, &s.workload, "qsd-vhost-user");
+            let qsd = find(sums, scenario, &s.backing, &s.workload, QSD);
             let ratio = qsd.map_or(f64::NAN, |q| s.iops / q.iops);
             let _ = writeln!(
                 t,
-                "{:<12} {:<24} {:<20} {:>9.0} {:>8.0}..{:<8.0} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>6}",
+                "{:<12} {:<24} {:<22} {:>9.0} {:>8.0}..{:<8.0} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>6}",
                 s.backing, s.workload, s.engine, s.iops, s.iops_min, s.iops_max, s.mbps, s.p50,
                 s.p99, s.p999, s.cpu, ratio, s.threads
             );
@@ -933,6 +958,12 @@ fn report(a: &Args, sums: &[Summary], extra: &Extra, failures: &[String]) -> (St
         .iter()
         .map(|&p| Engine::VhostBlk { poll_us: p }.name())
         .collect();
+    // qemu-storage-daemon as configured by default, then at each of
+    // vhost-blk's poll budgets.
+    let qsd_names: Vec<String> = core::iter::once(None)
+        .chain(a.polls.iter().map(|&p| Some(p)))
+        .map(|poll_us| Engine::Qsd { poll_us }.name())
+        .collect();
     let w32 = "randread-4k-qd32-q1";
     let w1 = "randread-4k-qd1-q1";
     for (scenario, layout) in [
@@ -941,21 +972,25 @@ fn report(a: &Args, sums: &[Summary], extra: &Extra, failures: &[String]) -> (St
         ("guestpoll", "polling guest"),
     ] {
         let g = |b: &str, w: &str, e: &str| find(sums, scenario, b, w, e);
-        let best = |b: &str, w: &str| {
-            vb_names
+        // Each back end at its best poll setting.
+        let best = |b: &str, w: &str, names: &[String]| {
+            names
                 .iter()
                 .filter_map(|n| g(b, w, n))
                 .max_by(|x, y| x.iops.partial_cmp(&y.iops).unwrap())
         };
         if let (Some(v), Some(q), Some(u)) = (
-            best("nullb-mem", w32),
-            g("nullb-mem", w32, "qsd-vhost-user"),
+            best("nullb-mem", w32, &vb_names),
+            best("nullb-mem", w32, &qsd_names),
             g("nullb-mem", w32, "io_uring"),
         ) {
             target(
                 &mut t,
                 &mut js,
-                &format!("4k randread QD32, {layout}: {} / qsd IOPS", v.engine),
+                &format!(
+                    "4k randread QD32, {layout}: {} / {} IOPS",
+                    v.engine, q.engine
+                ),
                 v.iops / q.iops,
                 ">=1.5",
                 v.iops / q.iops >= 1.5,
@@ -969,13 +1004,24 @@ fn report(a: &Args, sums: &[Summary], extra: &Extra, failures: &[String]) -> (St
                 v.iops / u.iops >= 0.9,
             );
         }
-        let q1 = g("nullb-mem", w1, "qsd-vhost-user");
-        for v in vb_names.iter().filter_map(|n| g("nullb-mem", w1, n)) {
-            if let Some(q) = q1 {
+        // Latency at the same poll budget on both sides (against the
+        // daemon's default if it did not run at that budget).
+        for &poll_us in &a.polls {
+            let v = g("nullb-mem", w1, &Engine::VhostBlk { poll_us }.name());
+            let q = g(
+                "nullb-mem",
+                w1,
+                &Engine::Qsd {
+                    poll_us: Some(poll_us),
+                }
+                .name(),
+            )
+            .or_else(|| g("nullb-mem", w1, QSD));
+            if let (Some(v), Some(q)) = (v, q) {
                 target(
                     &mut t,
                     &mut js,
-                    &format!("QD1 p50, {layout}: {} / qsd", v.engine),
+                    &format!("QD1 p50, {layout}: {} / {}", v.engine, q.engine),
                     v.p50 / q.p50,
                     "<=0.7",
                     v.p50 / q.p50 <= 0.7,
@@ -997,14 +1043,16 @@ fn report(a: &Args, sums: &[Summary], extra: &Extra, failures: &[String]) -> (St
             two.iops / one.iops >= 1.8,
         );
     }
+    // Polling off on both sides where the daemon ran without it.
+    let qsd_off = Engine::Qsd { poll_us: Some(0) }.name();
     if let (Some(v), Some(q)) = (
         g("nullb-mem", w32, "vhost-blk"),
-        g("nullb-mem", w32, "qsd-vhost-user"),
+        g("nullb-mem", w32, &qsd_off).or_else(|| g("nullb-mem", w32, QSD)),
     ) {
         target(
             &mut t,
             &mut js,
-            "CPU per I/O, polling off: vhost-blk / qsd",
+            &format!("CPU per I/O, polling off: vhost-blk / {}", q.engine),
             v.cpu / q.cpu,
             "<=1.0",
             v.cpu <= q.cpu,
@@ -1124,7 +1172,7 @@ fn plots(sums: &[Summary]) -> Vec<(String, String)> {
             title: &format!("IOPS relative to qemu-storage-daemon (vhost-user-blk), {backing}"),
             y_label: "IOPS / qsd IOPS",
             groups: wls.clone(),
-            series: series(&|w, e| val(w, e, &|s| s.iops) / val(w, "qsd-vhost-user", &|s| s.iops)),
+            series: series(&|w, e| val(w, e, &|s| s.iops) / val(w, QSD, &|s| s.iops)),
             reference: Some(1.0),
         };
         out.push((format!("iops-ratio-{backing}.svg"), ratio.svg()));
@@ -1189,7 +1237,7 @@ fn run(a: &Args) -> Result<bool, String> {
     let mut raw = String::from(CSV_HEADER);
     let mut log = |r: &Row| {
         eprintln!(
-            "bench: {:<12} {:<10} {:<26} {:<20} rep {} {:>8.0} IOPS p50 {:>7.1} us cpu {:>6.1} us/io",
+            "bench: {:<12} {:<10} {:<26} {:<22} rep {} {:>8.0} IOPS p50 {:>7.1} us cpu {:>6.1} us/io",
             r.scenario,
             r.backing,
             r.workload,

@@ -30,6 +30,7 @@ use crate::vhost_user::{StorageDaemon, VhostUserBlk};
 /// Registers this area's cases.
 pub fn run(r: &mut Runner) {
     r.run("bench_peers_agree", bench_peers_agree);
+    r.run("bench_qsd_poll_follows_qmp", bench_qsd_poll_follows_qmp);
 }
 
 const T: Duration = Duration::from_secs(30);
@@ -266,4 +267,45 @@ fn bench_peers_agree() -> CaseResult {
         counts.join(", ")
     );
     Ok(())
+}
+
+/// The benchmark runs qemu-storage-daemon at each of vhost-blk's poll
+/// budgets by setting its iothread's `poll-max-ns` over QMP: each setting
+/// reads back, `None` restores the daemon's default, and a daemon whose
+/// polling is off still serves requests.
+fn bench_qsd_poll_follows_qmp() -> CaseResult {
+    let nb = ctx(NullBlk::create("vbqmp", 16, &[]), "null_blk")?;
+    let path = nb.path();
+    let nsect = ctx(sectors(path), "size")?;
+    let qsd = ctx(
+        StorageDaemon::start(path, Path::new("/tmp/vbqmp.sock"), 1),
+        "qemu-storage-daemon",
+    )?;
+    let default = qsd.default_poll_max_ns();
+    ensure(default > 0, || {
+        format!("default poll-max-ns {default}: QEMU's iothreads poll by default")
+    })?;
+    for ns in [Some(0), Some(200_000), None, Some(0)] {
+        ctx(qsd.set_poll_max_ns(ns), "set poll-max-ns")?;
+        let got = ctx(qsd.poll_max_ns(), "get poll-max-ns")?;
+        let want = ns.unwrap_or(default);
+        ensure(got == want, || format!("poll-max-ns {got}, set {want}"))?;
+    }
+    let mut vu = ctx(
+        VhostUserBlk::connect(qsd.socket(), T, GUEST_FEATURES, 1, 128, 8),
+        "vhost-user connect",
+    )?;
+    let w = Workload::new("randread", 4096, 4, 1);
+    let (s, _) = run_queues(
+        &vu.mem,
+        &mut vu.alloc,
+        &mut vu.queues,
+        vu.features,
+        &w,
+        nsect,
+        Duration::from_millis(300),
+    );
+    ensure(s.errors == 0 && s.ios > 0, || {
+        format!("polling off: {} requests, {} errors", s.ios, s.errors)
+    })
 }
