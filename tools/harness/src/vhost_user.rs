@@ -369,14 +369,16 @@ impl StorageDaemon {
         let _ = std::fs::remove_file(sock);
         let _ = std::fs::remove_file(&qmp);
         let escape = |p: &Path| p.display().to_string().replace(',', ",,");
+        // The daemon sets up its options in order: the monitor first. Both
+        // sockets are waited for below.
         let child = std::process::Command::new(Self::program())
-            .args(Self::args(dev, sock, num_queues))
             .args([
                 "--chardev".into(),
                 format!("socket,id=qmp0,path={},server=on,wait=off", escape(&qmp)),
                 "--monitor".into(),
                 "chardev=qmp0".into(),
             ])
+            .args(Self::args(dev, sock, num_queues))
             .stdin(std::process::Stdio::null())
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", Self::program())))?;
@@ -387,24 +389,25 @@ impl StorageDaemon {
             default_poll_max_ns: 0,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !me.sock.exists() {
-            if let Some(st) = me.child.try_wait()? {
-                return Err(StartError::Died(format!(
-                    "{} exited with {st} before creating {}",
-                    Self::program(),
-                    me.sock.display()
-                )));
+        for path in [me.qmp.clone(), me.sock.clone()] {
+            while !path.exists() {
+                if let Some(st) = me.child.try_wait()? {
+                    return Err(StartError::Died(format!(
+                        "{} exited with {st} before creating {}",
+                        Self::program(),
+                        path.display()
+                    )));
+                }
+                if Instant::now() >= deadline {
+                    return Err(StartError::Io(io::Error::other(format!(
+                        "{} did not create {} in 30 s",
+                        Self::program(),
+                        path.display()
+                    ))));
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            if Instant::now() >= deadline {
-                return Err(StartError::Io(io::Error::other(format!(
-                    "{} did not create {} in 30 s",
-                    Self::program(),
-                    me.sock.display()
-                ))));
-            }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        // The monitor is set up before the export listens.
         me.default_poll_max_ns = me.poll_max_ns()?;
         Ok(me)
     }
