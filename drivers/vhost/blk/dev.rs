@@ -20,9 +20,10 @@ use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;
 use crate::ffi::poll::KickPoll;
 use crate::ffi::seq::SeqFile;
-use crate::ffi::worker::Kthread;
-use crate::queue::{Queue, QueueCtx};
-use crate::vcore::blk::{self, BlkLimits};
+use crate::ffi::worker::{now_ns, Kthread};
+use crate::queue::{ModuleRef, Queue, QueueCtx};
+use crate::slow::SlowThread;
+use crate::vcore::blk::{self, BlkLimits, DataRules};
 use crate::vcore::features;
 use crate::vcore::memory::{MemRegion, MemTable, MemTableError, MAX_MEM_REGIONS};
 use crate::vcore::ring::{self, RingFeatures, Vring, VringAddrs};
@@ -33,7 +34,7 @@ use crate::vcore::uapi::{
 use crate::vq::VqRuntime;
 use crate::worker::Pool;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::error::Error;
 use kernel::prelude::*;
 use kernel::sync::lock::{mutex::MutexBackend, Guard};
@@ -94,6 +95,8 @@ struct State {
     serial: [u8; uapi::VIRTIO_BLK_ID_BYTES],
     /// The owner's io cgroup, charged for the device's bios.
     blkcg: Option<Arc<Blkcg>>,
+    /// The owner's slow path, from `VHOST_SET_OWNER` on.
+    slow: Option<SlowThread>,
 }
 
 impl State {
@@ -112,6 +115,7 @@ impl State {
             limits: None,
             serial: [0; uapi::VIRTIO_BLK_ID_BYTES],
             blkcg: None,
+            slow: None,
         })
     }
 
@@ -156,6 +160,13 @@ pub(crate) struct VhostBlkDev {
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
+/// Tells one run of a queue from the next, for the slow path's results.
+static NEXT_RUN: AtomicU64 = AtomicU64::new(0);
+
+/// How long closing a device waits for its queues' bios before it leaves
+/// them to their workers, in milliseconds.
+const RELEASE_WAIT_MS: u32 = 1000;
+
 impl VhostBlkDev {
     /// Creates a device for a new open file, to be served by `pool`.
     pub(crate) fn new(pool: Arc<Pool>) -> Result<Arc<Self>> {
@@ -177,23 +188,30 @@ impl VhostBlkDev {
     }
 
     /// Called when the file is released, with the file's reference: stops
-    /// every queue, waits for in-flight requests, leaves the workers and
-    /// drops everything the device holds.
+    /// every queue, waits a little for in-flight requests, leaves the
+    /// workers and drops everything the device holds. Waits for nothing
+    /// the owner controls: requests still waiting for the disk after
+    /// [`RELEASE_WAIT_MS`] are left to their workers, which tear their
+    /// queues down when the last bio is over (the module stays loaded
+    /// until then), and requests waiting for the owner's memory are
+    /// dropped with the slow path.
     pub(crate) fn release(self: Arc<Self>) {
         let threads = {
             let mut st = self.state.lock();
-            self.shutdown(&mut st)
+            self.close_queues(&mut st)
         };
         // Stopping an idle worker waits for it, and it takes queue locks.
         drop(threads);
     }
 
     /// Resets the device to the state of a fresh open: stops every queue,
-    /// drains, drops every reference and takes every queue off its worker.
-    /// Returns the workers whose last queue left, to be stopped by the
-    /// caller once the lock is released.
-    fn shutdown(&self, st: &mut StateGuard<'_>) -> Stopped {
-        self.stop_queues(st, None);
+    /// waits (interruptibly) until it has drained, drops every reference
+    /// and takes every queue off its worker. Returns the workers whose last
+    /// queue left, to be stopped by the caller once the lock is released.
+    fn shutdown(&self, st: &mut StateGuard<'_>) -> Result<Stopped> {
+        self.stop_queues(st, None)?;
+        // Drained: the slow path holds nothing; stop it.
+        st.slow = None;
         for vq in st.vqs.iter_mut() {
             // No kick wake-up runs once its poll is gone.
             *vq = VqConfig::default();
@@ -211,6 +229,62 @@ impl VhostBlkDev {
                 *slot = self.pool.detach(q, &w);
             }
         }
+        self.forget_owner(st);
+        Ok(stopped)
+    }
+
+    /// What closing the file does: [`Self::shutdown`], but a queue whose
+    /// bios do not come back within [`RELEASE_WAIT_MS`] is left to its
+    /// worker instead of waited for.
+    fn close_queues(&self, st: &mut StateGuard<'_>) -> Stopped {
+        for vq in st.vqs.iter_mut() {
+            // No kick wake-up runs once its poll is gone.
+            *vq = VqConfig::default();
+        }
+        for q in self.queues.iter() {
+            if let Some(rt) = q.lock().rt.as_mut() {
+                rt.stopping = true;
+            }
+        }
+        let deadline = now_ns() + u64::from(RELEASE_WAIT_MS) * 1_000_000;
+        let mut stopped: Stopped = [const { None }; VHOST_BLK_MAX_QUEUES as usize];
+        for (q, slot) in self.queues.iter().zip(stopped.iter_mut()) {
+            let left_ms = deadline.saturating_sub(now_ns()) / 1_000_000;
+            let left = kernel::time::msecs_to_jiffies(left_ms as u32);
+            let mut run = q.lock();
+            // A signal ends only the wait, not the close.
+            if !matches!(q.wait_drained(&mut run, Some(left)), Ok(true)) {
+                if let Some(rt) = run.rt.as_mut() {
+                    // Its worker lets it go when the last bio is back.
+                    rt.orphan();
+                    // SAFETY: the file being released holds a reference
+                    // on the module until this returns.
+                    run.orphan = Some(unsafe { ModuleRef::new() });
+                    drop(run);
+                    q.kick_quiet();
+                    continue;
+                }
+            }
+            run.rt = None;
+            run.ctx = None;
+            run.call = None;
+            run.err = None;
+            // SAFETY: no kick poll is left and the queue has drained, so
+            // nothing wakes its worker any more.
+            let worker = unsafe { q.unbind(&mut run) };
+            drop(run);
+            if let Some(w) = worker {
+                *slot = self.pool.detach(q, &w);
+            }
+        }
+        // What waited for the owner is gone with the orphaned queues.
+        st.slow = None;
+        self.forget_owner(st);
+        stopped
+    }
+
+    /// Drops what the device holds of its owner and backend.
+    fn forget_owner(&self, st: &mut State) {
         st.backend = None;
         st.limits = None;
         st.mem = KVec::new();
@@ -219,12 +293,13 @@ impl VhostBlkDev {
         st.serial = [0; uapi::VIRTIO_BLK_ID_BYTES];
         st.owner = None;
         st.blkcg = None;
-        stopped
     }
 
     /// Stops queue `only` (or all), waits until it has no request in
-    /// flight, and records where it stopped as its base.
-    fn stop_queues(&self, st: &mut StateGuard<'_>, only: Option<usize>) {
+    /// flight, and records where it stopped as its base. The wait ends on
+    /// a signal (`ERESTARTSYS`), with the queues stopping but not
+    /// stopped: asking again waits again.
+    fn stop_queues(&self, st: &mut StateGuard<'_>, only: Option<usize>) -> Result {
         let chosen = |i: usize| only.map_or(true, |q| q == i);
         for (_, q) in self.queues.iter().enumerate().filter(|(i, _)| chosen(*i)) {
             if let Some(rt) = q.lock().rt.as_mut() {
@@ -235,7 +310,7 @@ impl VhostBlkDev {
             let mut run = q.lock();
             // The worker completes in-flight requests meanwhile; the
             // queue's lock is released while waiting.
-            q.wait_drained(&mut run);
+            q.wait_drained(&mut run, None)?;
             let rt = run.rt.take();
             run.ctx = None;
             drop(run);
@@ -243,6 +318,7 @@ impl VhostBlkDev {
                 vq.base = rt.last_avail_idx();
             }
         }
+        Ok(())
     }
 
     /// Puts queue `q` on a worker, if no worker serves it yet.
@@ -269,6 +345,16 @@ impl VhostBlkDev {
         else {
             return Err(EINVAL);
         };
+        let Some(slow) = st.slow.as_ref().map(SlowThread::waker) else {
+            return Err(EINVAL);
+        };
+        let info = bdev.info();
+        let rules = DataRules::new(
+            limits.logical_block_size,
+            info.dma_alignment,
+            info.virt_boundary_mask,
+            info.max_sectors,
+        );
         let acked = st.acked_features;
         let has = |b| acked & features::bit(b) != 0;
         let rf = RingFeatures {
@@ -282,15 +368,18 @@ impl VhostBlkDev {
                 continue;
             };
             let vring = Vring::new(vq.num, addrs, rf, vq.base).map_err(|_| EINVAL)?;
-            let rt = KBox::new(VqRuntime::new(i as u32, vring)?, GFP_KERNEL)?;
+            let run_id = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
+            let rt = KBox::new(VqRuntime::new(i as u32, run_id, vring)?, GFP_KERNEL)?;
             let ctx = KBox::new(
                 QueueCtx {
                     mm: owner.clone(),
                     mem: copy_regions(&st.mem)?,
                     bdev: bdev.clone(),
                     limits,
+                    rules,
                     serial: st.serial,
                     blkcg: st.blkcg.clone(),
+                    slow: slow.clone(),
                 },
                 GFP_KERNEL,
             )?;
@@ -391,10 +480,13 @@ impl VhostBlkDev {
                     return Err(EBUSY);
                 }
                 let owner = Arc::new(OwnerMm::current()?, GFP_KERNEL)?;
-                st.blkcg = match Blkcg::current() {
+                let blkcg = match Blkcg::current() {
                     Some(b) => Some(Arc::new(b, GFP_KERNEL)?),
                     None => None,
                 };
+                // A thread of the caller: the owner's slow path.
+                st.slow = Some(SlowThread::start(self.id, &self.queues)?);
+                st.blkcg = blkcg;
                 st.owner = Some(owner);
                 Ok(0)
             }
@@ -403,7 +495,7 @@ impl VhostBlkDev {
             _ if !OWNER_IOCTLS.contains(&cmd) => Err(ENOTTY),
             uapi::VHOST_RESET_OWNER => {
                 st.check_owner()?;
-                let threads = self.shutdown(&mut st);
+                let threads = self.shutdown(&mut st)?;
                 drop(st);
                 drop(threads);
                 Ok(0)
@@ -470,7 +562,7 @@ impl VhostBlkDev {
                 st.vq(s.index)?;
                 // A running queue stops, and its in-flight requests finish
                 // first, so that the base covers every used element.
-                self.stop_queues(st, Some(s.index as usize));
+                self.stop_queues(st, Some(s.index as usize))?;
                 s.num = u32::from(st.vq(s.index)?.base);
                 UserSlice::new(arg, VhostVringState::SIZE)
                     .writer()
@@ -514,7 +606,7 @@ impl VhostBlkDev {
                     return Err(EINVAL);
                 }
                 if b.fd == -1 {
-                    self.stop_queues(st, None);
+                    self.stop_queues(st, None)?;
                     st.backend = None;
                     st.limits = None;
                     return Ok(0);

@@ -14,24 +14,37 @@
 #include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
 #include <linux/debugfs.h>
+#include <linux/delay.h>
 #include <linux/err.h>
 #include <linux/eventfd.h>
 #include <linux/file.h>
 #include <linux/fs.h>
-#include <linux/miscdevice.h>
 #include <linux/kthread.h>
 #include <linux/lockdep.h>
+#include <linux/miscdevice.h>
 #include <linux/mm.h>
+#include <linux/mmap_lock.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/mutex.h>
 #include <linux/poll.h>
+#include <linux/rcupdate.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
+#include <linux/spinlock.h>
 #include <linux/sysfs.h>
+#include <linux/workqueue.h>
 
 #include "glue.h"
+
+static_assert(sizeof(struct vhost_blk_bdev_info) == VHOST_BLK_BDEV_INFO_SIZE);
+
+#if !IS_ENABLED(CONFIG_VHOST_TASK)
+#error "vhost-blk needs CONFIG_VHOST_TASK (selected by CONFIG_VHOST) for its slow path"
+#endif
 
 /* What vhost_blk_rs_open() gets: the module's worker pool. */
 static void *vhost_blk_misc_data;
@@ -153,9 +166,12 @@ struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info,
 	info->logical_block_size = bdev_logical_block_size(bdev);
 	info->max_discard_sectors = bdev_max_discard_sectors(bdev);
 	info->max_write_zeroes_sectors = bdev_write_zeroes_sectors(bdev);
+	info->dma_alignment = bdev_dma_alignment(bdev);
+	info->virt_boundary_mask = queue_virt_boundary(bdev_get_queue(bdev));
+	info->max_sectors = queue_max_sectors(bdev_get_queue(bdev));
 	info->read_only = !(file->f_mode & FMODE_WRITE) || bdev_read_only(bdev);
 	info->write_cache = bdev_write_cache(bdev);
-	info->fua = bdev_fua(bdev);
+	info->nowait = bdev_nowait(bdev);
 	info->major = MAJOR(bdev->bd_dev);
 	info->minor = MINOR(bdev->bd_dev);
 	return file;
@@ -247,10 +263,18 @@ bool vhost_blk_kthread_should_stop(void)
  * What wakes a worker: a flag that work is pending, set from any context
  * (kick wake-ups, bio completions), and the worker's task. The worker
  * clears the flag before each pass and sleeps only while it is clear.
+ *
+ * Bio completions reach it through a queue's list (vhost_blk_bio_end_io)
+ * under rcu_read_lock(), and may still be signalling it when the worker
+ * has already taken their bio, finished its last request and been
+ * stopped: the target and its task reference are freed after a grace
+ * period, and the module waits for those callbacks when it unloads
+ * (vhost_blk_rcu_barrier).
  */
 struct vhost_blk_wake {
 	struct task_struct *task;
 	atomic_t pending;
+	struct rcu_head rcu;
 };
 
 struct vhost_blk_wake *vhost_blk_wake_new(void)
@@ -258,14 +282,26 @@ struct vhost_blk_wake *vhost_blk_wake_new(void)
 	return kzalloc(sizeof(struct vhost_blk_wake), GFP_KERNEL);
 }
 
-void vhost_blk_wake_free(struct vhost_blk_wake *wake)
+static void vhost_blk_wake_free_rcu(struct rcu_head *rcu)
 {
+	struct vhost_blk_wake *wake = container_of(rcu, struct vhost_blk_wake,
+						   rcu);
+
+	if (wake->task)
+		put_task_struct(wake->task);
 	kfree(wake);
 }
 
+void vhost_blk_wake_free(struct vhost_blk_wake *wake)
+{
+	call_rcu(&wake->rcu, vhost_blk_wake_free_rcu);
+}
+
+/* Called once, before anything can signal @wake; takes a reference. */
 void vhost_blk_wake_set_task(struct vhost_blk_wake *wake,
 			     struct task_struct *task)
 {
+	get_task_struct(task);
 	WRITE_ONCE(wake->task, task);
 }
 
@@ -402,19 +438,33 @@ void vhost_blk_poll_stop(struct vhost_blk_poll *poll)
 
 /*
  * Bios. Each bio of vhost-blk comes from vhost_blk_bio_set, whose front pad
- * holds an opaque token (which request it serves). Completion only pushes
- * the bio on its worker's list and wakes the worker: unpinning, dirtying
- * and the used ring are done by the worker in process context.
+ * says which request it serves and how to submit it again. Completion only
+ * pushes the bio on its queue's list and wakes the worker: unpinning,
+ * dirtying and the used ring are done by the worker in process context.
  */
 struct vhost_blk_bio {
 	unsigned long token;
+	/* Where it was submitted, for a resubmission. */
+	struct bvec_iter iter;
+	struct cgroup_subsys_state *blkcg;
+	u8 kind;
 	bool pinned;
 	struct bio bio;
 };
 
+static inline struct vhost_blk_bio *to_vb(struct bio *bio)
+{
+	return container_of(bio, struct vhost_blk_bio, bio);
+}
+
+/*
+ * A queue's completed bios. The list is freed after a grace period:
+ * completions use it under rcu_read_lock() (vhost_blk_bio_end_io).
+ */
 struct vhost_blk_bio_list {
 	struct bio *head;
-	struct vhost_blk_wake *wake;
+	struct vhost_blk_wake __rcu *wake;
+	struct rcu_head rcu;
 };
 
 static struct bio_set vhost_blk_bio_set;
@@ -436,10 +486,15 @@ struct vhost_blk_bio_list *vhost_blk_bio_list_new(void)
 	return kzalloc(sizeof(struct vhost_blk_bio_list), GFP_KERNEL);
 }
 
+/*
+ * Points completions at @wake (or nowhere). A target replaced here may
+ * still be signalled by a completion in progress: it is freed after a
+ * grace period (vhost_blk_wake_free).
+ */
 void vhost_blk_bio_list_set_wake(struct vhost_blk_bio_list *list,
 				 struct vhost_blk_wake *wake)
 {
-	WRITE_ONCE(list->wake, wake);
+	rcu_assign_pointer(list->wake, wake);
 }
 
 bool vhost_blk_bio_list_empty(struct vhost_blk_bio_list *list)
@@ -450,21 +505,58 @@ bool vhost_blk_bio_list_empty(struct vhost_blk_bio_list *list)
 void vhost_blk_bio_list_free(struct vhost_blk_bio_list *list)
 {
 	WARN_ON_ONCE(READ_ONCE(list->head));
-	kfree(list);
+	kfree_rcu(list, rcu);
 }
 
+/* Waits for the grace-period callbacks above: the module is leaving. */
+void vhost_blk_rcu_barrier(void)
+{
+	rcu_barrier();
+}
+
+#ifdef CONFIG_KASAN
+/*
+ * Debug kernels only: a completion lingers this long after it has handed
+ * its bio to the worker, then uses the list again. It widens the window in
+ * which teardown could free the list or the worker's wake-up target under
+ * a running completion, so that the teardown tests would catch it.
+ */
+static unsigned int debug_completion_delay_ms;
+module_param(debug_completion_delay_ms, uint, 0644);
+MODULE_PARM_DESC(debug_completion_delay_ms,
+		 "Debug kernels only: ms each bio completion busy-waits after waking the worker, to test teardown (default 0)");
+#endif
+
+/*
+ * Runs in any context, often in interrupt. Once the bio is on the list the
+ * worker may complete its request, the queue may drain and be freed, and
+ * the worker may stop: everything after the push runs under
+ * rcu_read_lock(), and the list and the wake target are freed only after
+ * a grace period.
+ */
 static void vhost_blk_bio_end_io(struct bio *bio)
 {
 	struct vhost_blk_bio_list *list = bio->bi_private;
-	struct bio *head = READ_ONCE(list->head);
 	struct vhost_blk_wake *wake;
+	struct bio *head;
 
+	rcu_read_lock();
+	head = READ_ONCE(list->head);
 	do {
 		bio->bi_next = head;
 	} while (!try_cmpxchg(&list->head, &head, bio));
-	wake = READ_ONCE(list->wake);
+	wake = rcu_dereference(list->wake);
 	if (wake)
 		vhost_blk_wake_signal(wake);
+#ifdef CONFIG_KASAN
+	if (unlikely(READ_ONCE(debug_completion_delay_ms))) {
+		mdelay(READ_ONCE(debug_completion_delay_ms));
+		wake = rcu_dereference(list->wake);
+		if (wake)
+			vhost_blk_wake_signal(wake);
+	}
+#endif
+	rcu_read_unlock();
 }
 
 struct bio *vhost_blk_bio_list_take(struct vhost_blk_bio_list *list)
@@ -472,42 +564,42 @@ struct bio *vhost_blk_bio_list_take(struct vhost_blk_bio_list *list)
 	return xchg(&list->head, NULL);
 }
 
-/*
- * @kind: 0 read, 1 write, 2 flush (an empty write with PREFLUSH), 3 discard,
- * 4 write-zeroes that may unmap, 5 write with FUA (durable on completion).
- * Kinds 3 and 4 carry no pages and cover @bytes.
- */
-struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
-				unsigned int kind, u64 sector, unsigned int bytes,
-				struct vhost_blk_bio_list *list,
-				unsigned long token,
-				struct cgroup_subsys_state *blkcg)
+static const blk_opf_t vhost_blk_bio_opf[VHOST_BLK_BIO_NR_KINDS] = {
+	[VHOST_BLK_BIO_READ] = REQ_OP_READ,
+	/* As O_DIRECT writes: not held back by writeback throttling. */
+	[VHOST_BLK_BIO_WRITE] = REQ_OP_WRITE | REQ_SYNC | REQ_IDLE,
+	[VHOST_BLK_BIO_WRITE_FUA] = REQ_OP_WRITE | REQ_SYNC | REQ_IDLE | REQ_FUA,
+	[VHOST_BLK_BIO_FLUSH] = REQ_OP_WRITE | REQ_PREFLUSH,
+	[VHOST_BLK_BIO_DISCARD] = REQ_OP_DISCARD,
+	[VHOST_BLK_BIO_WRITE_ZEROES] = REQ_OP_WRITE_ZEROES,
+	[VHOST_BLK_BIO_WRITE_ZEROES_NOUNMAP] = REQ_OP_WRITE_ZEROES | REQ_NOUNMAP,
+	/* Never submitted. */
+	[VHOST_BLK_BIO_ZERO_RANGE] = REQ_OP_WRITE,
+};
+
+static bool vhost_blk_kind_has_pages(unsigned int kind)
 {
+	return kind == VHOST_BLK_BIO_READ || kind == VHOST_BLK_BIO_WRITE ||
+	       kind == VHOST_BLK_BIO_WRITE_FUA;
+}
+
+/*
+ * A bio as @args says, or NULL for an unknown kind. The range kinds carry
+ * no pages and cover @args->bytes.
+ */
+struct bio *vhost_blk_bio_alloc(const struct vhost_blk_bio_args *args)
+{
+	unsigned short nr_vecs = args->nr_vecs;
 	struct vhost_blk_bio *vb;
 	blk_opf_t opf;
 	struct bio *bio;
 
-	switch (kind) {
-	case 0:
-		opf = REQ_OP_READ;
-		break;
-	case 1:
-		opf = REQ_OP_WRITE;
-		break;
-	case 3:
-		opf = REQ_OP_DISCARD;
-		break;
-	case 4:
-		opf = REQ_OP_WRITE_ZEROES;
-		break;
-	case 5:
-		opf = REQ_OP_WRITE | REQ_FUA;
-		break;
-	default:
-		opf = REQ_OP_WRITE | REQ_PREFLUSH;
-		break;
-	}
-	if (kind == 3 || kind == 4)
+	if (args->kind >= VHOST_BLK_BIO_NR_KINDS)
+		return NULL;
+	opf = vhost_blk_bio_opf[args->kind];
+	if (args->nowait)
+		opf |= REQ_NOWAIT;
+	if (!vhost_blk_kind_has_pages(args->kind))
 		nr_vecs = 0;
 	/*
 	 * Small bios come from the bioset's per-CPU cache, as io_uring's do:
@@ -515,7 +607,7 @@ struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
 	 * always in process context, as the cache requires. The block layer
 	 * drops the flag for bios with more vectors than fit inline.
 	 */
-	bio = bio_alloc_bioset(file_bdev(bdev_file), nr_vecs,
+	bio = bio_alloc_bioset(file_bdev(args->bdev_file), nr_vecs,
 			       opf | REQ_ALLOC_CACHE, GFP_KERNEL,
 			       &vhost_blk_bio_set);
 	/*
@@ -524,43 +616,70 @@ struct bio *vhost_blk_bio_alloc(struct file *bdev_file, unsigned short nr_vecs,
 	 */
 	if (!bio)
 		return NULL;
-	vb = container_of(bio, struct vhost_blk_bio, bio);
-	vb->token = token;
+	vb = to_vb(bio);
+	vb->token = args->token;
+	vb->kind = args->kind;
 	vb->pinned = false;
-	bio->bi_iter.bi_sector = sector;
-	if (kind == 3 || kind == 4)
-		bio->bi_iter.bi_size = bytes;
+	vb->blkcg = args->blkcg;
+	bio->bi_iter.bi_sector = args->sector;
+	if (!vhost_blk_kind_has_pages(args->kind))
+		bio->bi_iter.bi_size = args->bytes;
 	bio->bi_end_io = vhost_blk_bio_end_io;
-	bio->bi_private = list;
+	bio->bi_private = args->list;
 	/* Charge the owner's cgroup, not the shared worker's. */
-	if (blkcg)
-		bio_associate_blkg_from_css(bio, blkcg);
+	if (args->blkcg)
+		bio_associate_blkg_from_css(bio, args->blkcg);
 	return bio;
 }
 
 /*
  * Pins the owner's pages under [uaddr, uaddr + len) and adds them to @bio,
- * one bvec per page, until the bio is full. Returns the bytes added or a
- * negative errno. Must run under the owner's mm (kthread_use_mm).
+ * one bvec per page, until the bio is full. Returns the bytes added (0 if
+ * it was full), or -EFAULT if the first page is not present (or not writable for a read),
+ * or -EAGAIN if the owner's mmap_lock is taken: this never faults a page
+ * in and never waits for the lock, so a shared worker never sleeps on the
+ * owner's memory (userfaultfd, FUSE, a writer holding the lock). The
+ * worker's slow path faults the range in and retries. Must run under the
+ * owner's mm (kthread_use_mm).
  */
 int vhost_blk_bio_add_user(struct bio *bio, unsigned long uaddr,
 			   unsigned int len, bool device_writes)
 {
-	unsigned int gup = device_writes ? FOLL_WRITE : 0;
+	unsigned int gup = FOLL_NOFAULT | (device_writes ? FOLL_WRITE : 0);
+	struct mm_struct *mm = current->mm;
+	struct page *pages[16];
 	unsigned int done = 0;
+	long i, n;
 
+	if (bio->bi_vcnt >= bio->bi_max_vecs)
+		return 0;
+	if (!mmap_read_trylock(mm))
+		return -EAGAIN;
 	while (done < len && bio->bi_vcnt < bio->bi_max_vecs) {
 		unsigned long addr = uaddr + done;
 		unsigned int off = offset_in_page(addr);
-		unsigned int n = min_t(unsigned int, len - done, PAGE_SIZE - off);
-		struct page *page;
+		unsigned long want = DIV_ROUND_UP(off + (len - done), PAGE_SIZE);
 
-		if (pin_user_pages_fast(addr & PAGE_MASK, 1, gup, &page) != 1)
-			return done ? done : -EFAULT;
-		container_of(bio, struct vhost_blk_bio, bio)->pinned = true;
-		__bio_add_page(bio, page, n, off);
-		done += n;
+		want = min3(want, (unsigned long)ARRAY_SIZE(pages),
+			    (unsigned long)(bio->bi_max_vecs - bio->bi_vcnt));
+		n = pin_user_pages(addr & PAGE_MASK, want, gup, pages);
+		if (n <= 0)
+			break;
+		to_vb(bio)->pinned = true;
+		for (i = 0; i < n; i++) {
+			unsigned int chunk = min_t(unsigned int, len - done,
+						   PAGE_SIZE - off);
+
+			__bio_add_page(bio, pages[i], chunk, off);
+			done += chunk;
+			off = 0;
+		}
+		if (n < want)
+			break;
 	}
+	mmap_read_unlock(mm);
+	if (!done && len)
+		return -EFAULT;
 	return done;
 }
 
@@ -573,7 +692,7 @@ unsigned int vhost_blk_bio_add_zeroes(struct bio *bio, unsigned int len)
 {
 	unsigned int done = 0;
 
-	if (container_of(bio, struct vhost_blk_bio, bio)->pinned)
+	if (to_vb(bio)->pinned)
 		return 0;
 	while (done < len && bio->bi_vcnt < bio->bi_max_vecs) {
 		unsigned int n = min_t(unsigned int, len - done, PAGE_SIZE);
@@ -586,7 +705,39 @@ unsigned int vhost_blk_bio_add_zeroes(struct bio *bio, unsigned int len)
 
 void vhost_blk_bio_submit(struct bio *bio)
 {
+	to_vb(bio)->iter = bio->bi_iter;
 	submit_bio(bio);
+}
+
+/*
+ * Whether @bio, submitted with REQ_NOWAIT, came back because the device
+ * would have made the submitter wait (no free tag, a frozen queue, a
+ * split) or no longer takes REQ_NOWAIT: it is then submitted again,
+ * waiting, by the owner's slow path.
+ */
+bool vhost_blk_bio_must_retry(struct bio *bio)
+{
+	return (bio->bi_opf & REQ_NOWAIT) &&
+	       (bio->bi_status == BLK_STS_AGAIN ||
+		bio->bi_status == BLK_STS_NOTSUPP);
+}
+
+/*
+ * Makes a completed bio ready to be submitted again, as it was but
+ * without REQ_NOWAIT. Completion dropped its cgroup association
+ * (bio_endio), so it is charged to the owner's cgroup again.
+ */
+void vhost_blk_bio_rearm(struct bio *bio)
+{
+	struct vhost_blk_bio *vb = to_vb(bio);
+
+	bio->bi_iter = vb->iter;
+	bio->bi_status = BLK_STS_OK;
+	bio->bi_opf &= ~REQ_NOWAIT;
+	bio->bi_next = NULL;
+	bio_clear_flag(bio, BIO_QUIET);
+	if (vb->blkcg)
+		bio_associate_blkg_from_css(bio, vb->blkcg);
 }
 
 struct bio *vhost_blk_bio_next(struct bio *bio)
@@ -594,17 +745,26 @@ struct bio *vhost_blk_bio_next(struct bio *bio)
 	return bio->bi_next;
 }
 
+void vhost_blk_bio_set_next(struct bio *bio, struct bio *next)
+{
+	bio->bi_next = next;
+}
+
 /*
  * Ring indexes, flags and event indexes are shared with a driver that runs
  * concurrently: each is read and written as one 16-bit access, never as a
  * byte copy that the other side could see half done (vhost_get_avail_idx,
- * vhost_put_used_idx).
+ * vhost_put_used_idx). Page faults are disabled: a page that is not
+ * present fails with -EFAULT and the worker's slow path faults it in.
  */
 int vhost_blk_get_user_le16(const void __user *uaddr, u16 *val)
 {
 	__le16 raw;
-	int ret = get_user(raw, (const __le16 __user *)uaddr);
+	int ret;
 
+	pagefault_disable();
+	ret = get_user(raw, (const __le16 __user *)uaddr);
+	pagefault_enable();
 	if (!ret)
 		*val = le16_to_cpu(raw);
 	return ret;
@@ -612,12 +772,43 @@ int vhost_blk_get_user_le16(const void __user *uaddr, u16 *val)
 
 int vhost_blk_put_user_le16(void __user *uaddr, u16 val)
 {
-	return put_user(cpu_to_le16(val), (__le16 __user *)uaddr);
+	int ret;
+
+	pagefault_disable();
+	ret = put_user(cpu_to_le16(val), (__le16 __user *)uaddr);
+	pagefault_enable();
+	return ret;
 }
 
 unsigned long vhost_blk_bio_token(struct bio *bio)
 {
-	return container_of(bio, struct vhost_blk_bio, bio)->token;
+	return to_vb(bio)->token;
+}
+
+unsigned int vhost_blk_bio_kind(struct bio *bio)
+{
+	return to_vb(bio)->kind;
+}
+
+/*
+ * The range a bio without pages covers: for a submitted one, as it was
+ * submitted; for a zero-range record, what is left of it.
+ */
+void vhost_blk_bio_range(struct bio *bio, u64 *sector, u32 *bytes)
+{
+	struct bvec_iter *iter = to_vb(bio)->kind == VHOST_BLK_BIO_ZERO_RANGE ?
+				 &bio->bi_iter : &to_vb(bio)->iter;
+
+	*sector = iter->bi_sector;
+	*bytes = iter->bi_size;
+}
+
+/* Moves a zero-range record past @bytes that are now being written. */
+void vhost_blk_bio_advance_range(struct bio *bio, u32 bytes)
+{
+	bytes = min(bytes, bio->bi_iter.bi_size);
+	bio->bi_iter.bi_sector += bytes >> SECTOR_SHIFT;
+	bio->bi_iter.bi_size -= bytes;
 }
 
 int vhost_blk_bio_errno(struct bio *bio)
@@ -631,12 +822,46 @@ void vhost_blk_bio_release(struct bio *bio, bool dirty)
 	struct bvec_iter_all iter;
 	struct bio_vec *bv;
 
-	if (container_of(bio, struct vhost_blk_bio, bio)->pinned) {
+	if (to_vb(bio)->pinned) {
 		/* Skips the page lock for pages already dirty. */
 		bio_for_each_segment_all(bv, bio, iter)
 			unpin_user_pages_dirty_lock(&bv->bv_page, 1, dirty);
 	}
 	bio_put(bio);
+}
+
+void vhost_blk_task_hold(struct task_struct *task)
+{
+	get_task_struct(task);
+}
+
+void vhost_blk_task_release(struct task_struct *task)
+{
+	put_task_struct(task);
+}
+
+void vhost_blk_task_wake(struct task_struct *task)
+{
+	wake_up_process(task);
+}
+
+struct task_struct *vhost_blk_current(void)
+{
+	return current;
+}
+
+/*
+ * A closed device whose bios are still in flight keeps the module loaded
+ * until its worker has torn it down.
+ */
+void vhost_blk_module_get(void)
+{
+	__module_get(THIS_MODULE);
+}
+
+void vhost_blk_module_put(void)
+{
+	module_put(THIS_MODULE);
 }
 
 /*
@@ -962,6 +1187,45 @@ int vhost_blk_cpuhp_register(void *data)
 void vhost_blk_cpuhp_unregister(int state)
 {
 	cpuhp_remove_state_nocalls(state);
+}
+
+/*
+ * A worker that let go of the last queue it served (that of a closed
+ * device, once its bios were back) cannot stop itself: a work item has
+ * the pool (@data of vhost_blk_reap_register) stop it.
+ */
+static DEFINE_SPINLOCK(vhost_blk_reap_lock);
+static void *vhost_blk_reap_data;
+
+static void vhost_blk_reap_fn(struct work_struct *work)
+{
+	vhost_blk_rs_reap(READ_ONCE(vhost_blk_reap_data));
+}
+
+static DECLARE_WORK(vhost_blk_reap_work, vhost_blk_reap_fn);
+
+void vhost_blk_reap_register(void *data)
+{
+	spin_lock(&vhost_blk_reap_lock);
+	WRITE_ONCE(vhost_blk_reap_data, data);
+	spin_unlock(&vhost_blk_reap_lock);
+}
+
+void vhost_blk_reap_schedule(void)
+{
+	spin_lock(&vhost_blk_reap_lock);
+	if (vhost_blk_reap_data)
+		schedule_work(&vhost_blk_reap_work);
+	spin_unlock(&vhost_blk_reap_lock);
+}
+
+/* No reaping runs or starts after this returns. */
+void vhost_blk_reap_unregister(void)
+{
+	spin_lock(&vhost_blk_reap_lock);
+	WRITE_ONCE(vhost_blk_reap_data, NULL);
+	spin_unlock(&vhost_blk_reap_lock);
+	cancel_work_sync(&vhost_blk_reap_work);
 }
 
 /*

@@ -8,27 +8,35 @@
 //! serve the queues of one device side by side without taking the
 //! device's lock. The device's ioctls keep those copies current, under
 //! each queue's lock (`dev.rs`).
+//!
+//! Nobody holds a queue's lock while waiting for something else: the
+//! worker's turn does not wait on the owner (`vq.rs`), the slow path
+//! faults memory in and submits bios without it, and the ioctls that wait
+//! for a queue to drain release it while they wait. So no queue's lock
+//! can hold a worker back from the other queues.
 
 use crate::ffi::bdev::BdevFile;
-use crate::ffi::bio::{with_plug, BioList};
+use crate::ffi::bio::{with_plug, BioList, BioTarget};
 use crate::ffi::cgroup::Blkcg;
 use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;
 use crate::ffi::seq::SeqFile;
-use crate::ffi::uaccess::OwnerMemory;
-use crate::ffi::worker::{MmSlot, Waker};
-use crate::vcore::blk::BlkLimits;
+use crate::ffi::task::TaskWaker;
+use crate::ffi::uaccess::{fault_in, FaultIn, OwnerMemory};
+use crate::ffi::worker::{now_ns, MmSlot, Waker};
+use crate::vcore::blk::{BlkLimits, DataRules};
 use crate::vcore::memory::{MemRegion, MemTable};
 use crate::vcore::ring::Chain;
 use crate::vcore::sched::Turn;
 use crate::vcore::uapi;
-use crate::vq::{self, Batch, Ctx, Flush, VqRuntime};
+use crate::vq::{Batch, Ctx, Flush, SlowJob, VqRuntime};
 use crate::worker::{Policy, Worker};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
 use kernel::sync::lock::{mutex::MutexBackend, Guard};
 use kernel::sync::{Arc, CondVar, Mutex};
+use kernel::time::Jiffies;
 
 /// A queue's lock held.
 pub(crate) type RunGuard<'a> = Guard<'a, QueueRun, MutexBackend>;
@@ -42,9 +50,43 @@ pub(crate) struct QueueCtx {
     pub(crate) mem: KVec<MemRegion>,
     pub(crate) bdev: Arc<BdevFile>,
     pub(crate) limits: BlkLimits,
+    /// How data must lie in memory for the backend.
+    pub(crate) rules: DataRules,
     pub(crate) serial: [u8; uapi::VIRTIO_BLK_ID_BYTES],
     /// The owner's io cgroup, charged for the queue's bios.
     pub(crate) blkcg: Option<Arc<Blkcg>>,
+    /// The owner's slow path, for what must wait on the owner.
+    pub(crate) slow: Arc<TaskWaker>,
+}
+
+/// Held by the queues of a closed device that still had bios in flight:
+/// the module stays loaded until the last of them is torn down.
+///
+/// # Invariants
+///
+/// Holds one reference on the module.
+pub(crate) struct ModuleRef(());
+
+impl ModuleRef {
+    /// One more reference on the module.
+    ///
+    /// # Safety
+    ///
+    /// The caller must hold a reference on the module meanwhile (a file
+    /// of it being released does).
+    pub(crate) unsafe fn new() -> Self {
+        // SAFETY: guaranteed by the caller.
+        unsafe { crate::ffi::task::module_get() };
+        // INVARIANT: taken above.
+        Self(())
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: the reference this value holds (type invariant).
+        unsafe { crate::ffi::task::module_put() };
+    }
 }
 
 /// A queue's state under its lock.
@@ -62,6 +104,20 @@ pub(crate) struct QueueRun {
     /// The worker serving the queue, from the queue's first kick poll or
     /// start until the device is reset or closed.
     pub(crate) worker: Option<Arc<Worker>>,
+    /// Set when the device was closed with bios of this queue in flight.
+    pub(crate) orphan: Option<ModuleRef>,
+}
+
+/// What a worker's turn found on a queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TurnResult {
+    /// Nothing to do.
+    Idle,
+    /// It did work.
+    Worked,
+    /// The queue's device is gone and its last bio is over: the worker
+    /// must let it go ([`Queue::finish_orphan`]).
+    Orphaned,
 }
 
 /// One virtqueue of a device.
@@ -96,6 +152,7 @@ impl Queue {
                     call: None,
                     err: None,
                     worker: None,
+                    orphan: None,
                 }),
                 drained <- kernel::new_condvar!(),
                 waker: Waker::new(),
@@ -151,7 +208,9 @@ impl Queue {
     /// # Safety
     ///
     /// No kick poll of the queue may be left, and no bio of it in flight:
-    /// nothing may wake the worker through the queue any more.
+    /// nothing may wake the worker through the queue any more (a bio
+    /// completion still leaving may signal the old target, which is freed
+    /// only after a grace period).
     pub(crate) unsafe fn unbind(&self, run: &mut QueueRun) -> Option<Arc<Worker>> {
         let worker = run.worker.take()?;
         self.waker.forget_waiting();
@@ -165,36 +224,62 @@ impl Queue {
     }
 
     /// Serves what the ring already holds, without a guest kick (a queue
-    /// that just started).
+    /// that just started, or one whose slow path finished).
     pub(crate) fn kick_quiet(&self) {
         self.waker.kick_quiet();
         self.waker.wake();
     }
 
     /// Waits, with the queue's lock, until the queue has no request in
-    /// flight; the worker keeps completing them meanwhile.
-    pub(crate) fn wait_drained(&self, run: &mut RunGuard<'_>) {
+    /// flight; the worker keeps completing them meanwhile. Interruptible:
+    /// `Err(ERESTARTSYS)` if a signal came first (the queue then still
+    /// drains, and waiting again goes on from there). With `limit`, gives
+    /// up after that many jiffies and returns `Ok(false)`.
+    pub(crate) fn wait_drained(
+        &self,
+        run: &mut RunGuard<'_>,
+        limit: Option<Jiffies>,
+    ) -> Result<bool> {
+        let mut left = limit;
         while run.rt.as_ref().is_some_and(|rt| rt.inflight() != 0) {
             self.waker.wake();
-            self.drained.wait(run);
+            match left {
+                None => {
+                    if self.drained.wait_interruptible(run) {
+                        return Err(ERESTARTSYS);
+                    }
+                }
+                Some(0) => return Ok(false),
+                Some(j) => match self.drained.wait_interruptible_timeout(run, j) {
+                    kernel::sync::CondVarTimeoutResult::Timeout => left = Some(0),
+                    kernel::sync::CondVarTimeoutResult::Woken { jiffies } => left = Some(jiffies),
+                    kernel::sync::CondVarTimeoutResult::Signal { .. } => return Err(ERESTARTSYS),
+                },
+            }
         }
+        Ok(true)
     }
 
     /// One turn of the worker on this queue: completions, published and
-    /// signalled at once, then up to the quota of new requests if the
-    /// queue was kicked or is polled, in batches of `publish_batch`
-    /// ([`crate::vcore::sched::PUBLISH_BATCH`]), each followed by the
-    /// completions its submissions already produced, published with at
-    /// most one interrupt. Returns whether it found work.
+    /// signalled at once, zero-page writes, then up to the quota of new
+    /// requests if the queue was kicked or is polled, in batches of
+    /// `publish_batch`, each followed by the completions its submissions
+    /// already produced, published with at most one interrupt.
     ///
     /// Completions go out before new submissions so that finished requests
-    /// never wait behind a turn of bio submissions.
-    /// `chain` is the worker's scratch space for parsing chains, `mm` its
-    /// adopted address space.
-    pub(crate) fn run_once(&self, policy: &Policy, chain: &mut Chain, mm: &mut MmSlot) -> bool {
+    /// never wait behind a turn of bio submissions. `chain` is the
+    /// worker's scratch space for parsing chains, `mm` its adopted address
+    /// space.
+    pub(crate) fn run_once(
+        &self,
+        policy: &Policy,
+        chain: &mut Chain,
+        mm: &mut MmSlot,
+    ) -> TurnResult {
         if !self.waker.any() && self.bios.is_empty() && !self.polling.load(Ordering::Relaxed) {
-            return false;
+            return TurnResult::Idle;
         }
+        let start = now_ns();
         let mut guard = self.run.lock();
         let run = &mut *guard;
         let (Some(rt), Some(qc)) = (run.rt.as_mut(), run.ctx.as_mut()) else {
@@ -205,28 +290,32 @@ impl Queue {
             self.waker.forget_waiting();
             self.polling.store(false, Ordering::Relaxed);
             drop(self.bios.take());
-            return false;
+            return TurnResult::Idle;
         };
         // Out of their boxes, for disjoint borrows of their fields.
         let (rt, qc) = (&mut **rt, &mut **qc);
         mm.adopt(&qc.mm);
-        let mem = OwnerMemory;
+        let mem = OwnerMemory::new(rt.bad_range());
         let table = MemTable::validate(&mut qc.mem).unwrap_or(MemTable::EMPTY);
+        let target = BioTarget {
+            bdev: &qc.bdev,
+            list: &self.bios,
+            blkcg: qc.blkcg.as_deref(),
+            nowait: qc.bdev.info().nowait != 0,
+        };
         let mut broke = false;
-        let mut completed = self.complete_bios(rt, &mem, &table, &mut broke);
-        if completed {
-            flush(rt, &run.call, &run.err, &mem, broke);
-        }
-        let mut found = completed;
+        let completed = self.complete_bios(rt, &target);
+        let mut answered = publish(rt, &mem, &table, &run.call, &run.err, &mut broke);
+        let mut found = completed | answered;
+        found |= with_plug(|| rt.pump_zeroes(&target, qc.limits.write_through));
         if self.waker.take() || rt.polling {
             let cx = Ctx {
                 mem: &mem,
                 table: &table,
                 limits: &qc.limits,
-                bdev: &qc.bdev,
-                bios: &self.bios,
+                rules: &qc.rules,
+                target,
                 serial: &qc.serial,
-                blkcg: qc.blkcg.as_deref(),
                 quota: policy.quota,
                 waker: &self.waker,
                 poll: policy.poll,
@@ -244,10 +333,8 @@ impl Queue {
                             continue;
                         }
                         // Publish what the batch completed, then go on.
-                        if self.complete_bios(rt, &mem, &table, &mut broke) {
-                            completed = true;
-                        }
-                        flush(rt, &run.call, &run.err, &mem, broke);
+                        found |= self.complete_bios(rt, &target);
+                        answered |= publish(rt, &mem, &table, &run.call, &run.err, &mut broke);
                         if broke {
                             break;
                         }
@@ -257,6 +344,10 @@ impl Queue {
                         break;
                     }
                     Ok(Batch::Done) => break,
+                    Ok(Batch::Stall) => {
+                        rt.absorb_stall(&mem);
+                        break;
+                    }
                     Err(e) => {
                         pr_debug!("vq {}: guest broke the ring: {:?}\n", self.index, e);
                         broke = true;
@@ -272,40 +363,37 @@ impl Queue {
         }
         // A device that completes in its submission path (or before the
         // plug's flush returned) is answered in this turn, not the next.
-        if self.complete_bios(rt, &mem, &table, &mut broke) {
-            completed = true;
-            found = true;
+        found |= self.complete_bios(rt, &target);
+        // Zero ranges the turn took, or zero-page bios that completed.
+        found |= with_plug(|| rt.pump_zeroes(&target, qc.limits.write_through));
+        answered |= publish(rt, &mem, &table, &run.call, &run.err, &mut broke);
+        found |= answered;
+        if rt.wants_slow_path() {
+            qc.slow.kick();
         }
-        flush(rt, &run.call, &run.err, &mem, broke);
-        if completed {
+        if answered {
+            // Slots were freed: a wait for the queue to drain may be over.
             self.drained.notify_all();
         }
-        found
+        if found {
+            rt.stats.busy_ns += now_ns().saturating_sub(start);
+        }
+        if rt.orphaned && rt.inflight() == 0 {
+            return TurnResult::Orphaned;
+        }
+        if found {
+            TurnResult::Worked
+        } else {
+            TurnResult::Idle
+        }
     }
 
     /// Accounts every bio of the queue completed so far (slots freed,
-    /// statuses written, used elements gathered); sets `broke` if the ring
-    /// faulted. Returns whether any bio completed.
-    fn complete_bios(
-        &self,
-        rt: &mut VqRuntime,
-        mem: &OwnerMemory,
-        table: &MemTable<'_>,
-        broke: &mut bool,
-    ) -> bool {
+    /// bios to resubmit set aside). Returns whether any bio completed.
+    fn complete_bios(&self, rt: &mut VqRuntime, target: &BioTarget<'_>) -> bool {
         let mut completed = false;
         for bio in self.bios.take() {
-            let (q, slot) = vq::untoken(bio.token());
-            if q != self.index {
-                pr_warn!("vq {}: completion for queue {}\n", self.index, q);
-                bio.release(true);
-                continue;
-            }
-            let errno = bio.errno();
-            bio.release(rt.slot_dirty(slot));
-            if rt.complete_bio(mem, table, slot, errno).is_err() {
-                *broke = true;
-            }
+            rt.complete_bio(bio, target);
             completed = true;
         }
         if completed {
@@ -328,18 +416,93 @@ impl Queue {
             return false;
         };
         mm.adopt(&qc.mm);
-        let mem = OwnerMemory;
-        match rt.end_polling(&mem) {
+        let mem = OwnerMemory::new(rt.bad_range());
+        let r = rt.end_polling(&mem);
+        if rt.absorb_stall(&mem) {
+            qc.slow.kick();
+            return false;
+        }
+        match r {
             Ok(true) => {
                 self.waker.kick_quiet();
                 true
             }
             Ok(false) => false,
             Err(_) => {
-                flush(rt, &run.call, &run.err, &mem, true);
+                break_ring(rt, &run.err);
                 false
             }
         }
+    }
+
+    /// The slow path's turn on this queue, on a thread of the owner: takes
+    /// what waits for it under the lock, one piece at a time, and does it
+    /// without: faults guest memory in (however long that takes,
+    /// interruptibly) and submits the bios the device had no room for
+    /// (waiting for room). Then the worker takes the queue on again. Stops
+    /// taking work once `stopping` is set.
+    pub(crate) fn run_slow_path(&self, stopping: &AtomicBool) {
+        let mut any = false;
+        while !stopping.load(Ordering::Acquire) {
+            let work = {
+                let mut run = self.run.lock();
+                match run.rt.as_mut() {
+                    Some(rt) if !rt.orphaned => rt.take_slow_work(),
+                    _ => None,
+                }
+            };
+            let Some(work) = work else {
+                break;
+            };
+            any = true;
+            match work.job {
+                SlowJob::Resubmit(bio) => {
+                    bio.resubmit();
+                    let mut run = self.run.lock();
+                    if let Some(rt) = run.rt.as_mut().filter(|rt| rt.run_id() == work.run_id) {
+                        rt.stats.resubmits += 1;
+                    }
+                }
+                SlowJob::FaultIn(range) => {
+                    let r = fault_in(&range);
+                    let mut run = self.run.lock();
+                    if let Some(rt) = run.rt.as_mut().filter(|rt| rt.run_id() == work.run_id) {
+                        match r {
+                            FaultIn::Interrupted => rt.stall_returned(),
+                            r => rt.stall_resolved(range, r == FaultIn::Done),
+                        }
+                    }
+                    if r == FaultIn::Interrupted {
+                        break;
+                    }
+                }
+            }
+        }
+        if any {
+            self.kick_quiet();
+        }
+    }
+
+    /// Lets go of a queue whose device was closed and whose last bio is
+    /// over. Returns the module reference it held, for the caller (its
+    /// worker, which removes the queue) to drop when it is done with it.
+    pub(crate) fn finish_orphan(&self) -> Option<ModuleRef> {
+        let mut run = self.run.lock();
+        if !run
+            .rt
+            .as_ref()
+            .is_some_and(|rt| rt.orphaned && rt.inflight() == 0)
+        {
+            return None;
+        }
+        run.rt = None;
+        run.ctx = None;
+        run.call = None;
+        run.err = None;
+        // SAFETY: the device is gone with its kick polls, and no bio of
+        // the queue is in flight.
+        drop(unsafe { self.unbind(&mut run) });
+        run.orphan.take()
     }
 
     /// Prints the queue's `vq` line of the statistics file, if it runs
@@ -353,7 +516,7 @@ impl Queue {
         let (num, avail_idx, last_avail, used_idx, notify, broken) = rt.ring_state();
         writeln!(
             out,
-            "vq device={} index={} worker={} requests={} bytes={} kicks={} polled={} irqs={} irqs_suppressed={} quota_hits={} inflight={} num={} avail_idx={} last_avail={} used_idx={} notify={} broken={}",
+            "vq device={} index={} worker={} requests={} bytes={} kicks={} polled={} irqs={} irqs_suppressed={} quota_hits={} inflight={} num={} avail_idx={} last_avail={} used_idx={} notify={} broken={} busy_ns={} stalls={} resubmits={}",
             self.dev_id,
             self.index,
             worker,
@@ -371,6 +534,9 @@ impl Queue {
             used_idx,
             u8::from(notify),
             u8::from(broken),
+            s.busy_ns,
+            s.stalls,
+            s.resubmits,
         )
     }
 
@@ -383,27 +549,52 @@ impl Queue {
     }
 }
 
-/// Publishes the used elements of a running queue and signals its
-/// interrupt if the driver wants one; stops the queue and reports it
-/// (through the err eventfd) if `broke`, or if publishing faults.
-fn flush(
+/// Answers the requests of a running queue that are done and publishes
+/// them, signalling its interrupt if the driver wants one; stops the
+/// queue and reports it (through the err eventfd) if `broke`, or if that
+/// faults. Memory not present stalls the queue instead. Returns whether
+/// it answered any request (freeing its slot).
+fn publish(
     rt: &mut VqRuntime,
+    mem: &OwnerMemory,
+    table: &MemTable<'_>,
     call: &Option<EventFd>,
     err: &Option<EventFd>,
-    mem: &OwnerMemory,
-    broke: bool,
-) {
-    let mut broke = broke;
-    match rt.flush_used(mem) {
-        Ok(Flush::Signal) => {
-            if let Some(call) = call {
-                call.signal();
+    broke: &mut bool,
+) -> bool {
+    let mut answered = false;
+    if rt.may_publish() || rt.orphaned {
+        match rt.answer_done(mem, table) {
+            Ok(any) => answered = any,
+            Err(_) => *broke |= !rt.absorb_stall(mem),
+        }
+        rt.absorb_stall(mem);
+    }
+    if rt.may_publish() {
+        match rt.flush_used(mem) {
+            Ok(Flush::Signal) => {
+                if let Some(call) = call {
+                    call.signal();
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                if !rt.absorb_stall(mem) {
+                    *broke = true;
+                }
             }
         }
-        Ok(_) => {}
-        Err(_) => broke = true,
     }
-    if broke && !rt.broken {
+    if *broke {
+        break_ring(rt, err);
+    }
+    answered
+}
+
+/// Stops a queue whose ring the guest broke, and reports it through the
+/// err eventfd, once.
+fn break_ring(rt: &mut VqRuntime, err: &Option<EventFd>) {
+    if !rt.broken {
         rt.broken = true;
         if let Some(err) = err {
             err.signal();

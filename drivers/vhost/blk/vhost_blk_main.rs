@@ -15,6 +15,7 @@ use kernel::prelude::*;
 mod dev;
 mod ffi;
 mod queue;
+mod slow;
 mod vq;
 mod worker;
 // The core is a library shared with the cargo build, where its items are
@@ -39,8 +40,12 @@ module! {
 struct VhostBlkModule {
     _misc: ffi::misc::MiscRegistration,
     _cpu_online: ffi::worker::CpuOnlineHook,
+    _reap: ffi::worker::ReapHook,
     _stats: ffi::debugfs::StatsFile,
     _bioset: ffi::bio::BioSet,
+    // Last: waits for the grace periods after which completions' lists
+    // and wake-up targets are freed.
+    _rcu: ffi::bio::RcuBarrier,
 }
 
 impl kernel::Module for VhostBlkModule {
@@ -49,13 +54,16 @@ impl kernel::Module for VhostBlkModule {
         let pool = worker::Pool::new()?;
         let stats = ffi::debugfs::StatsFile::register(pool.clone());
         let cpu_online = ffi::worker::CpuOnlineHook::register(pool.clone())?;
+        let reap = ffi::worker::ReapHook::register(pool.clone());
         let misc = ffi::misc::MiscRegistration::register(pool)?;
         pr_info!("registered /dev/vhost-blk\n");
         Ok(Self {
             _misc: misc,
             _cpu_online: cpu_online,
+            _reap: reap,
             _stats: stats,
             _bioset: bioset,
+            _rcu: ffi::bio::RcuBarrier,
         })
     }
 }

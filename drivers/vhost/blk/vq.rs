@@ -1,19 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One virtqueue at run time: its ring, its preallocated request slots and
-//! the used elements waiting to be published.
+//! One virtqueue at run time: its ring, its preallocated request slots, the
+//! completions waiting to be published, and what waits for the owner's
+//! slow path.
 //!
 //! Request state lives in host-owned slots taken from a free list, never
 //! in an array indexed by the guest's head index: a guest that re-posts a
 //! head still in flight gets a second, independent request, and cannot
-//! overwrite the first one's state.
+//! overwrite the first one's state. Every chain taken from the ring gets a
+//! slot, even one answered at once, so that every answer goes through the
+//! same retryable path: status byte, used element, slot freed.
+//!
+//! Nothing here waits on the owner. Guest memory is reached without
+//! faulting ([`OwnerMemory`]); when a page is not present the queue stalls
+//! (`stall`): the chain being taken is put back, completions wait, and the
+//! owner's slow path faults the range in. Bios go out with `REQ_NOWAIT`
+//! where the device takes it; one that would have waited comes back and
+//! waits in `resubmit` for the slow path. While either waits, the queue
+//! takes no new chains, and its worker serves the other queues.
 
-use crate::ffi::bdev::BdevFile;
-use crate::ffi::bio::{Bio, BioKind, BioList, MAX_VECS};
-use crate::ffi::cgroup::Blkcg;
-use crate::ffi::uaccess::OwnerMemory;
+use crate::ffi::bio::{Bio, BioKind, BioStack, BioTarget, DoneBio, MAX_VECS};
+use crate::ffi::uaccess::{OwnerMemory, UserRange};
 use crate::ffi::worker::Waker;
-use crate::vcore::blk::{self, BlkLimits, Op, Request, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK};
+use crate::vcore::blk::{
+    self, BlkLimits, DataRules, Op, Request, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK,
+};
 use crate::vcore::memory::{MemTable, UserMemory};
 use crate::vcore::ring::{Chain, RingError, Vring};
 use crate::vcore::sched::{Quota, Turn};
@@ -23,6 +34,13 @@ use kernel::prelude::*;
 /// Page size assumed for sizing bios.
 const PAGE_SIZE: u32 = 4096;
 
+/// Zero-page bios a queue keeps in flight at most (each up to 1 MiB of
+/// zeroes): what a guest's WRITE_ZEROES without offload may pin.
+pub(crate) const ZERO_BIOS_IN_FLIGHT: u32 = 4;
+/// Zero-page ranges a queue keeps waiting at most before it stops taking
+/// chains; one more request can add [`blk::MAX_RANGES`] beyond.
+pub(crate) const ZERO_RANGES_WAITING: u32 = 64;
+
 /// One request in flight.
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -31,7 +49,7 @@ struct Slot {
     /// Bytes the device wrote into the chain, status byte included.
     used_len: u32,
     status: u8,
-    /// Bios submitted and not yet completed.
+    /// Bios (and zero ranges) not yet completed.
     pending: u32,
     /// The device writes guest memory (reads): dirty pages on release.
     dirty: bool,
@@ -42,14 +60,12 @@ pub(crate) struct Ctx<'a> {
     pub(crate) mem: &'a OwnerMemory,
     pub(crate) table: &'a MemTable<'a>,
     pub(crate) limits: &'a BlkLimits,
-    pub(crate) bdev: &'a BdevFile,
-    pub(crate) bios: &'a BioList,
+    pub(crate) rules: &'a DataRules,
+    pub(crate) target: BioTarget<'a>,
     pub(crate) serial: &'a [u8; VIRTIO_BLK_ID_BYTES],
-    /// The owner's io cgroup, charged for every bio.
-    pub(crate) blkcg: Option<&'a Blkcg>,
     /// What a queue may take in one turn.
     pub(crate) quota: Quota,
-    /// The device's wake-ups: tells a turn whether another queue waits.
+    /// The queue's wake-ups: tells a turn whether another queue waits.
     pub(crate) waker: &'a Waker,
     /// Whether an empty ring is left with notifications off, to be polled.
     pub(crate) poll: bool,
@@ -72,6 +88,12 @@ pub(crate) struct VqStats {
     pub(crate) irqs_suppressed: u64,
     /// Turns that ended because the queue used up its quota.
     pub(crate) quota_hits: u64,
+    /// Time the queue kept its worker busy, in nanoseconds.
+    pub(crate) busy_ns: u64,
+    /// Times the queue waited for its slow path to fault memory in.
+    pub(crate) stalls: u64,
+    /// Bios its slow path submitted again after the device had no room.
+    pub(crate) resubmits: u64,
 }
 
 /// How a batch of a queue's turn ended ([`VqRuntime::handle_kick`]).
@@ -81,8 +103,11 @@ pub(crate) enum Batch {
     Full,
     /// The queue used up its quota: it may have more, for a later turn.
     Yield,
-    /// The ring is empty, or no slot is free, or the queue stopped.
+    /// The ring is empty, or no slot is free, or the queue waits or
+    /// stopped.
     Done,
+    /// Guest memory was not present: the queue waits for its slow path.
+    Stall,
 }
 
 /// What publishing the used elements did.
@@ -96,31 +121,93 @@ pub(crate) enum Flush {
     Suppressed,
 }
 
-/// A request token: queue index and slot index, carried by each bio.
-pub(crate) fn token(q: u32, slot: u16) -> usize {
-    ((q as usize) << 16) | usize::from(slot)
+/// What taking one chain did.
+enum Taken {
+    /// The chain has a slot; its data bytes and descriptors, for the quota.
+    Request { bytes: u32, descriptors: u32 },
+    /// Guest memory was not present: the chain must be put back.
+    Stalled,
 }
 
-/// The queue and slot of a token.
-pub(crate) fn untoken(t: usize) -> (u32, u16) {
-    ((t >> 16) as u32, (t & 0xffff) as u16)
+/// Why a request's data could not be put in bios.
+enum DataError {
+    /// A page was not present: wait for the slow path.
+    Stalled,
+    /// Misaligned, not mapped, or no bio: the request fails with IOERR.
+    Failed,
+}
+
+/// One piece of the slow path's work on a queue, taken under the queue's
+/// lock and done without it.
+pub(crate) struct SlowWork {
+    /// The queue's run it belongs to ([`VqRuntime::run_id`]).
+    pub(crate) run_id: u64,
+    pub(crate) job: SlowJob,
+}
+
+/// What the slow path does for a queue.
+pub(crate) enum SlowJob {
+    /// Fault guest memory in.
+    FaultIn(UserRange),
+    /// Submit a bio again, waiting for the device.
+    Resubmit(DoneBio),
+}
+
+/// A request token: queue index, slot index, and whether the bio writes
+/// zeroes from the zero page. Carried by each bio.
+pub(crate) fn token(q: u32, slot: u16, zero: bool) -> usize {
+    (usize::from(zero) << 32) | ((q as usize & 0xffff) << 16) | usize::from(slot)
+}
+
+/// The queue, slot and zero flag of a token.
+pub(crate) fn untoken(t: usize) -> (u32, u16, bool) {
+    (
+        ((t >> 16) & 0xffff) as u32,
+        (t & 0xffff) as u16,
+        (t >> 32) & 1 != 0,
+    )
 }
 
 /// A virtqueue being served.
 pub(crate) struct VqRuntime {
     index: u32,
+    /// Tells this run of the queue from earlier and later ones.
+    run_id: u64,
     vring: Vring,
     slots: KVec<Slot>,
     /// Free slot indexes: `free[..nfree]`.
     free: KVec<u16>,
     nfree: usize,
+    /// Slots whose I/O is over, to be answered: `done[..ndone]`.
+    done: KVec<u16>,
+    ndone: usize,
     /// Used elements to publish: `used[..nused]`.
     used: KVec<(u16, u32)>,
     nused: usize,
+    /// Used elements were published; the interrupt decision is pending.
+    signal_due: bool,
+    /// Guest memory the slow path must fault in; until then the queue
+    /// touches no guest memory.
+    stall: Option<UserRange>,
+    /// The slow path is faulting `stall` in.
+    stall_taken: bool,
+    /// What the slow path found it cannot fault in.
+    bad: Option<UserRange>,
+    /// Bios to submit again, waiting, by the slow path.
+    resubmit: BioStack<DoneBio>,
+    /// Ranges still to be written from the zero page.
+    zeroes: BioStack<Bio>,
+    zero_ranges: u32,
+    zero_bios: u32,
+    /// The device refused `REQ_NOUNMAP` write-zeroes: write zero pages.
+    no_unmap_offload: bool,
     /// The guest broke the ring: no more chains are taken.
     pub(crate) broken: bool,
     /// Being stopped: no more chains are taken, in-flight ones finish.
     pub(crate) stopping: bool,
+    /// Its device is gone: in-flight bios finish without touching guest
+    /// memory, and the queue is torn down when none is left.
+    pub(crate) orphaned: bool,
     /// Guest notifications are on (the driver's view, as last written).
     notify: bool,
     /// The ring was empty with notifications off: the worker polls it.
@@ -130,7 +217,7 @@ pub(crate) struct VqRuntime {
 
 impl VqRuntime {
     /// Serves queue `index` with `vring`, preallocating its request state.
-    pub(crate) fn new(index: u32, vring: Vring) -> Result<Self> {
+    pub(crate) fn new(index: u32, run_id: u64, vring: Vring) -> Result<Self> {
         let num = vring.num() as usize;
         let mut slots = KVec::with_capacity(num, GFP_KERNEL)?;
         let mut free = KVec::with_capacity(num, GFP_KERNEL)?;
@@ -139,23 +226,42 @@ impl VqRuntime {
             // `num` <= 32768 fits in u16.
             free.push((num - 1 - i) as u16, GFP_KERNEL)?;
         }
-        // At most `num` chains are outstanding, so at most `num` used
-        // elements wait between two flushes.
+        // At most `num` chains are outstanding, so at most `num` slots are
+        // done and `num` used elements wait between two flushes.
+        let done = KVec::from_elem(0u16, num, GFP_KERNEL)?;
         let used = KVec::from_elem((0u16, 0u32), num, GFP_KERNEL)?;
         Ok(Self {
             index,
+            run_id,
             vring,
             slots,
             free,
             nfree: num,
+            done,
+            ndone: 0,
             used,
             nused: 0,
+            signal_due: false,
+            stall: None,
+            stall_taken: false,
+            bad: None,
+            resubmit: BioStack::new(),
+            zeroes: BioStack::new(),
+            zero_ranges: 0,
+            zero_bios: 0,
+            no_unmap_offload: false,
             broken: false,
             stopping: false,
+            orphaned: false,
             notify: true,
             polling: false,
             stats: VqStats::default(),
         })
+    }
+
+    /// This run of the queue.
+    pub(crate) fn run_id(&self) -> u64 {
+        self.run_id
     }
 
     /// The ring's indexes and state, for the statistics:
@@ -177,7 +283,7 @@ impl VqRuntime {
         self.nfree as u32
     }
 
-    /// Requests in flight.
+    /// Requests taken from the ring and not yet answered.
     pub(crate) fn inflight(&self) -> usize {
         self.slots.len() - self.nfree
     }
@@ -187,17 +293,84 @@ impl VqRuntime {
         self.vring.last_avail_idx()
     }
 
-    /// Whether the slot of a completing bio wants its pages dirtied.
-    pub(crate) fn slot_dirty(&self, slot: u16) -> bool {
-        self.slots.get(usize::from(slot)).is_some_and(|s| s.dirty)
+    /// The memory a new [`OwnerMemory`] must treat as bad.
+    pub(crate) fn bad_range(&self) -> Option<UserRange> {
+        self.bad
+    }
+
+    /// Whether the queue waits for its slow path with something it has not
+    /// yet handed over.
+    pub(crate) fn wants_slow_path(&self) -> bool {
+        (self.stall.is_some() && !self.stall_taken) || !self.resubmit.is_empty()
+    }
+
+    /// Whether guest memory may be touched now.
+    fn memory_ok(&self) -> bool {
+        self.stall.is_none() && !self.orphaned
+    }
+
+    /// Records a stall that `mem` saw, if any; returns whether it did.
+    pub(crate) fn absorb_stall(&mut self, mem: &OwnerMemory) -> bool {
+        let Some(range) = mem.take_stall() else {
+            return false;
+        };
+        if self.stall.is_none() {
+            self.stall = Some(range);
+            self.stall_taken = false;
+            self.stats.stalls += 1;
+        }
+        // The fault the slow path was told about has been consumed.
+        self.bad = None;
+        true
+    }
+
+    /// Takes the next piece of the slow path's work, if any: the stall
+    /// first, then one bio to submit again.
+    pub(crate) fn take_slow_work(&mut self) -> Option<SlowWork> {
+        let job = match self.stall {
+            Some(range) if !self.stall_taken => {
+                self.stall_taken = true;
+                SlowJob::FaultIn(range)
+            }
+            _ => SlowJob::Resubmit(self.resubmit.pop()?),
+        };
+        Some(SlowWork {
+            run_id: self.run_id,
+            job,
+        })
+    }
+
+    /// The slow path faulted `range` in (`ok`) or found it cannot: the
+    /// queue may touch guest memory again.
+    pub(crate) fn stall_resolved(&mut self, range: UserRange, ok: bool) {
+        if self.stall == Some(range) && self.stall_taken {
+            self.stall = None;
+            self.stall_taken = false;
+            self.bad = (!ok).then_some(range);
+        }
+    }
+
+    /// The slow path could not do its share (it is gone): give the stall
+    /// back, to be handed over again.
+    pub(crate) fn stall_returned(&mut self) {
+        self.stall_taken = false;
+    }
+
+    /// Whether the turn may take new chains.
+    fn may_take(&self) -> bool {
+        !(self.broken || self.stopping || self.orphaned)
+            && self.stall.is_none()
+            && self.resubmit.is_empty()
+            && self.zero_ranges < ZERO_RANGES_WAITING
     }
 
     /// Takes chains from the ring and starts them, as one batch of the
     /// queue's turn `turn`: until the ring is empty, no slot is free, the
-    /// batch is full
-    /// (`cx.publish_batch`, [`crate::vcore::sched::PUBLISH_BATCH`]) or the queue used up its
-    /// quota for this turn. The caller publishes the batch's completions
-    /// and goes on with the turn while this returns [`Batch::Full`].
+    /// batch is full (`cx.publish_batch`), the queue used up its quota for
+    /// this turn, or guest memory was not present ([`Batch::Stall`]: the
+    /// caller records it with [`Self::absorb_stall`]). The caller
+    /// publishes the batch's completions and goes on with the turn while
+    /// this returns [`Batch::Full`].
     ///
     /// An empty ring re-enables guest notifications and re-checks the
     /// ring (`vhost_enable_notify`), unless `cx.poll` is set: the queue is
@@ -210,12 +383,14 @@ impl VqRuntime {
         turn: &mut Turn,
     ) -> Result<Batch, RingError> {
         cx.waker.turn_starts();
-        if self.broken || self.stopping {
+        if !self.may_take() {
             self.polling = false;
             return Ok(Batch::Done);
         }
         if self.notify {
-            self.vring.disable_notify(cx.mem)?;
+            if let Err(e) = self.vring.disable_notify(cx.mem) {
+                return stalled_or(cx.mem, e);
+            }
             self.notify = false;
         }
         let polled = self.polling;
@@ -233,25 +408,44 @@ impl VqRuntime {
             if turn.batch_full(start, cx.publish_batch) {
                 break Batch::Full;
             }
-            if self.nfree == 0 {
+            if self.nfree == 0 || !self.may_take() {
                 // Completions free slots and bring the worker back.
                 break Batch::Done;
             }
-            if !self.vring.get_vq_desc(cx.mem, cx.table, chain)? {
-                if cx.poll {
-                    self.polling = true;
-                    break Batch::Done;
+            match self.vring.get_vq_desc(cx.mem, cx.table, chain) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if cx.poll {
+                        self.polling = true;
+                        break Batch::Done;
+                    }
+                    self.polling = false;
+                    match self.vring.enable_notify(cx.mem) {
+                        Ok(true) => {
+                            if let Err(e) = self.vring.disable_notify(cx.mem) {
+                                return stalled_or(cx.mem, e);
+                            }
+                            continue;
+                        }
+                        Ok(false) => {
+                            self.notify = true;
+                            break Batch::Done;
+                        }
+                        Err(e) => return stalled_or(cx.mem, e),
+                    }
                 }
-                self.polling = false;
-                if self.vring.enable_notify(cx.mem)? {
-                    self.vring.disable_notify(cx.mem)?;
-                    continue;
-                }
-                self.notify = true;
-                break Batch::Done;
+                Err(e) => return stalled_or(cx.mem, e),
             }
-            let bytes = self.handle_chain(cx, chain)?;
-            turn.charge(u64::from(bytes));
+            match self.handle_chain(cx, chain)? {
+                Taken::Request { bytes, descriptors } => {
+                    turn.charge(u64::from(bytes), descriptors);
+                }
+                Taken::Stalled => {
+                    // Taken again, from the start, once the memory is in.
+                    self.vring.unget();
+                    break Batch::Stall;
+                }
+            }
         };
         let n = u64::from(turn.requests() - start);
         self.stats.requests += n;
@@ -266,7 +460,7 @@ impl VqRuntime {
     /// are then off again, and the caller must serve the queue), so that
     /// no request waits for a kick that will never come.
     pub(crate) fn end_polling(&mut self, mem: &OwnerMemory) -> Result<bool, RingError> {
-        if !self.polling {
+        if !self.polling || !self.memory_ok() {
             return Ok(false);
         }
         self.polling = false;
@@ -278,197 +472,386 @@ impl VqRuntime {
         Ok(false)
     }
 
-    /// Serves one chain; returns its data bytes, for the quota.
-    fn handle_chain(&mut self, cx: &Ctx<'_>, chain: &Chain) -> Result<u32, RingError> {
-        let head = chain.head();
-        let req = match blk::parse(cx.mem, cx.table, chain, cx.limits) {
+    /// Serves one chain: gives it a slot and starts its request, or answers
+    /// it at once.
+    fn handle_chain(&mut self, cx: &Ctx<'_>, chain: &Chain) -> Result<Taken, RingError> {
+        let descriptors = chain.descriptors();
+        let parsed = blk::parse(cx.mem, cx.table, chain, cx.limits);
+        if cx.mem.stalled() {
+            return Ok(Taken::Stalled);
+        }
+        let req = match parsed {
             Err(blk::NoStatus) => return Err(RingError::NoStatus),
             Ok(Err(rej)) => {
-                return self
-                    .complete_now(cx, head, rej.status_addr, rej.status, 1)
-                    .map(|()| 0)
+                self.answer(chain.head(), rej.status_addr, rej.status, 1);
+                return Ok(Taken::Request {
+                    bytes: 0,
+                    descriptors,
+                });
             }
             Ok(Ok(req)) => req,
         };
-        if matches!(req.op, Op::Read | Op::Write) {
-            self.stats.bytes += u64::from(req.data.len);
+        let bytes = if matches!(req.op, Op::Read | Op::Write) {
+            req.data.len
+        } else {
+            0
+        };
+        if !self.start_request(cx, chain, &req) {
+            return Ok(Taken::Stalled);
         }
-        self.handle_request(cx, chain, &req).map(|()| req.data.len)
+        self.stats.bytes += u64::from(bytes);
+        Ok(Taken::Request { bytes, descriptors })
     }
 
-    fn handle_request(
-        &mut self,
-        cx: &Ctx<'_>,
-        chain: &Chain,
-        req: &Request,
-    ) -> Result<(), RingError> {
+    /// Starts a parsed request: its bios, or its answer. Returns `false`
+    /// if guest memory was not present: nothing was started, and the chain
+    /// must be taken again later.
+    fn start_request(&mut self, cx: &Ctx<'_>, chain: &Chain, req: &Request) -> bool {
         let head = chain.head();
+        let ioerr = |vq: &mut Self| {
+            vq.answer(head, req.status_addr, VIRTIO_BLK_S_IOERR, 1);
+            true
+        };
         match req.op {
             Op::GetId => {
-                let (status, n) =
-                    match blk::write_data(cx.mem, cx.table, chain, &req.data, cx.serial) {
-                        Ok(n) => (VIRTIO_BLK_S_OK, n),
-                        Err(_) => (VIRTIO_BLK_S_IOERR, 0),
-                    };
-                self.complete_now(cx, head, req.status_addr, status, n + 1)
+                let r = blk::write_data(cx.mem, cx.table, chain, &req.data, cx.serial);
+                if cx.mem.stalled() {
+                    return false;
+                }
+                match r {
+                    Ok(n) => self.answer(head, req.status_addr, VIRTIO_BLK_S_OK, n + 1),
+                    Err(_) => self.answer(head, req.status_addr, VIRTIO_BLK_S_IOERR, 1),
+                }
+                true
             }
-            Op::Read | Op::Write | Op::Flush => self.submit(cx, chain, req, &[]),
+            Op::Flush => {
+                let tok = token(self.index, self.next_slot(), false);
+                match Bio::new(&cx.target, BioKind::Flush, 0, 0, 0, tok) {
+                    Some(bio) => {
+                        let mut bios = BioStack::new();
+                        bios.push(bio);
+                        self.submit(head, req, 0, bios, &mut BioStack::new());
+                        true
+                    }
+                    None => ioerr(self),
+                }
+            }
+            Op::Read | Op::Write => {
+                let tok = token(self.index, self.next_slot(), false);
+                match data_bios(cx, chain, req, tok) {
+                    Ok(bios) => {
+                        let read = req.op == Op::Read;
+                        let len = if read { req.data.len } else { 0 };
+                        self.submit(head, req, len, bios, &mut BioStack::new());
+                        true
+                    }
+                    Err(DataError::Stalled) => false,
+                    Err(DataError::Failed) => ioerr(self),
+                }
+            }
             Op::Discard | Op::WriteZeroes => {
                 // Copy every range out of guest memory and check it before
                 // any bio is built: a bad range fails the whole request.
                 let mut ranges = [blk::Range::default(); blk::MAX_RANGES as usize];
                 let n = (req.data.len / blk::DWZ_SEG_LEN) as usize;
                 let Some(ranges) = ranges.get_mut(..n) else {
-                    return self.complete_now(cx, head, req.status_addr, VIRTIO_BLK_S_IOERR, 1);
+                    return ioerr(self);
                 };
                 for (i, r) in ranges.iter_mut().enumerate() {
-                    *r = match blk::read_range(cx.mem, cx.table, chain, req, i as u32) {
+                    let read = blk::read_range(cx.mem, cx.table, chain, req, i as u32);
+                    if cx.mem.stalled() {
+                        return false;
+                    }
+                    *r = match read {
                         Ok(r) => r,
-                        Err(_) => {
-                            return self.complete_now(
-                                cx,
-                                head,
-                                req.status_addr,
-                                VIRTIO_BLK_S_IOERR,
-                                1,
-                            )
-                        }
+                        Err(_) => return ioerr(self),
                     };
                     if let Err(rej) =
                         blk::check_range(cx.limits, req.op, r.sector, r.num_sectors, r.flags)
                     {
-                        return self.complete_now(cx, head, req.status_addr, rej.status(), 1);
+                        self.answer(head, req.status_addr, rej.status(), 1);
+                        return true;
                     }
                 }
-                self.submit(cx, chain, req, ranges)
+                let tok = token(self.index, self.next_slot(), false);
+                match self.range_bios(cx, req.op, ranges, tok) {
+                    Some((bios, mut zeroes)) => {
+                        self.submit(head, req, 0, bios, &mut zeroes);
+                        true
+                    }
+                    None => ioerr(self),
+                }
             }
         }
     }
 
-    fn complete_now(
-        &mut self,
-        cx: &Ctx<'_>,
-        head: u16,
-        status_addr: u64,
-        status: u8,
-        len: u32,
-    ) -> Result<(), RingError> {
-        cx.table.write(cx.mem, status_addr, &[status])?;
-        self.push_used(head, len)
+    /// The slot the next request takes. The caller checked that one is
+    /// free.
+    fn next_slot(&self) -> u16 {
+        self.free[self.nfree - 1]
     }
 
-    fn push_used(&mut self, head: u16, len: u32) -> Result<(), RingError> {
-        // Cannot overflow (see `new`), but a full array must not panic.
-        let e = self.used.get_mut(self.nused).ok_or(RingError::Fault)?;
-        *e = (head, len);
-        self.nused += 1;
-        Ok(())
-    }
-
-    fn submit(
-        &mut self,
-        cx: &Ctx<'_>,
-        chain: &Chain,
-        req: &Request,
-        ranges: &[blk::Range],
-    ) -> Result<(), RingError> {
-        if self.nfree == 0 {
-            return Err(RingError::Fault);
-        }
+    /// Takes the next slot for the chain at `head`.
+    fn take_slot(&mut self, head: u16, status_addr: u64, used_len: u32, dirty: bool) -> u16 {
         self.nfree -= 1;
         let slot = self.free[self.nfree];
-        let read = req.op == Op::Read;
         self.slots[usize::from(slot)] = Slot {
-            head: chain.head(),
-            status_addr: req.status_addr,
-            used_len: if read { req.data.len + 1 } else { 1 },
+            head,
+            status_addr,
+            used_len,
             status: VIRTIO_BLK_S_OK,
             pending: 0,
-            dirty: read,
+            dirty,
         };
-        let tok = token(self.index, slot);
-        let submitted = match req.op {
-            Op::Flush => match Bio::new(cx.bdev, 0, BioKind::Flush, 0, 0, cx.bios, tok, cx.blkcg) {
-                Some(bio) => {
-                    bio.submit();
-                    Ok(1)
-                }
-                None => Err(0),
-            },
-            Op::Discard | Op::WriteZeroes => submit_ranges(cx, req.op, ranges, tok),
-            _ => submit_data(cx, chain, req, tok),
-        };
-        let s = &mut self.slots[usize::from(slot)];
-        match submitted {
-            Ok(n) => s.pending = n,
-            Err(n) => {
-                s.pending = n;
-                s.status = VIRTIO_BLK_S_IOERR;
-            }
-        }
-        if s.pending == 0 {
-            return self.finish(cx, slot);
-        }
-        Ok(())
+        slot
     }
 
-    /// Accounts a completed bio of `slot`; `errno` is its status.
-    pub(crate) fn complete_bio(
+    /// Answers the chain at `head` without I/O: its slot is done at once.
+    fn answer(&mut self, head: u16, status_addr: u64, status: u8, used_len: u32) {
+        let slot = self.take_slot(head, status_addr, used_len, false);
+        self.slots[usize::from(slot)].status = status;
+        self.slot_done(slot);
+    }
+
+    /// Takes a slot for `req` and submits its `bios`; `zeroes` are its
+    /// zero-page ranges, written by [`Self::pump_zeroes`]. `len` is the
+    /// data the device writes into the chain.
+    fn submit(
         &mut self,
-        cx_mem: &OwnerMemory,
-        table: &MemTable<'_>,
-        slot: u16,
-        errno: i32,
-    ) -> Result<(), RingError> {
+        head: u16,
+        req: &Request,
+        len: u32,
+        mut bios: BioStack<Bio>,
+        zeroes: &mut BioStack<Bio>,
+    ) {
+        let read = req.op == Op::Read;
+        let slot = self.take_slot(head, req.status_addr, len + 1, read);
+        let mut pending = 0;
+        let mut ranges = 0;
+        while let Some(z) = zeroes.pop() {
+            self.zeroes.push(z);
+            ranges += 1;
+        }
+        self.zero_ranges += ranges;
+        pending += ranges;
+        while let Some(bio) = bios.pop() {
+            pending += 1;
+            // Counted before it goes: it may complete at once.
+            self.slots[usize::from(slot)].pending = pending;
+            bio.submit();
+        }
+        self.slots[usize::from(slot)].pending = pending;
+        if pending == 0 {
+            self.slot_done(slot);
+        }
+    }
+
+    /// The bios of checked DISCARD or WRITE_ZEROES `ranges`, and the
+    /// ranges to write from the zero page. Write-zeroes uses the device's
+    /// offload where it has one (with `REQ_NOUNMAP` unless the guest
+    /// allows deallocation); otherwise, or in write-through mode (zeroes
+    /// then go out with FUA, durable on completion), or once the device
+    /// refused `REQ_NOUNMAP` (loop on tmpfs does), the zero page is
+    /// written, a bounded number of bios at a time.
+    fn range_bios(
+        &self,
+        cx: &Ctx<'_>,
+        op: Op,
+        ranges: &[blk::Range],
+        tok: usize,
+    ) -> Option<(BioStack<Bio>, BioStack<Bio>)> {
+        let mut bios = BioStack::new();
+        let mut zeroes = BioStack::new();
+        for r in ranges.iter().filter(|r| r.num_sectors != 0) {
+            // `check_range` bounded `num_sectors` by limits that keep the
+            // byte count within u32.
+            let bytes = r.num_sectors.saturating_mul(512);
+            let offload = cx.limits.write_zeroes_offload && !cx.limits.write_through;
+            let kind = match op {
+                Op::Discard => BioKind::Discard,
+                _ if offload && r.unmap => BioKind::WriteZeroes,
+                _ if offload && !self.no_unmap_offload => BioKind::WriteZeroesNoUnmap,
+                _ => BioKind::ZeroRange,
+            };
+            let bio = Bio::new(&cx.target, kind, 0, r.sector, bytes, tok)?;
+            if kind == BioKind::ZeroRange {
+                zeroes.push(bio);
+            } else {
+                bios.push(bio);
+            }
+        }
+        Some((bios, zeroes))
+    }
+
+    /// Writes zero pages for the waiting zero ranges, keeping at most
+    /// [`ZERO_BIOS_IN_FLIGHT`] such bios in flight. Returns whether it
+    /// submitted any.
+    pub(crate) fn pump_zeroes(&mut self, to: &BioTarget<'_>, write_through: bool) -> bool {
+        let kind = if write_through {
+            BioKind::WriteFua
+        } else {
+            BioKind::Write
+        };
+        let mut any = false;
+        while self.zero_bios < ZERO_BIOS_IN_FLIGHT && !self.orphaned {
+            let Some(rec) = self.zeroes.peek_mut() else {
+                break;
+            };
+            let (sector, left) = rec.range();
+            let (_, slot, _) = untoken(rec.token());
+            let mut failed = false;
+            if left != 0 {
+                match Bio::new(to, kind, MAX_VECS, sector, 0, token(self.index, slot, true)) {
+                    Some(mut bio) => {
+                        let added = bio.add_zeroes(left);
+                        rec.advance_range(added);
+                        self.zero_bios += 1;
+                        self.add_pending(slot, 1);
+                        bio.submit();
+                        any = true;
+                        if added != 0 && added < left {
+                            continue;
+                        }
+                        failed = added == 0;
+                    }
+                    None => failed = true,
+                }
+            }
+            // The whole range is on its way (or failed): the record goes.
+            drop(self.zeroes.pop());
+            self.zero_ranges = self.zero_ranges.saturating_sub(1);
+            self.slot_bio_done(slot, if failed { -1 } else { 0 });
+        }
+        any
+    }
+
+    fn add_pending(&mut self, slot: u16, n: u32) {
+        if let Some(s) = self.slots.get_mut(usize::from(slot)) {
+            s.pending += n;
+        }
+    }
+
+    /// One bio (or zero range) of `slot` is over, with `errno`.
+    fn slot_bio_done(&mut self, slot: u16, errno: i32) {
         let Some(s) = self.slots.get_mut(usize::from(slot)) else {
-            return Ok(());
+            return;
         };
         if errno != 0 {
             s.status = VIRTIO_BLK_S_IOERR;
         }
         s.pending = s.pending.saturating_sub(1);
         if s.pending == 0 {
-            return self.finish_with(cx_mem, table, slot);
+            self.slot_done(slot);
         }
-        Ok(())
     }
 
-    fn finish(&mut self, cx: &Ctx<'_>, slot: u16) -> Result<(), RingError> {
-        self.finish_with(cx.mem, cx.table, slot)
+    /// The slot's request is over: it waits to be answered.
+    fn slot_done(&mut self, slot: u16) {
+        // Cannot overflow (see `new`), but a full array must not panic.
+        if let Some(d) = self.done.get_mut(self.ndone) {
+            *d = slot;
+            self.ndone += 1;
+        }
     }
 
-    fn finish_with(
+    /// Accounts a completed bio of this queue, whose bios go to `to`. A
+    /// bio that must be submitted again waits for the slow path
+    /// ([`Self::wants_slow_path`]).
+    pub(crate) fn complete_bio(&mut self, bio: DoneBio, to: &BioTarget<'_>) {
+        let (_, slot, zero) = untoken(bio.token());
+        if bio.must_retry() {
+            if self.orphaned {
+                bio.release(false);
+                self.slot_bio_done(slot, -1);
+            } else {
+                self.resubmit.push(bio);
+            }
+            return;
+        }
+        if zero {
+            self.zero_bios = self.zero_bios.saturating_sub(1);
+        }
+        let errno = bio.errno();
+        if errno == -(kernel::bindings::EOPNOTSUPP as i32)
+            && bio.kind() == Some(BioKind::WriteZeroesNoUnmap)
+            && !self.orphaned
+        {
+            // The offload cannot zero without deallocating: write the range
+            // from the zero page instead, now and from now on.
+            self.no_unmap_offload = true;
+            let (sector, bytes) = bio.range();
+            // A record for the range, on the same list; the slot's count
+            // moves from the bio to the record.
+            bio.release(false);
+            let tok = token(self.index, slot, false);
+            if let Some(rec) = Bio::new(to, BioKind::ZeroRange, 0, sector, bytes, tok) {
+                self.zeroes.push(rec);
+                self.zero_ranges += 1;
+            } else {
+                self.slot_bio_done(slot, -1);
+            }
+            return;
+        }
+        let dirty = self.slots.get(usize::from(slot)).is_some_and(|s| s.dirty);
+        bio.release(dirty);
+        self.slot_bio_done(slot, errno);
+    }
+
+    /// Answers the slots that are done: writes each status byte and
+    /// gathers the used element. Stops at a status byte not present (the
+    /// caller records the stall) or fails if the ring is broken.
+    pub(crate) fn answer_done(
         &mut self,
         mem: &OwnerMemory,
         table: &MemTable<'_>,
-        slot: u16,
-    ) -> Result<(), RingError> {
-        let s = self.slots[usize::from(slot)];
-        // Return the slot first: whatever happens to the status write, the
-        // host state is consistent.
-        let f = self.free.get_mut(self.nfree).ok_or(RingError::Fault)?;
-        *f = slot;
-        self.nfree += 1;
-        let len = if s.status == VIRTIO_BLK_S_OK {
-            s.used_len
-        } else {
-            1
-        };
-        self.push_used(s.head, len)?;
-        table.write(mem, s.status_addr, &[s.status])?;
-        Ok(())
+    ) -> Result<bool, RingError> {
+        let mut any = false;
+        while self.ndone > 0 {
+            let slot = self.done[self.ndone - 1];
+            let s = self.slots[usize::from(slot)];
+            if !self.orphaned {
+                if !self.memory_ok() {
+                    break;
+                }
+                if let Err(e) = table.write(mem, s.status_addr, &[s.status]) {
+                    if mem.stalled() {
+                        break;
+                    }
+                    return Err(RingError::from(e));
+                }
+                let len = if s.status == VIRTIO_BLK_S_OK {
+                    s.used_len
+                } else {
+                    1
+                };
+                let e = self.used.get_mut(self.nused).ok_or(RingError::Fault)?;
+                *e = (s.head, len);
+                self.nused += 1;
+            }
+            self.ndone -= 1;
+            let f = self.free.get_mut(self.nfree).ok_or(RingError::Fault)?;
+            *f = slot;
+            self.nfree += 1;
+            any = true;
+        }
+        Ok(any)
     }
 
     /// Publishes the used elements gathered so far, in one batch, and
-    /// tells whether the driver wants an interrupt for them.
+    /// tells whether the driver wants an interrupt for them. After a
+    /// failure for memory not present, the same call publishes them again.
     pub(crate) fn flush_used(&mut self, mem: &impl UserMemory) -> Result<Flush, RingError> {
-        if self.nused == 0 {
+        if self.nused != 0 {
+            self.vring.add_used(mem, &self.used[..self.nused])?;
+            self.nused = 0;
+            self.signal_due = true;
+        }
+        if !self.signal_due {
             return Ok(Flush::Nothing);
         }
-        let r = self.vring.add_used(mem, &self.used[..self.nused]);
-        self.nused = 0;
-        r?;
-        if self.vring.should_signal(mem)? {
+        let signal = self.vring.should_signal(mem)?;
+        self.signal_due = false;
+        if signal {
             self.stats.irqs += 1;
             Ok(Flush::Signal)
         } else {
@@ -476,25 +859,79 @@ impl VqRuntime {
             Ok(Flush::Suppressed)
         }
     }
+
+    /// Whether publishing may touch guest memory now.
+    pub(crate) fn may_publish(&self) -> bool {
+        self.memory_ok()
+    }
+
+    /// Gives up what waits for the slow path or for guest memory: for a
+    /// queue whose device is gone. Its requests end without an answer.
+    pub(crate) fn orphan(&mut self) {
+        self.orphaned = true;
+        self.stall = None;
+        self.stall_taken = false;
+        while let Some(bio) = self.resubmit.pop() {
+            let (_, slot, _) = untoken(bio.token());
+            bio.release(false);
+            self.slot_bio_done(slot, -1);
+        }
+        while let Some(rec) = self.zeroes.pop() {
+            let (_, slot, _) = untoken(rec.token());
+            drop(rec);
+            self.slot_bio_done(slot, -1);
+        }
+        self.zero_ranges = 0;
+        self.ndone_drop();
+    }
+
+    /// Frees the slots that are done without answering them.
+    fn ndone_drop(&mut self) {
+        while self.ndone > 0 {
+            self.ndone -= 1;
+            let slot = self.done[self.ndone];
+            if let Some(f) = self.free.get_mut(self.nfree) {
+                *f = slot;
+                self.nfree += 1;
+            }
+        }
+        self.nused = 0;
+        self.signal_due = false;
+    }
 }
 
-/// Pins the data of `req` into bios and submits them. Returns how many
-/// were submitted: `Ok(n)` if all the data went out, `Err(n)` if a buffer
-/// was misaligned or could not be pinned (the request then fails with
-/// IOERR once those `n` complete).
-fn submit_data(cx: &Ctx<'_>, chain: &Chain, req: &Request, tok: usize) -> Result<u32, u32> {
+/// `Batch::Stall` if `mem` saw a page not present, else the ring error.
+fn stalled_or(mem: &OwnerMemory, e: RingError) -> Result<Batch, RingError> {
+    if mem.stalled() {
+        Ok(Batch::Stall)
+    } else {
+        Err(e)
+    }
+}
+
+/// Pins the data of `req` into bios, not yet submitted, as the device's
+/// [`DataRules`] require: every piece aligned, bios broken only on logical
+/// block boundaries of the data. Fails with [`DataError::Stalled`] if a
+/// page is not present (the bios built so far are released), or
+/// [`DataError::Failed`] if the data cannot be laid out for the device.
+fn data_bios(
+    cx: &Ctx<'_>,
+    chain: &Chain,
+    req: &Request,
+    tok: usize,
+) -> Result<BioStack<Bio>, DataError> {
     let read = req.op == Op::Read;
     let kind = match (read, cx.limits.write_through) {
         (true, _) => BioKind::Read,
         (false, false) => BioKind::Write,
         (false, true) => BioKind::WriteFua,
     };
-    // Every piece must be sector-aligned in the owner's memory, as the
-    // block layer requires of direct I/O; check all before pinning any.
+    let rules = cx.rules;
+    // Check every piece before pinning any.
     let mut pieces = 0u32;
     let aligned = blk::for_each_data_piece(chain, &req.data, |gpa, len| {
         match cx.table.for_each_piece(gpa, u64::from(len), |ua, n| {
-            if ua % 512 != 0 || n % 512 != 0 {
+            if !rules.piece_aligned(ua, n) {
                 return Err(());
             }
             pieces += 1;
@@ -505,38 +942,26 @@ fn submit_data(cx: &Ctx<'_>, chain: &Chain, req: &Request, tok: usize) -> Result
         }
     });
     if aligned.is_err() {
-        return Err(0);
+        return Err(DataError::Failed);
     }
     let nr_vecs = (req.data.len / PAGE_SIZE + pieces + 1).min(MAX_VECS);
-    let mut sector = req.sector;
-    let mut cur: Option<Bio> = None;
-    let mut submitted = 0u32;
+    let mut b = BioBuilder {
+        cx,
+        kind,
+        nr_vecs,
+        tok,
+        read,
+        sector: req.sector,
+        offset: 0,
+        cur: None,
+        cur_bytes: 0,
+        prev_end: None,
+        bios: BioStack::new(),
+    };
+    let mut failed = None;
     let r = blk::for_each_data_piece(chain, &req.data, |gpa, len| {
         let r = cx.table.for_each_piece(gpa, u64::from(len), |ua, n| {
-            let (mut ua, mut left) = (ua, n as u32);
-            while left > 0 {
-                if cur.is_none() {
-                    cur = Bio::new(cx.bdev, nr_vecs, kind, sector, 0, cx.bios, tok, cx.blkcg);
-                }
-                let Some(bio) = cur.as_mut() else {
-                    return Err(());
-                };
-                match bio.add_user(ua, left, read) {
-                    Ok(0) => {
-                        if let Some(full) = cur.take() {
-                            full.submit();
-                            submitted += 1;
-                        }
-                    }
-                    Ok(added) => {
-                        ua += u64::from(added);
-                        left -= added;
-                        sector += u64::from(added / 512);
-                    }
-                    Err(_) => return Err(()),
-                }
-            }
-            Ok(())
+            b.add_piece(ua, n as u32).map_err(|e| failed = Some(e))
         });
         match r {
             Ok(Ok(())) => Ok(()),
@@ -544,65 +969,89 @@ fn submit_data(cx: &Ctx<'_>, chain: &Chain, req: &Request, tok: usize) -> Result
         }
     });
     if r.is_err() {
-        // Dropping the unsubmitted bio unpins what it holds.
-        drop(cur);
-        return Err(submitted);
+        // Dropping the unsubmitted bios unpins what they hold.
+        return Err(failed.unwrap_or(DataError::Failed));
     }
-    if let Some(last) = cur {
-        last.submit();
-        submitted += 1;
-    }
-    Ok(submitted)
+    b.close();
+    Ok(b.bios)
 }
 
-/// Submits the bios of checked DISCARD or WRITE_ZEROES `ranges`. Returns
-/// how many were submitted, as [`submit_data`] does: `Err(n)` if a bio
-/// could not be allocated (the request then fails with IOERR once those
-/// `n` complete). Write-zeroes uses the backend's offload where it has one
-/// and the guest allows deallocation (UNMAP); otherwise it writes the
-/// shared zero page, which never deallocates and works on every device
-/// (some offloads, like loop on tmpfs, cannot zero without deallocating).
-fn submit_ranges(cx: &Ctx<'_>, op: Op, ranges: &[blk::Range], tok: usize) -> Result<u32, u32> {
-    let mut submitted = 0;
-    for r in ranges.iter().filter(|r| r.num_sectors != 0) {
-        // `check_range` bounded `num_sectors` by limits that keep the byte
-        // count within u32.
-        let bytes = r.num_sectors.saturating_mul(512);
-        let kind = match op {
-            Op::Discard => BioKind::Discard,
-            // In write-through mode zeroes are written with FUA rather than
-            // offloaded, so that they too are durable on completion.
-            _ if !(cx.limits.write_zeroes_offload && r.unmap) || cx.limits.write_through => {
-                let kind = if cx.limits.write_through {
-                    BioKind::WriteFua
-                } else {
-                    BioKind::Write
-                };
-                let (mut sector, mut left) = (r.sector, bytes);
-                while left > 0 {
-                    let Some(mut bio) =
-                        Bio::new(cx.bdev, MAX_VECS, kind, sector, 0, cx.bios, tok, cx.blkcg)
-                    else {
-                        return Err(submitted);
-                    };
-                    let added = bio.add_zeroes(left);
-                    bio.submit();
-                    submitted += 1;
-                    if added == 0 {
-                        break;
-                    }
-                    left -= added;
-                    sector += u64::from(added / 512);
-                }
-                continue;
-            }
-            _ => BioKind::WriteZeroesUnmap,
-        };
-        let Some(bio) = Bio::new(cx.bdev, 0, kind, r.sector, bytes, cx.bios, tok, cx.blkcg) else {
-            return Err(submitted);
-        };
-        bio.submit();
-        submitted += 1;
+/// Builds the bios of one request's data, piece by piece.
+struct BioBuilder<'a, 'b> {
+    cx: &'b Ctx<'a>,
+    kind: BioKind,
+    nr_vecs: u32,
+    tok: usize,
+    read: bool,
+    /// The request's first sector.
+    sector: u64,
+    /// Bytes of data placed so far.
+    offset: u64,
+    cur: Option<Bio>,
+    cur_bytes: u32,
+    /// Where the previous piece ended, in the owner's memory.
+    prev_end: Option<u64>,
+    bios: BioStack<Bio>,
+}
+
+impl BioBuilder<'_, '_> {
+    fn close(&mut self) {
+        if let Some(bio) = self.cur.take() {
+            self.bios.push(bio);
+        }
+        self.cur_bytes = 0;
     }
-    Ok(submitted)
+
+    fn add_piece(&mut self, mut ua: u64, mut left: u32) -> Result<(), DataError> {
+        let rules = self.cx.rules;
+        if self.prev_end.is_some_and(|end| rules.gap(end, ua)) {
+            self.close();
+        }
+        while left > 0 {
+            if self.cur.is_none() {
+                if !rules.may_split_at(self.offset) {
+                    return Err(DataError::Failed);
+                }
+                let sector = self.sector + self.offset / 512;
+                let bio = Bio::new(
+                    &self.cx.target,
+                    self.kind,
+                    self.nr_vecs,
+                    sector,
+                    0,
+                    self.tok,
+                )
+                .ok_or(DataError::Failed)?;
+                self.cur = Some(bio);
+            }
+            let room = rules.max_bio_bytes - self.cur_bytes;
+            let Some(bio) = self.cur.as_mut() else {
+                return Err(DataError::Failed);
+            };
+            match bio.add_user(ua, left.min(room), self.read) {
+                Ok(0) => self.close(),
+                Ok(added) => {
+                    ua += u64::from(added);
+                    left -= added;
+                    self.offset += u64::from(added);
+                    self.cur_bytes += added;
+                    if self.cur_bytes >= rules.max_bio_bytes {
+                        self.close();
+                    }
+                }
+                Err(_) => {
+                    // Not present, or the owner's memory is busy: the slow
+                    // path faults it in, unless it already found it cannot.
+                    self.cx.mem.would_fault(ua, u64::from(left), self.read);
+                    return Err(if self.cx.mem.stalled() {
+                        DataError::Stalled
+                    } else {
+                        DataError::Failed
+                    });
+                }
+            }
+        }
+        self.prev_end = Some(ua);
+        Ok(())
+    }
 }

@@ -21,8 +21,10 @@
 use crate::ffi::bdev::BdevFile;
 use crate::ffi::params;
 use crate::ffi::seq::SeqFile;
-use crate::ffi::worker::{self as kthread, now_ns, online_cpus, Kthread, MmSlot, WakeTarget};
-use crate::queue::Queue;
+use crate::ffi::worker::{
+    self as kthread, now_ns, online_cpus, reap_soon, Kthread, MmSlot, WakeTarget,
+};
+use crate::queue::{Queue, TurnResult};
 use crate::vcore::ring::Chain;
 use crate::vcore::sched::{self, Idle, Placement, Quota};
 use core::ffi::{c_int, c_void};
@@ -187,7 +189,7 @@ impl Worker {
 
     /// Calls `f` on every queue, without holding the list lock while `f`
     /// runs; returns whether any call returned `true`.
-    fn for_each_queue(&self, mut f: impl FnMut(&Queue) -> bool) -> bool {
+    fn for_each_queue(&self, mut f: impl FnMut(&Arc<Queue>) -> bool) -> bool {
         let mut any = false;
         let mut i = 0;
         while let Some(slot) = self.queue_at(i) {
@@ -197,6 +199,45 @@ impl Worker {
             }
         }
         any
+    }
+
+    /// How many queues it serves.
+    fn queue_count(&self) -> u32 {
+        self.queues.lock().iter().flatten().count() as u32
+    }
+
+    /// Removes `q` from its queues; returns whether it was there.
+    fn remove_queue(&self, q: &Queue) -> bool {
+        let mut found = false;
+        for slot in self.queues.lock().iter_mut() {
+            if slot.as_ref().is_some_and(|s| core::ptr::eq(&**s, q)) {
+                *slot = None;
+                found = true;
+            }
+        }
+        found
+    }
+
+    /// One turn on `q`; lets an orphaned queue go once it has drained.
+    /// Returns whether it found work.
+    fn serve(&self, q: &Arc<Queue>, policy: &Policy, chain: &mut Chain, mm: &mut MmSlot) -> bool {
+        match q.run_once(policy, chain, mm) {
+            TurnResult::Idle => false,
+            TurnResult::Worked => true,
+            TurnResult::Orphaned => {
+                if let Some(module) = q.finish_orphan() {
+                    if self.remove_queue(q) && self.queue_count() == 0 {
+                        // The pool stops a worker that serves nothing, but
+                        // not from the worker itself.
+                        reap_soon();
+                    }
+                    // Last: once the module may unload, the reaping is
+                    // already asked for (module exit waits for it).
+                    drop(module);
+                }
+                true
+            }
+        }
     }
 
     /// The worker's loop; returns when the worker is stopped, which happens
@@ -214,7 +255,7 @@ impl Worker {
         while !kthread::should_stop() {
             self.wake.take();
             let policy = Policy::current();
-            let found = self.for_each_queue(|q| q.run_once(&policy, &mut chain, &mut mm));
+            let found = self.for_each_queue(|q| self.serve(q, &policy, &mut chain, &mut mm));
             let end = now_ns();
             let began = core::mem::replace(&mut start, end);
             add(&self.stats.passes, 1);
@@ -275,8 +316,6 @@ unsafe fn drop_worker_ref(data: *mut c_void) {
 struct Entry {
     worker: Arc<Worker>,
     thread: Kthread,
-    /// Queues placed on it.
-    queues: u32,
     /// The CPU `worker_cpus` pinned it to: pinned there again whenever
     /// that CPU comes back online.
     cpu: Option<u32>,
@@ -321,7 +360,7 @@ impl Pool {
         for (i, e) in inner.workers.iter().enumerate() {
             if let Some(e) = e {
                 live.push(i, GFP_KERNEL)?;
-                loads.push(e.queues, GFP_KERNEL)?;
+                loads.push(e.worker.queue_count(), GFP_KERNEL)?;
             }
         }
         let max = params::max_workers();
@@ -345,7 +384,7 @@ impl Pool {
         if let Err(e) = result {
             // A worker just started for this queue serves nothing: it stops
             // when dropped, after the lock is released.
-            let idle = entry.queues == 0;
+            let idle = entry.worker.queue_count() == 0;
             let stopped = if idle {
                 inner.workers[slot].take()
             } else {
@@ -355,7 +394,6 @@ impl Pool {
             drop(stopped);
             return Err(e.into());
         }
-        entry.queues += 1;
         Ok(entry.worker.clone())
     }
 
@@ -384,7 +422,6 @@ impl Pool {
         let entry = Entry {
             worker,
             thread,
-            queues: 0,
             cpu,
             node: None,
         };
@@ -409,24 +446,39 @@ impl Pool {
     /// The queue must no longer point its wake-ups at the worker.
     pub(crate) fn detach(&self, q: &Queue, worker: &Arc<Worker>) -> Option<Kthread> {
         let mut inner = self.inner.lock();
-        {
-            let mut queues = worker.queues.lock();
-            for slot in queues.iter_mut() {
-                if slot.as_ref().is_some_and(|s| core::ptr::eq(&**s, q)) {
-                    *slot = None;
-                }
-            }
+        worker.remove_queue(q);
+        if worker.queue_count() != 0 {
+            return None;
         }
         let slot = inner
             .workers
             .iter()
             .position(|e| e.as_ref().is_some_and(|e| Arc::ptr_eq(&e.worker, worker)))?;
-        let entry = inner.workers[slot].as_mut()?;
-        entry.queues = entry.queues.saturating_sub(1);
-        if entry.queues != 0 {
-            return None;
-        }
         inner.workers[slot].take().map(|e| e.thread)
+    }
+
+    /// Stops the workers that serve no queue: those whose last queue, left
+    /// behind by a closed device, they let go themselves (a worker cannot
+    /// stop itself). Runs from a work item ([`reap_soon`]).
+    pub(crate) fn reap_idle(&self) {
+        let mut stopped = KVec::new();
+        {
+            let mut inner = self.inner.lock();
+            for e in inner.workers.iter_mut() {
+                if e.as_ref().is_some_and(|e| e.worker.queue_count() == 0) {
+                    if stopped.reserve(1, GFP_KERNEL).is_err() {
+                        // Left for the next reaping.
+                        break;
+                    }
+                    if let Some(entry) = e.take() {
+                        // Reserved above: cannot fail.
+                        let _ = stopped.push(entry.thread, GFP_KERNEL);
+                    }
+                }
+            }
+        }
+        // Stopped with no lock held: a worker may be waiting for one.
+        drop(stopped);
     }
 
     /// Moves `worker` to the NUMA node of `bdev`, the first time a backend
@@ -478,7 +530,7 @@ impl Pool {
                     w.id,
                     e.thread.pid(),
                     e.thread.cpus(&mut buf),
-                    e.queues,
+                    e.worker.queue_count(),
                     get(&s.passes),
                     get(&s.busy_ns),
                     get(&s.poll_ns),

@@ -225,30 +225,6 @@ fn short_header_is_ioerr() {
 }
 
 #[test]
-fn too_many_segments_is_ioerr() {
-    let mut t = T::new();
-    let n = vhost_blk_core::ring::MAX_CHAIN_SEGS + 1;
-    let h = t.header(VIRTIO_BLK_T_OUT, 0);
-    let d = t.f.buf(512);
-    let s = t.f.buf(1);
-    let mut bufs = vec![Buf::r(h, 16)];
-    bufs.extend((0..n).map(|_| Buf::r(d, 512)));
-    bufs.push(Buf::w(s, 1));
-    let table = t.f.buf(16 * bufs.len() as u64);
-    t.f.drv.add_indirect(&t.f.mem, table, &bufs).unwrap();
-    assert!(t.f.pop().unwrap());
-    let mut regions = t.f.regions.clone();
-    let mt = MemTable::validate(&mut regions).unwrap();
-    let r = parse(&t.f.mem, &mt, &t.f.chain, &LIMITS)
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(
-        (r.reason, r.status, r.status_addr),
-        (Reject::TooManySegments, VIRTIO_BLK_S_IOERR, s)
-    );
-}
-
-#[test]
 fn data_in_the_wrong_direction_is_ioerr() {
     // A read with readable data after the header.
     let (why, _) = reject(
@@ -539,4 +515,57 @@ fn random_headers_never_panic_and_always_classify() {
             }
         }
     }
+}
+
+// ---- data layout rules (DataRules) ----
+
+#[test]
+fn data_rules_follow_the_device_limits() {
+    // 4 KiB blocks, DMA alignment 511, no virtual boundary, 255 sectors.
+    let r = DataRules::new(4096, 511, 0, 255);
+    assert_eq!(r.logical_block_size, 4096);
+    assert_eq!(r.dma_mask, 511);
+    // 127.5 KiB rounded down to whole blocks.
+    assert_eq!(r.max_bio_bytes, 31 * 4096);
+    // No limit of its own, and a limit below one block: whole blocks, at
+    // least one.
+    assert_eq!(DataRules::new(512, 0, 0, 0).max_bio_bytes, u32::MAX - 511);
+    assert_eq!(DataRules::new(4096, 0, 0, 1).max_bio_bytes, 4096);
+    // A DMA alignment below a sector is raised to whole sectors.
+    assert_eq!(DataRules::new(512, 3, 0, 0).dma_mask, 511);
+    assert_eq!(DataRules::new(4096, 4095, 0, 0).dma_mask, 4095);
+}
+
+#[test]
+fn pieces_must_meet_the_dma_alignment() {
+    let r = DataRules::new(4096, 511, 0, 0);
+    assert!(r.piece_aligned(0x1000, 4096));
+    assert!(r.piece_aligned(0x1200, 3584));
+    assert!(!r.piece_aligned(0x1201, 512), "address");
+    assert!(!r.piece_aligned(0x1200, 100), "length");
+    let strict = DataRules::new(4096, 4095, 0, 0);
+    assert!(!strict.piece_aligned(0x1200, 4096));
+    assert!(strict.piece_aligned(0x2000, 8192));
+}
+
+#[test]
+fn bios_break_only_on_logical_blocks() {
+    let r = DataRules::new(4096, 511, 0, 0);
+    assert!(r.may_split_at(0));
+    assert!(r.may_split_at(8192));
+    assert!(!r.may_split_at(512));
+    assert!(!r.may_split_at(521_728), "127 blocks and 1.5 KiB");
+    assert!(DataRules::new(512, 511, 0, 0).may_split_at(512));
+}
+
+#[test]
+fn gaps_count_only_on_devices_with_a_virtual_boundary() {
+    let none = DataRules::new(512, 511, 0, 0);
+    assert!(!none.gap(0x1200, 0x5400));
+    let nvme = DataRules::new(512, 3, 4095, 0);
+    // Page end to page start: no gap.
+    assert!(!nvme.gap(0x2000, 0x7000));
+    // Ends inside a page, or starts inside one: a gap.
+    assert!(nvme.gap(0x1e00, 0x7000));
+    assert!(nvme.gap(0x2000, 0x7200));
 }

@@ -60,15 +60,15 @@ fn quota_counts_requests_and_bytes() {
     let mut t = Turn::new();
     assert!(!t.exhausted(&q));
     for _ in 0..3 {
-        t.charge(4096);
+        t.charge(4096, 3);
     }
     assert!(t.exhausted(&q));
     assert_eq!(t.requests(), 3);
 
     let mut t = Turn::new();
-    t.charge(512 << 10);
+    t.charge(512 << 10, 3);
     assert!(!t.exhausted(&q));
-    t.charge(512 << 10);
+    t.charge(512 << 10, 3);
     assert!(t.exhausted(&q), "1 MiB of data uses up the byte quota");
 }
 
@@ -92,7 +92,7 @@ fn a_waiting_neighbour_shortens_the_turn() {
             asked += 1;
             true
         }));
-        t.charge(4096);
+        t.charge(4096, 3);
     }
     assert_eq!(asked, 0, "nobody is asked about before the share is used");
     // Share used: yield only if someone waits.
@@ -100,12 +100,12 @@ fn a_waiting_neighbour_shortens_the_turn() {
     assert!(!t.must_yield(&q, || false));
     // Alone, the queue keeps the whole quota.
     while !t.must_yield(&q, || false) {
-        t.charge(4096);
+        t.charge(4096, 3);
     }
     assert_eq!(t.requests(), 64);
     // Bytes count too: a 64 KiB request uses the contended byte share.
     let mut t = Turn::new();
-    t.charge(64 << 10);
+    t.charge(64 << 10, 3);
     assert!(t.must_yield(&q, || true));
     assert!(!t.must_yield(&q, || false));
 }
@@ -118,7 +118,7 @@ fn contended_quota_never_reaches_zero() {
         assert_eq!((c.requests, c.bytes), (1, 1));
         let mut t = Turn::new();
         assert!(!t.must_yield(&q, || true), "a turn takes at least one");
-        t.charge(1);
+        t.charge(1, 3);
         assert!(t.must_yield(&q, || true));
     }
 }
@@ -131,7 +131,7 @@ fn zero_quota_still_takes_one_request() {
     };
     let mut t = Turn::new();
     assert!(!t.exhausted(&q));
-    t.charge(0);
+    t.charge(0, 3);
     assert!(t.exhausted(&q));
 }
 
@@ -142,8 +142,8 @@ fn turn_counters_saturate() {
         bytes: u64::MAX,
     };
     let mut t = Turn::new();
-    t.charge(u64::MAX);
-    t.charge(u64::MAX);
+    t.charge(u64::MAX, 3);
+    t.charge(u64::MAX, 3);
     assert!(t.exhausted(&q));
 }
 
@@ -166,15 +166,15 @@ fn a_batch_is_full_after_publish_batch_requests_from_its_start() {
     let b = PUBLISH_BATCH;
     let mut t = Turn::new();
     for _ in 0..b - 1 {
-        t.charge(4096);
+        t.charge(4096, 3);
     }
     assert!(!t.batch_full(0, b));
-    t.charge(4096);
+    t.charge(4096, 3);
     assert!(t.batch_full(0, b));
     // The next batch counts from where it started.
     assert!(!t.batch_full(b, b));
     for _ in 0..b {
-        t.charge(0);
+        t.charge(0, 3);
     }
     assert!(t.batch_full(b, b));
     // A start past the count is not full (and does not underflow).
@@ -185,7 +185,7 @@ fn a_batch_is_full_after_publish_batch_requests_from_its_start() {
 fn a_batch_of_one_is_full_after_each_request() {
     let mut t = Turn::new();
     assert!(!t.batch_full(0, 1));
-    t.charge(512);
+    t.charge(512, 3);
     assert!(t.batch_full(0, 1));
     assert!(!t.batch_full(1, 1));
 }
@@ -194,7 +194,7 @@ fn a_batch_of_one_is_full_after_each_request() {
 fn a_zero_batch_is_never_full_so_the_turn_publishes_once() {
     let mut t = Turn::new();
     for _ in 0..100_000 {
-        t.charge(4096);
+        t.charge(4096, 3);
     }
     assert!(!t.batch_full(0, 0));
     assert!(!t.batch_full(99_999, 0));
@@ -225,10 +225,10 @@ fn a_turn_publishes_mid_turn_only_while_a_cpu_has_no_worker() {
 fn a_capped_turn_stops_at_its_cap_whatever_the_quota() {
     let mut t = Turn::capped(3);
     for _ in 0..2 {
-        t.charge(512);
+        t.charge(512, 3);
     }
     assert!(!t.at_cap());
-    t.charge(512);
+    t.charge(512, 3);
     assert!(t.at_cap());
     // Unrelated to the quota, which is far from used up.
     let q = Quota {
@@ -238,6 +238,36 @@ fn a_capped_turn_stops_at_its_cap_whatever_the_quota() {
     assert!(!t.must_yield(&q, || false));
     // An uncapped turn never reaches its cap in practice.
     let mut u = Turn::new();
-    u.charge(0);
+    u.charge(0, 3);
     assert!(!u.at_cap());
+}
+
+#[test]
+fn descriptors_walked_count_toward_the_quota() {
+    let q = Quota {
+        requests: 64,
+        bytes: u64::MAX,
+    };
+    assert_eq!(q.descriptors(), 64 * DESCRIPTORS_PER_REQUEST);
+    // Four chains of 256 descriptors use up a quota of 64 requests.
+    let mut t = Turn::new();
+    for _ in 0..3 {
+        t.charge(0, 256);
+        assert!(!t.exhausted(&q));
+    }
+    t.charge(0, 256);
+    assert!(t.exhausted(&q));
+    // Three-buffer requests hit the request count first.
+    let mut t = Turn::new();
+    for _ in 0..63 {
+        t.charge(4096, 3);
+    }
+    assert!(!t.exhausted(&q));
+    t.charge(4096, 3);
+    assert!(t.exhausted(&q));
+    // The contended share scales the descriptors too.
+    let c = q.contended();
+    let mut t = Turn::new();
+    t.charge(0, 128);
+    assert!(t.exhausted(&c));
 }

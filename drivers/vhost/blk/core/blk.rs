@@ -73,6 +73,72 @@ pub struct BlkLimits {
     pub write_through: bool,
 }
 
+/// How the data of a request must lie in the owner's memory for the backing
+/// device to take it as direct I/O, from the device's queue limits.
+///
+/// Each piece of the data (a run of the owner's memory that one descriptor
+/// maps to) must start and end on the device's DMA alignment, like the
+/// buffers of `O_DIRECT`. The request's bios may break only on logical
+/// block boundaries of the data: a bio of a 4 KiB-block disk that started
+/// at a 512-byte offset would reach the disk misaligned. Bios break where
+/// one is full, and, on a device with a virtual boundary (NVMe's PRPs),
+/// wherever two pieces do not meet on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataRules {
+    /// Logical block size in bytes (a power of two, at least 512).
+    pub logical_block_size: u32,
+    /// The mask every piece's address and length must clear (at least
+    /// 511: whole sectors).
+    pub dma_mask: u32,
+    /// 0, or the mask two pieces of one bio must meet at.
+    pub virt_boundary_mask: u32,
+    /// The largest bio, in bytes: a multiple of the logical block size.
+    pub max_bio_bytes: u32,
+}
+
+impl DataRules {
+    /// The rules of a device with these queue limits (`max_sectors` 0:
+    /// no limit of its own).
+    pub fn new(
+        logical_block_size: u32,
+        dma_alignment: u32,
+        virt_boundary_mask: u32,
+        max_sectors: u32,
+    ) -> Self {
+        let lbs = logical_block_size.max(SECTOR_SIZE as u32);
+        let max = if max_sectors == 0 {
+            u32::MAX
+        } else {
+            max_sectors.saturating_mul(SECTOR_SIZE as u32)
+        };
+        Self {
+            logical_block_size: lbs,
+            dma_mask: dma_alignment | (SECTOR_SIZE as u32 - 1),
+            virt_boundary_mask,
+            // Whole blocks, and at least one.
+            max_bio_bytes: (max - max % lbs).max(lbs),
+        }
+    }
+
+    /// Whether a piece of `len` bytes at user address `addr` is aligned as
+    /// the device requires.
+    pub fn piece_aligned(&self, addr: u64, len: u64) -> bool {
+        (addr | len) & u64::from(self.dma_mask) == 0
+    }
+
+    /// Whether a piece at `addr`, after one that ended at `prev_end`,
+    /// leaves a gap that one bio of the device cannot hold.
+    pub fn gap(&self, prev_end: u64, addr: u64) -> bool {
+        let mask = u64::from(self.virt_boundary_mask);
+        mask != 0 && (prev_end & mask != 0 || addr & mask != 0)
+    }
+
+    /// Whether a bio may start `offset` bytes into the request's data.
+    pub fn may_split_at(&self, offset: u64) -> bool {
+        offset % u64::from(self.logical_block_size) == 0
+    }
+}
+
 /// The operation of a valid request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -132,8 +198,6 @@ pub struct Rejection {
 pub enum Reject {
     /// Fewer than 16 readable bytes for the header.
     ShortHeader,
-    /// The chain had more buffers than the device keeps.
-    TooManySegments,
     /// Readable data on a request that reads nothing, or writable bytes
     /// besides the status on one that writes nothing.
     WrongDirection,
@@ -376,9 +440,6 @@ pub fn parse(
             status_addr,
         }))
     };
-    if chain.overflowed() {
-        return reject(Reject::TooManySegments);
-    }
     if chain.readable_len() < HEADER_LEN {
         return reject(Reject::ShortHeader);
     }

@@ -24,7 +24,12 @@ pub const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
 pub const MAX_QUEUE_SIZE: u32 = 32768;
 /// The largest indirect table, in descriptors.
 pub const MAX_INDIRECT: u32 = 65536;
-/// The most descriptors a chain may carry into a [`Chain`].
+/// The most buffer descriptors a chain may have, empty ones included,
+/// directly in the ring or in its indirect table: `seg_max`
+/// ([`super::features::SEG_MAX`]) data buffers plus the header and the
+/// status. The walk stops at the next one, so no chain costs the worker
+/// more than this many descriptor reads (and one for an indirect
+/// descriptor).
 pub const MAX_CHAIN_SEGS: usize = 256;
 /// Size of one descriptor in bytes.
 pub const DESC_SIZE: u64 = 16;
@@ -55,6 +60,9 @@ pub enum RingError {
     NextOutOfRange(u16),
     /// More descriptors than the table holds: a loop.
     ChainLoop,
+    /// More than [`MAX_CHAIN_SEGS`] descriptors: more buffers than the
+    /// driver may use (`seg_max`).
+    ChainTooLong,
     /// An indirect descriptor without `VIRTIO_RING_F_INDIRECT_DESC`.
     IndirectNotNegotiated,
     /// An indirect descriptor inside an indirect table.
@@ -134,16 +142,12 @@ pub struct Segment {
 
 /// A validated descriptor chain: its head and its non-empty buffers,
 /// device-readable ones first.
-///
-/// Chains longer than [`MAX_CHAIN_SEGS`] buffers are still validated to the
-/// end; the buffers past the capacity are not kept, [`Chain::overflowed`]
-/// says so, and [`Chain::last`] still holds the final buffer so that the
-/// request can be failed through its status byte.
 pub struct Chain {
     head: u16,
     segs: [Segment; MAX_CHAIN_SEGS],
     nsegs: usize,
-    overflowed: bool,
+    /// Descriptors read, empty ones included.
+    walked: u32,
     last: Option<Segment>,
     readable_len: u32,
     writable_len: u32,
@@ -166,7 +170,7 @@ impl Chain {
                 writable: false,
             }; MAX_CHAIN_SEGS],
             nsegs: 0,
-            overflowed: false,
+            walked: 0,
             last: None,
             readable_len: 0,
             writable_len: 0,
@@ -176,7 +180,7 @@ impl Chain {
     fn reset(&mut self, head: u16) {
         self.head = head;
         self.nsegs = 0;
-        self.overflowed = false;
+        self.walked = 0;
         self.last = None;
         self.readable_len = 0;
         self.writable_len = 0;
@@ -187,14 +191,24 @@ impl Chain {
         self.head
     }
 
-    /// The buffers kept (all of them unless [`Chain::overflowed`]).
+    /// The non-empty buffers, in order.
     pub fn segments(&self) -> &[Segment] {
         &self.segs[..self.nsegs]
     }
 
-    /// Whether the chain had more than [`MAX_CHAIN_SEGS`] buffers.
-    pub fn overflowed(&self) -> bool {
-        self.overflowed
+    /// The buffer descriptors the walk read, empty ones included: what the
+    /// chain cost to validate.
+    pub fn descriptors(&self) -> u32 {
+        self.walked
+    }
+
+    /// Counts one more descriptor read; fails past [`MAX_CHAIN_SEGS`].
+    fn count(&mut self) -> Result<(), RingError> {
+        if self.walked as usize >= MAX_CHAIN_SEGS {
+            return Err(RingError::ChainTooLong);
+        }
+        self.walked += 1;
+        Ok(())
     }
 
     /// The final non-empty buffer of the chain.
@@ -244,12 +258,13 @@ impl Chain {
             len: d.len,
             writable,
         };
-        if self.nsegs < MAX_CHAIN_SEGS {
-            self.segs[self.nsegs] = seg;
-            self.nsegs += 1;
-        } else {
-            self.overflowed = true;
-        }
+        // `count` bounds the descriptors, and so the buffers, by the array.
+        let slot = self
+            .segs
+            .get_mut(self.nsegs)
+            .ok_or(RingError::ChainTooLong)?;
+        *slot = seg;
+        self.nsegs += 1;
         self.last = Some(seg);
         Ok(())
     }
@@ -410,6 +425,13 @@ impl Vring {
     }
 
     /// Reads `avail->idx` and returns how many chains are waiting.
+    ///
+    /// Whenever chains are waiting, the ring entries they expose are read
+    /// only after the index (`smp_rmb`, pairing with the driver's write
+    /// barrier between filling the entries and moving the index): every
+    /// caller may go on to read them, [`Vring::get_vq_desc`] directly and
+    /// [`Vring::enable_notify`] through the caller that keeps serving.
+    /// This is 6.12's `vhost_get_avail_idx()`.
     pub fn avail_pending(&mut self, mem: &impl UserMemory) -> Result<u16, RingError> {
         let idx = mem.read_u16(self.addrs.avail + 2)?;
         let pending = idx.wrapping_sub(self.last_avail_idx);
@@ -420,6 +442,9 @@ impl Vring {
             });
         }
         self.avail_idx = idx;
+        if pending != 0 {
+            mem.read_barrier();
+        }
         Ok(pending)
     }
 
@@ -435,12 +460,9 @@ impl Vring {
         table: &MemTable<'_>,
         chain: &mut Chain,
     ) -> Result<bool, RingError> {
-        if self.avail_idx == self.last_avail_idx {
-            if self.avail_pending(mem)? == 0 {
-                return Ok(false);
-            }
-            // Read ring entries only after seeing the index move.
-            mem.read_barrier();
+        // An index already read was followed by its barrier there.
+        if self.avail_idx == self.last_avail_idx && self.avail_pending(mem)? == 0 {
+            return Ok(false);
         }
         let head = self.next_head(mem)?;
         if u32::from(head) >= self.num() {
@@ -506,6 +528,7 @@ impl Vring {
                 }
                 return walk_indirect(mem, table, &d, chain);
             }
+            chain.count()?;
             chain.push(table, &d)?;
             if d.flags & VRING_DESC_F_NEXT == 0 {
                 return Ok(());
@@ -579,16 +602,15 @@ impl Vring {
             let flags = mem.read_u16(self.addrs.avail)?;
             return Ok(flags & VRING_AVAIL_F_NO_INTERRUPT == 0);
         }
+        // Read before any state changes: after a failed read the caller
+        // may ask again and must get the same answer.
+        let event = mem.read_u16(self.used_event_addr())?;
         let old = self.signalled_used;
         let valid = self.signalled_used_valid;
         let new = self.last_used_idx;
         self.signalled_used = new;
         self.signalled_used_valid = true;
-        if !valid {
-            return Ok(true);
-        }
-        let event = mem.read_u16(self.used_event_addr())?;
-        Ok(need_event(event, new, old))
+        Ok(!valid || need_event(event, new, old))
     }
 
     /// `vhost_disable_notify()`: asks the driver not to kick.
@@ -661,6 +683,7 @@ fn walk_indirect(
             return Err(RingError::ChainLoop);
         }
         ttl -= 1;
+        chain.count()?;
         let mut b = [0u8; 16];
         if whole {
             let at = i as usize * DESC_SIZE as usize;

@@ -38,8 +38,8 @@ pub fn place_queue(loads: &[u32], queues_per_worker: u32, max_workers: u32) -> P
 }
 
 /// What one queue may take in one scheduling turn before the worker moves
-/// to the next queue (`vhost_exceeds_weight`): so many requests or so many
-/// bytes, whichever comes first.
+/// to the next queue (`vhost_exceeds_weight`): so many requests, so many
+/// bytes or so many descriptors walked, whichever comes first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Quota {
     /// Requests per turn; 0 is treated as 1.
@@ -48,6 +48,12 @@ pub struct Quota {
     pub bytes: u64,
 }
 
+/// Descriptors a turn may walk per request of its quota: a request of
+/// the usual three buffers costs little, one of 256 buffers (or empty
+/// descriptors) sixteen requests' worth. Walking descriptors is what a
+/// guest can make expensive without moving any data.
+pub const DESCRIPTORS_PER_REQUEST: u64 = 16;
+
 /// The share of the quota a turn keeps once another queue waits: a turn
 /// that learns of a waiting neighbour stops after `1 / CONTENDED_SHARE` of
 /// its quota, so a single request never queues behind a whole flood turn,
@@ -55,6 +61,12 @@ pub struct Quota {
 pub const CONTENDED_SHARE: u32 = 8;
 
 impl Quota {
+    /// Descriptors a turn may walk: [`DESCRIPTORS_PER_REQUEST`] per
+    /// request of the quota.
+    pub fn descriptors(&self) -> u64 {
+        u64::from(self.requests.max(1)) * DESCRIPTORS_PER_REQUEST
+    }
+
     /// What a turn may take while another queue waits for the worker:
     /// [`CONTENDED_SHARE`] times less, at least one request and one byte.
     pub fn contended(&self) -> Quota {
@@ -107,6 +119,7 @@ pub fn publish_mid_turn(awake_workers: u32, worker_cpus: u32, cpus: u32) -> bool
 pub struct Turn {
     requests: u32,
     bytes: u64,
+    descriptors: u64,
     /// Requests the turn may take at most, whatever the quota.
     cap: u32,
 }
@@ -133,6 +146,7 @@ impl Turn {
         Self {
             requests: 0,
             bytes: 0,
+            descriptors: 0,
             cap,
         }
     }
@@ -145,7 +159,9 @@ impl Turn {
     /// Whether the queue has used up `quota`: it must yield before taking
     /// another request.
     pub fn exhausted(&self, quota: &Quota) -> bool {
-        self.requests >= quota.requests.max(1) || self.bytes >= quota.bytes.max(1)
+        self.requests >= quota.requests.max(1)
+            || self.bytes >= quota.bytes.max(1)
+            || self.descriptors >= quota.descriptors()
     }
 
     /// Whether the queue must yield before taking another request: its
@@ -164,10 +180,12 @@ impl Turn {
         batch != 0 && self.requests.saturating_sub(batch_start) >= batch
     }
 
-    /// Records a request of `bytes` data bytes.
-    pub fn charge(&mut self, bytes: u64) {
+    /// Records a request of `bytes` data bytes whose chain had
+    /// `descriptors` descriptors.
+    pub fn charge(&mut self, bytes: u64, descriptors: u32) {
         self.requests = self.requests.saturating_add(1);
         self.bytes = self.bytes.saturating_add(bytes);
+        self.descriptors = self.descriptors.saturating_add(u64::from(descriptors));
     }
 
     /// Requests taken in this turn.

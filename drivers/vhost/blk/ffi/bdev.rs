@@ -21,18 +21,27 @@ pub(crate) struct BdevInfo {
     pub(crate) max_discard_sectors: u32,
     /// Largest write-zeroes in sectors, 0 without offload.
     pub(crate) max_write_zeroes_sectors: u32,
+    /// The mask every buffer's address and length must clear.
+    pub(crate) dma_alignment: u32,
+    /// 0, or the mask two buffers of one bio must meet at.
+    pub(crate) virt_boundary_mask: u32,
+    /// The largest bio, in sectors, the device takes unsplit.
+    pub(crate) max_sectors: u32,
     /// Not writable through this file.
     pub(crate) read_only: u8,
     /// Volatile write cache.
     pub(crate) write_cache: u8,
-    /// FUA supported.
-    pub(crate) fua: u8,
+    /// The device takes `REQ_NOWAIT` bios.
+    pub(crate) nowait: u8,
     pad: u8,
     /// Device number, major part.
     pub(crate) major: u32,
     /// Device number, minor part.
     pub(crate) minor: u32,
 }
+
+// `VHOST_BLK_BDEV_INFO_SIZE`, which glue.c asserts for the C struct.
+const _: () = assert!(core::mem::size_of::<BdevInfo>() == 48);
 
 /// A reference on an open block device file.
 ///

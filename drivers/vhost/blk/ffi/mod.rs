@@ -16,6 +16,7 @@ pub(crate) mod mm;
 pub(crate) mod params;
 pub(crate) mod poll;
 pub(crate) mod seq;
+pub(crate) mod task;
 pub(crate) mod uaccess;
 pub(crate) mod worker;
 
@@ -44,7 +45,8 @@ pub(crate) mod glue {
         task_struct,
         vhost_blk_bio_list,
         vhost_blk_poll,
-        vhost_blk_wake
+        vhost_blk_wake,
+        vhost_task
     );
 
     extern "C" {
@@ -113,16 +115,8 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_bio_list_empty(list: *mut vhost_blk_bio_list) -> bool;
         pub(super) fn vhost_blk_bio_list_free(list: *mut vhost_blk_bio_list);
         pub(super) fn vhost_blk_bio_list_take(list: *mut vhost_blk_bio_list) -> *mut bio;
-        pub(super) fn vhost_blk_bio_alloc(
-            bdev_file: *mut file,
-            nr_vecs: u16,
-            kind: c_uint,
-            sector: u64,
-            bytes: c_uint,
-            list: *mut vhost_blk_bio_list,
-            token: c_ulong,
-            blkcg: *mut cgroup_subsys_state,
-        ) -> *mut bio;
+        pub(super) fn vhost_blk_rcu_barrier();
+        pub(super) fn vhost_blk_bio_alloc(args: *const super::bio::BioArgs) -> *mut bio;
         pub(super) fn vhost_blk_bio_add_user(
             bio: *mut bio,
             uaddr: c_ulong,
@@ -131,12 +125,24 @@ pub(crate) mod glue {
         ) -> c_int;
         pub(super) fn vhost_blk_bio_add_zeroes(bio: *mut bio, len: c_uint) -> c_uint;
         pub(super) fn vhost_blk_bio_submit(bio: *mut bio);
+        pub(super) fn vhost_blk_bio_rearm(bio: *mut bio);
+        pub(super) fn vhost_blk_bio_must_retry(bio: *mut bio) -> bool;
         pub(super) fn vhost_blk_bio_next(bio: *mut bio) -> *mut bio;
+        pub(super) fn vhost_blk_bio_set_next(bio: *mut bio, next: *mut bio);
         pub(super) fn vhost_blk_get_user_le16(uaddr: *const c_void, val: *mut u16) -> c_int;
         pub(super) fn vhost_blk_put_user_le16(uaddr: *mut c_void, val: u16) -> c_int;
         pub(super) fn vhost_blk_bio_token(bio: *mut bio) -> c_ulong;
+        pub(super) fn vhost_blk_bio_kind(bio: *mut bio) -> c_uint;
+        pub(super) fn vhost_blk_bio_range(bio: *mut bio, sector: *mut u64, bytes: *mut u32);
+        pub(super) fn vhost_blk_bio_advance_range(bio: *mut bio, bytes: u32);
         pub(super) fn vhost_blk_bio_errno(bio: *mut bio) -> c_int;
         pub(super) fn vhost_blk_bio_release(bio: *mut bio, dirty: bool);
+        pub(super) fn vhost_blk_task_hold(task: *mut task_struct);
+        pub(super) fn vhost_blk_task_release(task: *mut task_struct);
+        pub(super) fn vhost_blk_task_wake(task: *mut task_struct);
+        pub(super) fn vhost_blk_current() -> *mut task_struct;
+        pub(super) fn vhost_blk_module_get();
+        pub(super) fn vhost_blk_module_put();
         pub(super) fn vhost_blk_blkcg_get_current() -> *mut cgroup_subsys_state;
         pub(super) fn vhost_blk_blkcg_put(css: *mut cgroup_subsys_state);
         pub(super) fn vhost_blk_param_poll_budget_us() -> u32;
@@ -149,8 +155,21 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_param_worker_cpu(index: u32) -> c_int;
         pub(super) fn vhost_blk_cpuhp_register(data: *mut c_void) -> c_int;
         pub(super) fn vhost_blk_cpuhp_unregister(state: c_int);
+        pub(super) fn vhost_blk_reap_register(data: *mut c_void);
+        pub(super) fn vhost_blk_reap_schedule();
+        pub(super) fn vhost_blk_reap_unregister();
         pub(super) fn vhost_blk_debugfs_init(data: *mut c_void);
         pub(super) fn vhost_blk_debugfs_exit();
         pub(super) fn vhost_blk_seq_write(m: *mut seq_file, s: *const c_char, len: usize);
+
+        // `include/linux/sched/vhost_task.h`, exported by the kernel.
+        pub(super) fn vhost_task_create(
+            f: Option<unsafe extern "C" fn(*mut c_void) -> bool>,
+            handle_sigkill: Option<unsafe extern "C" fn(*mut c_void)>,
+            arg: *mut c_void,
+            name: *const c_char,
+        ) -> *mut vhost_task;
+        pub(super) fn vhost_task_start(vtsk: *mut vhost_task);
+        pub(super) fn vhost_task_stop(vtsk: *mut vhost_task);
     }
 }

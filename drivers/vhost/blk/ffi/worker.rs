@@ -211,6 +211,67 @@ impl Drop for CpuOnlineHook {
     }
 }
 
+/// Lets the worker pool stop, from a work item, the workers that let go
+/// of their last queue themselves ([`Pool::reap_idle`], [`reap_soon`]).
+///
+/// # Invariants
+///
+/// The reaping work of `glue.c` has `data` (a reference of `Arc<Pool>`
+/// from `into_foreign`) while this value exists; at most one exists (the
+/// module's init registers it).
+pub(crate) struct ReapHook {
+    data: *const c_void,
+}
+
+// SAFETY: the registration may be dropped from any thread.
+unsafe impl Send for ReapHook {}
+// SAFETY: `&ReapHook` allows no operation.
+unsafe impl Sync for ReapHook {}
+
+impl ReapHook {
+    /// Registers the reaping of `pool`.
+    pub(crate) fn register(pool: Arc<Pool>) -> Self {
+        let data = pool.into_foreign();
+        // SAFETY: `data` stays valid until unregistered in `drop`.
+        unsafe { glue::vhost_blk_reap_register(data.cast_mut()) };
+        // INVARIANT: registered above with `data`.
+        Self { data }
+    }
+}
+
+impl Drop for ReapHook {
+    fn drop(&mut self) {
+        // SAFETY: registered by `register`; unregistering waits for a
+        // running reaping and prevents new ones.
+        unsafe { glue::vhost_blk_reap_unregister() };
+        // SAFETY: no reaping uses `data` any more; it came from
+        // `into_foreign` and is reclaimed once.
+        drop(unsafe { <Arc<Pool> as ForeignOwnable>::from_foreign(self.data) });
+    }
+}
+
+/// Asks for [`Pool::reap_idle`] soon, from a work item. Never sleeps.
+pub(crate) fn reap_soon() {
+    // SAFETY: no preconditions; does nothing once the hook is gone.
+    unsafe { glue::vhost_blk_reap_schedule() };
+}
+
+/// The reaping work's callback.
+///
+/// # Safety
+///
+/// `data` must be NULL or the data of a registered [`ReapHook`].
+#[no_mangle]
+unsafe extern "C" fn vhost_blk_rs_reap(data: *mut c_void) {
+    if data.is_null() {
+        return;
+    }
+    // SAFETY: the data of a registered hook (the caller's guarantee),
+    // which stays registered until this returns.
+    let pool = unsafe { <Arc<Pool> as ForeignOwnable>::borrow(data) };
+    pool.reap_idle();
+}
+
 /// The online callback of [`CpuOnlineHook`].
 ///
 /// # Safety
