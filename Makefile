@@ -18,13 +18,17 @@
 #                     BENCH_APPEND: VM kernel parameters, e.g. idle=poll)
 #   make bench-e2e    the end-to-end benchmark: fio in an L2 guest on
 #                     vhost-blk-pci, virtio-blk-pci and vhost-user-blk-pci
+#   make bench-ab BENCH_B=other.ko
+#                     the benchmark on this module and on another, side by
+#                     side in one VM boot, compared
 #
 # Other targets: deps kernel module lint fmt tools test-host check-runner
 # check-vm check-debug check-release qemu check-e2e show fuzz clean.
 # tools/testing/mutant.sh PATCH [TARGET] proves a test fails on a broken
 # module (tools/testing/mutants/).
 # KFLAVOUR=debug selects the sanitizer kernel for kernel, module and
-# check-vm.
+# check-vm; SELFTEST_FILTER=TEXT runs only the VM selftests whose name
+# contains TEXT.
 
 KFLAVOUR ?= release
 export KFLAVOUR
@@ -46,7 +50,7 @@ C_SRCS := $(filter-out %.mod.c,$(wildcard $(MODDIR)/*.c $(MODDIR)/*.h)) include/
 
 .PHONY: all deps kernel module lint rustfmt fmt clippy clippy-tools checkpatch tools test-host \
 	check check-release check-runner check-vm check-debug fuzz run clean module-clean help \
-	qemu check-e2e bench bench-e2e show
+	qemu check-e2e bench bench-ab bench-e2e show
 
 all: module tools
 
@@ -111,7 +115,8 @@ test-host:
 
 check-vm: module tools
 	$(TESTING)/vm-run.sh --timeout $(VM_TIMEOUT) -- \
-		$(CURDIR)/target/release/vhost-blk-selftest --module $(CURDIR)/$(BUILD)/vhost_blk.ko
+		$(CURDIR)/target/release/vhost-blk-selftest --module $(CURDIR)/$(BUILD)/vhost_blk.ko \
+		--kdir $(KDIR) $(if $(SELFTEST_FILTER),--filter $(SELFTEST_FILTER))
 
 check-runner: kernel
 	$(TESTING)/runner-selftest.sh
@@ -162,6 +167,15 @@ bench: module tools
 		$(if $(BENCH_APPEND),--append "$(BENCH_APPEND)") -- \
 		$(CURDIR)/target/release/vhost-blk-bench --out $(abspath $(BENCH_OUT))/data $(BENCH_ARGS)
 	@echo "bench: results in $(BENCH_OUT)/data (table.txt, summary.csv, results.json, *.svg)"
+
+# The benchmark on vhost-blk alone, this module (A) against another (B,
+# BENCH_B=path/to/vhost_blk.ko, e.g. one built from an older commit), in
+# one VM boot: OUT/a, OUT/b and OUT/compare.txt (A/B of each median).
+bench-ab: module tools
+	@test -n "$(BENCH_B)" || { echo "bench-ab: set BENCH_B=path/to/other/vhost_blk.ko"; exit 2; }
+	$(TESTING)/vm-run.sh --timeout 5400 --out $(BENCH_OUT) -- \
+		$(CURDIR)/$(TESTING)/bench-ab.sh $(CURDIR)/target/release/vhost-blk-bench \
+		$(abspath $(BENCH_OUT)) $(CURDIR)/$(BUILD)/vhost_blk.ko $(abspath $(BENCH_B)) $(BENCH_ARGS)
 
 # The main job: an L2 guest, booted in the test VM by the patched QEMU, runs
 # the same short fio jobs on a vhost-blk-pci disk, a virtio-blk-pci disk

@@ -8,15 +8,19 @@
 
 pub mod bench;
 pub mod blk;
+pub mod cgroup;
+pub mod child;
 pub mod device;
 pub mod driver;
 pub mod fuzz;
+pub mod logwrites;
 pub mod mem;
 pub mod nullb;
 pub mod plot;
 pub mod selftests;
 pub mod stats;
 pub mod testing;
+pub mod uffd;
 pub mod vhost_user;
 
 pub use device::VhostBlk;

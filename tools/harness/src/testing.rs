@@ -4,6 +4,7 @@
 //! result, and the closing `N passed, N failed` line.
 
 use std::fmt::Display;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -150,6 +151,73 @@ pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> CaseResult {
         Ok(())
     } else {
         Err(msg())
+    }
+}
+
+/// The kernel log from the moment of [`KernelLog::tail`] on.
+pub struct KernelLog {
+    kmsg: File,
+}
+
+impl KernelLog {
+    /// Starts reading the kernel log at its current end.
+    pub fn tail() -> Result<Self, String> {
+        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut kmsg = ctx(
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open("/dev/kmsg"),
+            "/dev/kmsg",
+        )?;
+        ctx(kmsg.seek(SeekFrom::End(0)), "seek /dev/kmsg")?;
+        Ok(Self { kmsg })
+    }
+
+    /// The messages logged since [`Self::tail`] or the last call.
+    pub fn read(&mut self) -> Result<Vec<String>, String> {
+        use std::io::{ErrorKind, Read};
+        let mut lines = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match self.kmsg.read(&mut buf) {
+                // One record per read: "prio,seq,time,flags;text\n".
+                Ok(n) => {
+                    let rec = String::from_utf8_lossy(&buf[..n]);
+                    let text = rec.split_once(';').map_or(&*rec, |(_, t)| t);
+                    lines.push(text.lines().next().unwrap_or("").to_string());
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(lines),
+                // Records overwritten before they were read.
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) => return Err(format!("read /dev/kmsg: {e}")),
+            }
+        }
+    }
+}
+
+/// Runs `rmmod name`, retrying for up to `timeout` while it fails: a
+/// module stays in use for a moment after its last user went (a closed
+/// vhost-blk device whose bios are still in flight holds the module until
+/// they complete).
+pub fn unload_module(name: &str, timeout: std::time::Duration) -> CaseResult {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let out = ctx(
+            std::process::Command::new("rmmod").arg(name).output(),
+            "rmmod",
+        )?;
+        if out.status.success() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "rmmod {name} failed for {timeout:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

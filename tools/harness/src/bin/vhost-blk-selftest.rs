@@ -3,10 +3,12 @@
 //! VM selftests of `vhost_blk.ko`. Run inside the test VM (see
 //! `tools/testing/vm-run.sh`) with the module loaded:
 //!
-//! `vhost-blk-selftest --module PATH [--filter SUBSTRING] [--show]`
+//! `vhost-blk-selftest --module PATH [--kdir DIR] [--filter SUBSTRING] [--show]`
 //!
-//! `--module` names the `.ko`, for the unload/reload case. `--show` prints
-//! what the device offers before the tests. The last line is
+//! `--module` names the `.ko`, for the unload/reload cases. `--kdir` names
+//! the build tree of the running kernel, whose `scsi_debug.ko` the 4 KiB
+//! block case loads. `--show` prints what the device offers before the
+//! tests. The last line is
 //! `N passed, N failed`; the exit status is 0 only if all passed.
 
 use std::os::unix::fs::FileTypeExt;
@@ -17,15 +19,22 @@ use vhost_blk_core::{features, uapi};
 use vhost_blk_harness::device::{VhostBlk, DEVICE_PATH};
 use vhost_blk_harness::testing::{ctx, ensure, expect_errno, CaseResult, Runner};
 
+/// The command line.
 struct Args {
+    /// `--module`: the `vhost_blk.ko` to reload.
     module: Option<PathBuf>,
+    /// `--kdir`: the running kernel's build tree.
+    kdir: Option<PathBuf>,
+    /// `--filter`: run only the cases whose name contains it.
     filter: Option<String>,
+    /// `--show`: print what the device offers first.
     show: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         module: None,
+        kdir: None,
         filter: None,
         show: false,
     };
@@ -33,6 +42,7 @@ fn parse_args() -> Result<Args, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--module" => args.module = Some(it.next().ok_or("--module needs a path")?.into()),
+            "--kdir" => args.kdir = Some(it.next().ok_or("--kdir needs a directory")?.into()),
             "--filter" => args.filter = Some(it.next().ok_or("--filter needs a string")?),
             "--show" => args.show = true,
             _ => return Err(format!("unknown argument {a}")),
@@ -215,6 +225,7 @@ fn main() {
     vhost_blk_harness::selftests::control::run(&mut r);
     vhost_blk_harness::selftests::io::run(&mut r);
     vhost_blk_harness::selftests::workers::run(&mut r);
+    vhost_blk_harness::selftests::isolation::run(&mut r, args.kdir.as_deref());
     vhost_blk_harness::selftests::failing::run(&mut r);
     vhost_blk_harness::selftests::flush::run(&mut r);
     vhost_blk_harness::selftests::peers::run(&mut r);

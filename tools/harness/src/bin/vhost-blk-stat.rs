@@ -7,7 +7,10 @@
 //!
 //! Without `-i` it prints totals since each queue started. With `-i` it
 //! prints, every SECONDS, the rates over the last interval (`-n` stops
-//! after COUNT reports). `--raw` prints the file as it is.
+//! after COUNT reports). `--raw` prints the file as it is. Each queue's
+//! busy time (the time it kept its worker busy) is shown in milliseconds
+//! (`BUSYMS`) in totals, and as a percentage of the interval (`BUSY%`)
+//! with `-i`.
 
 use std::collections::BTreeMap;
 use std::process::exit;
@@ -80,6 +83,18 @@ fn print(now: &Stats, before: Option<(&Stats, f64)>) {
             (None, _) => r.num(key).to_string(),
         }
     };
+    // The time a queue kept its worker busy: in milliseconds since the
+    // queue started, or as a share of the interval.
+    let busy = |r: &Record, old: Option<&Record>| -> String {
+        match (before, old) {
+            (Some((_, secs)), Some(o)) => format!(
+                "{:.1}",
+                r.num("busy_ns").saturating_sub(o.num("busy_ns")) as f64 / (secs * 1e7)
+            ),
+            (Some(_), None) => "-".into(),
+            (None, _) => format!("{:.1}", r.num("busy_ns") as f64 / 1e6),
+        }
+    };
     let per = if before.is_some() { "/s" } else { "" };
     println!(
         "{:>6} {:>7} {:>12} {:>7} {:>6} {:>6} {:>6} {:>10} {:>10}",
@@ -104,7 +119,7 @@ fn print(now: &Stats, before: Option<(&Stats, f64)>) {
     }
     println!();
     println!(
-        "{:>6} {:>6} {:>3} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "{:>6} {:>6} {:>3} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
         "DEVICE",
         "WORKER",
         "VQ",
@@ -115,6 +130,7 @@ fn print(now: &Stats, before: Option<(&Stats, f64)>) {
         format!("IRQS{per}"),
         format!("NOIRQ{per}"),
         format!("QUOTA{per}"),
+        if before.is_some() { "BUSY%" } else { "BUSYMS" },
         "INFLIGHT"
     );
     let old = before.map(|(b, _)| vq_map(b));
@@ -125,7 +141,7 @@ fn print(now: &Stats, before: Option<(&Stats, f64)>) {
             .and_then(|m| m.get(&(id, v.num("index"))).copied());
         let worker = v.text("worker");
         println!(
-            "{:>6} {:>6} {:>3} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+            "{:>6} {:>6} {:>3} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
             id,
             worker,
             v.num("index"),
@@ -136,6 +152,7 @@ fn print(now: &Stats, before: Option<(&Stats, f64)>) {
             rate(v, o, "irqs"),
             rate(v, o, "irqs_suppressed"),
             rate(v, o, "quota_hits"),
+            busy(v, o),
             v.num("inflight"),
         );
     }

@@ -17,7 +17,6 @@
 //!   logged with FUA, or followed by a flush, before anything later.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Read;
 use std::path::Path;
 
 use vhost_blk_core::blk::*;
@@ -26,7 +25,7 @@ use vhost_blk_core::memory::UserMemory;
 
 use crate::blk::{pattern, status_name, Config, TestDevice};
 use crate::driver::Buf;
-use crate::nullb::{sectors, DmDev};
+use crate::logwrites::{Entry, LogWrites, LOG_FLUSH, LOG_FUA};
 use crate::selftests::io::backend;
 use crate::testing::{ctx, ensure, CaseResult, Runner};
 
@@ -42,68 +41,10 @@ pub fn run(r: &mut Runner) {
     );
 }
 
-const LOG_FLUSH: u64 = 1;
-const LOG_FUA: u64 = 2;
-const LOG_MARK: u64 = 8;
-const LOG_MAGIC: u64 = 0x6a_7366_7773_6872;
-
-/// One entry of a dm-log-writes log.
-#[derive(Debug, Clone)]
-struct Entry {
-    sector: u64,
-    nr_sectors: u64,
-    flags: u64,
-    /// The logged data (empty for flushes and marks).
-    data: Vec<u8>,
-}
-
-fn le64(b: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
-}
-
-/// Parses the log device (512-byte sectors, the format of
-/// `drivers/md/dm-log-writes.c`).
-fn parse_log(log: &[u8]) -> Result<Vec<Entry>, String> {
-    ensure(log.len() >= 512 && le64(log, 0) == LOG_MAGIC, || {
-        "no dm-log-writes super block".into()
-    })?;
-    let n = le64(log, 16);
-    let sectorsize = u32::from_le_bytes(log[24..28].try_into().expect("4 bytes")) as usize;
-    ensure(sectorsize == 512, || {
-        format!("log sector size {sectorsize}")
-    })?;
-    let mut at = 512;
-    let mut out = Vec::new();
-    for i in 0..n {
-        let e = log
-            .get(at..at + 32)
-            .ok_or_else(|| format!("entry {i} past the end of the log"))?;
-        let (sector, nr_sectors, flags) = (le64(e, 0), le64(e, 8), le64(e, 16));
-        at += 512;
-        let mut data = Vec::new();
-        if flags & (LOG_MARK | 4) == 0 && nr_sectors > 0 {
-            let len = nr_sectors as usize * 512;
-            data = log
-                .get(at..at + len)
-                .ok_or_else(|| format!("data of entry {i} past the end"))?
-                .to_vec();
-            at += len;
-        }
-        out.push(Entry {
-            sector,
-            nr_sectors,
-            flags,
-            data,
-        });
-    }
-    Ok(out)
-}
-
 /// A disk with a volatile cache and FUA, logged by dm-log-writes onto a
 /// second disk.
 struct Logged {
-    dm: Option<DmDev>,
-    log: String,
+    lw: LogWrites,
     _disks: Vec<crate::nullb::NullBlk>,
 }
 
@@ -113,20 +54,16 @@ impl Logged {
         let log_name = format!("vbl{tag}l");
         let (d, _) = backend(&data_name, 16, &[("cache_size", "16"), ("fua", "1")])?;
         let (l, _) = backend(&log_name, 64, &[])?;
-        let data = format!("/dev/{data_name}");
-        let size = ctx(sectors(Path::new(&data)), "size")?;
-        let dm = ctx(
-            DmDev::create(
-                &format!("vbl{tag}"),
-                &format!("0 {size} log-writes {data} /dev/{log_name}"),
-            ),
-            "dm log-writes",
+        let lw = LogWrites::create(
+            &format!("vbl{tag}"),
+            Path::new(&format!("/dev/{data_name}")),
+            Path::new(&format!("/dev/{log_name}")),
         )?;
         let f = ctx(
-            OpenOptions::new().read(true).write(true).open(dm.path()),
+            OpenOptions::new().read(true).write(true).open(lw.path()),
             "open dm",
         )?;
-        let wc = dm
+        let wc = lw
             .path()
             .file_name()
             .and_then(|n| n.to_str())
@@ -137,25 +74,21 @@ impl Logged {
         })?;
         Ok((
             Self {
-                dm: Some(dm),
-                log: format!("/dev/{log_name}"),
+                lw,
                 _disks: vec![d, l],
             },
             f,
         ))
     }
 
-    /// Removes the target (which logs what is left) and reads the log.
-    fn finish(mut self) -> Result<Vec<Entry>, String> {
-        if let Some(dm) = self.dm.take() {
-            ctx(dm.remove(), "dm remove")?;
-        }
-        let mut buf = Vec::new();
-        ctx(
-            File::open(&self.log).and_then(|mut f| f.read_to_end(&mut buf)),
-            "read log",
-        )?;
-        parse_log(&buf)
+    /// Removes the target (which logs what is left) and reads the log,
+    /// whose entries count 512-byte sectors (the data disk's blocks).
+    fn finish(self) -> Result<Vec<Entry>, String> {
+        let log = self.lw.finish()?;
+        ensure(log.sectorsize == 512, || {
+            format!("log sector size {}", log.sectorsize)
+        })?;
+        Ok(log.entries)
     }
 }
 

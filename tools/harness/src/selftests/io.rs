@@ -129,7 +129,7 @@ pub(crate) fn write_read(
 /// O_DIRECT) is given, also checks that the data landed at `sector` of the
 /// backing device itself.
 #[allow(clippy::too_many_arguments)]
-fn write_read_check(
+pub(crate) fn write_read_check(
     t: &mut TestDevice,
     q: usize,
     sector: u64,

@@ -7,6 +7,7 @@ pub mod failing;
 pub mod flush;
 pub mod hostile;
 pub mod io;
+pub mod isolation;
 pub mod peers;
 pub mod races;
 pub mod workers;

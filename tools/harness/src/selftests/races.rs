@@ -5,7 +5,11 @@
 //! flight on two queues, and module unload and reload every hundred
 //! iterations. Every request that was used must carry a status, nothing
 //! may leak (kmemleak on the debug kernel), and the module must unload.
+//! The same teardowns also race bio completions that run in process
+//! context (a loop device) and, on the debug kernel, linger after waking
+//! the worker (`debug_completion_delay_ms`).
 
+use std::fs::File;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,13 +20,18 @@ use vhost_blk_core::memory::MemRegion;
 use crate::blk::{Config, TestDevice};
 use crate::device::DEVICE_PATH;
 use crate::driver::Buf;
+use crate::nullb::LoopDev;
 use crate::selftests::io::slow_backend;
-use crate::testing::{ctx, ensure, CaseResult, Rng, Runner};
+use crate::stats::{set_param, ParamGuard, PARAMS_DIR};
+use crate::testing::{ctx, ensure, unload_module, CaseResult, Rng, Runner};
 
 /// Registers this area's cases; `module` is the `.ko` to reload.
 pub fn run(r: &mut Runner, module: Option<&Path>) {
     r.run("races_teardown_and_unload", || {
         races_teardown_and_unload(module)
+    });
+    r.run("races_completion_vs_teardown", || {
+        races_completion_vs_teardown(module)
     });
 }
 
@@ -84,6 +93,108 @@ fn count_used(t: &mut TestDevice, q: usize) -> usize {
     n
 }
 
+/// After `action` stopped the first `stopped` queues of `t`, each with
+/// the 8 requests whose status bytes are `statuses[8 * q..]` in flight:
+/// checks that each used request, and only those, has its status written.
+/// Returns how many were used.
+fn check_stopped(
+    t: &mut TestDevice,
+    statuses: &[u64],
+    stopped: usize,
+    it: u64,
+    action: &str,
+) -> Result<u64, String> {
+    let mut used = 0;
+    for q in 0..stopped {
+        let n = count_used(t, q);
+        let written = statuses[q * 8..q * 8 + 8]
+            .iter()
+            .filter(|s| t.read_status(**s) != 0xff)
+            .count();
+        ensure(n == written, || {
+            format!("iteration {it}, {action}: queue {q} has {n} used but {written} statuses")
+        })?;
+        used += n as u64;
+    }
+    Ok(used)
+}
+
+/// Unloads vhost_blk, retrying for up to 5 s (a closed device whose bios
+/// are still in flight holds the module until they complete), and loads
+/// `module` again.
+fn reload(module: &str) -> CaseResult {
+    unload_module("vhost_blk", Duration::from_secs(5))?;
+    sh("insmod", module)?;
+    ensure(Path::new(DEVICE_PATH).exists(), || {
+        format!("{DEVICE_PATH} missing after reload")
+    })
+}
+
+/// One round of the teardown races on `f`: a two-queue device with 8
+/// requests in flight per queue, ended by `ACTIONS[action]`; each stopped
+/// queue must have exactly its used requests' statuses written, and after
+/// a memory-table swap every request must complete OK. Returns the
+/// requests used.
+fn teardown_round(f: &File, rng: &mut Rng, action: usize, it: u64) -> Result<u64, String> {
+    let cfg = Config {
+        queues: 2,
+        mem_mib: 1,
+        ..Config::default()
+    };
+    let mut t = ctx(TestDevice::new(f, cfg), "device")?;
+    let mut statuses = submit(&mut t, 0, 8, rng);
+    statuses.extend(submit(&mut t, 1, 8, rng));
+    match action {
+        0 => return Ok(0),
+        1 => ctx(t.dev.reset_owner(), "RESET_OWNER")?,
+        2 => ctx(t.dev.set_backend(-1), "detach")?,
+        3 => {
+            ctx(t.dev.get_vring_base(0), "GET_VRING_BASE")?;
+        }
+        _ => {
+            // The same memory, described as two regions, swapped in
+            // while bios are in flight; requests complete through it.
+            let r = t.mem.region();
+            let half = (r.size / 2) & !4095;
+            let split = [
+                MemRegion { size: half, ..r },
+                MemRegion {
+                    guest_phys_addr: r.guest_phys_addr + half,
+                    size: r.size - half,
+                    userspace_addr: r.userspace_addr + half,
+                },
+            ];
+            ctx(t.dev.set_mem_table(&split), "SET_MEM_TABLE")?;
+            for q in 0..2 {
+                t.wait(q, 8, Duration::from_secs(10))
+                    .map_err(|e| format!("iteration {it}: after the swap: {e}"))?;
+            }
+            let bad = statuses
+                .iter()
+                .filter(|s| t.read_status(**s) != VIRTIO_BLK_S_OK)
+                .count();
+            ensure(bad == 0, || {
+                format!("iteration {it}: {bad} requests failed across the table swap")
+            })?;
+            return Ok(16);
+        }
+    }
+    // The stopped queues are drained: each used request, and only those,
+    // has its status written.
+    let stopped = if action == 3 { 1 } else { 2 };
+    check_stopped(&mut t, &statuses, stopped, it, ACTIONS[action])
+}
+
+/// `"name count, ..."` of the actions taken.
+fn summary(names: &[&str], counts: &[u64]) -> String {
+    names
+        .iter()
+        .zip(counts)
+        .map(|(a, n)| format!("{a} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn races_teardown_and_unload(module: Option<&Path>) -> CaseResult {
     let module = module.ok_or("--module not given")?;
     let module = module.to_str().ok_or("bad module path")?;
@@ -91,97 +202,106 @@ fn races_teardown_and_unload(module: Option<&Path>) -> CaseResult {
     let (_nb, f) = slow_backend("vbrace", 2)?;
     let mut rng = Rng::new(0x7ace);
     let mut counts = [0u64; ACTIONS.len()];
-    let mut reloads = 0;
-    let mut used = 0u64;
+    let (mut reloads, mut used, mut it) = (0, 0u64, 0u64);
     let start = Instant::now();
-    let mut it = 0u64;
     while it < ITERATIONS && start.elapsed() < BUDGET {
         it += 1;
-        let cfg = Config {
-            queues: 2,
-            mem_mib: 1,
-            ..Config::default()
-        };
-        let mut t = ctx(TestDevice::new(&f, cfg), "device")?;
-        let mut statuses = submit(&mut t, 0, 8, &mut rng);
-        statuses.extend(submit(&mut t, 1, 8, &mut rng));
         let action = rng.below(ACTIONS.len() as u64) as usize;
         counts[action] += 1;
-        match action {
-            0 => {}
-            1 => ctx(t.dev.reset_owner(), "RESET_OWNER")?,
-            2 => ctx(t.dev.set_backend(-1), "detach")?,
-            3 => {
-                ctx(t.dev.get_vring_base(0), "GET_VRING_BASE")?;
-            }
-            _ => {
-                // The same memory, described as two regions, swapped in
-                // while bios are in flight; requests complete through it.
-                let r = t.mem.region();
-                let half = (r.size / 2) & !4095;
-                let split = [
-                    MemRegion { size: half, ..r },
-                    MemRegion {
-                        guest_phys_addr: r.guest_phys_addr + half,
-                        size: r.size - half,
-                        userspace_addr: r.userspace_addr + half,
-                    },
-                ];
-                ctx(t.dev.set_mem_table(&split), "SET_MEM_TABLE")?;
-                for q in 0..2 {
-                    t.wait(q, 8, Duration::from_secs(10))
-                        .map_err(|e| format!("iteration {it}: after the swap: {e}"))?;
-                }
-                let bad = statuses
-                    .iter()
-                    .filter(|s| t.read_status(**s) != VIRTIO_BLK_S_OK)
-                    .count();
-                ensure(bad == 0, || {
-                    format!("iteration {it}: {bad} requests failed across the table swap")
-                })?;
-                used += 16;
-            }
-        }
-        if (1..=3).contains(&action) {
-            // The stopped queues are drained: each used request, and only
-            // those, has its status written.
-            let stopped = if action == 3 { 1 } else { 2 };
-            for q in 0..stopped {
-                let n = count_used(&mut t, q);
-                let written = statuses[q * 8..q * 8 + 8]
-                    .iter()
-                    .filter(|s| t.read_status(**s) != 0xff)
-                    .count();
-                ensure(n == written, || {
-                    format!(
-                        "iteration {it}, {}: queue {q} has {n} used but {written} statuses",
-                        ACTIONS[action]
-                    )
-                })?;
-                used += n as u64;
-            }
-        }
-        drop(t);
+        used += teardown_round(&f, &mut rng, action, it)?;
         if it.is_multiple_of(100) {
-            sh("rmmod", "vhost_blk")?;
-            sh("insmod", module)?;
-            ensure(Path::new(DEVICE_PATH).exists(), || {
-                format!("{DEVICE_PATH} missing after reload")
-            })?;
+            reload(module)?;
             reloads += 1;
         }
     }
-    let summary = ACTIONS
-        .iter()
-        .zip(counts)
-        .map(|(a, n)| format!("{a} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     println!(
-        "  {it} iterations in {:.1} s ({summary}), {reloads} unload/reload cycles, {used} requests used",
-        start.elapsed().as_secs_f64()
+        "  {it} iterations in {:.1} s ({}), {reloads} unload/reload cycles, {used} requests used",
+        start.elapsed().as_secs_f64(),
+        summary(&ACTIONS, &counts)
     );
     ensure(it >= 100 && reloads >= 1, || {
         format!("only {it} iterations fit in {BUDGET:?}")
+    })
+}
+
+/// Iterations of [`races_completion_vs_teardown`] to aim for, the time
+/// they may take at most, and how often the module is reloaded.
+const COMPLETION_ITERATIONS: u64 = 300;
+/// See [`COMPLETION_ITERATIONS`].
+const COMPLETION_BUDGET: Duration = Duration::from_secs(60);
+/// See [`COMPLETION_ITERATIONS`].
+const COMPLETION_RELOAD_EVERY: u64 = 50;
+/// The debug kernel's parameter that makes every bio completion busy-wait
+/// so many milliseconds after it queued the bio for the worker and woke
+/// it, then touch the queue's completion list again.
+const DELAY_KNOB: &str = "debug_completion_delay_ms";
+
+/// Teardown against completions: on a loop device, which completes bios
+/// in its worker thread (process context), a two-queue device with 8
+/// requests in flight per queue is closed, reset, detached or stopped;
+/// every 50 iterations, and once at the end, the module is reloaded. On
+/// the debug kernel every completion lingers 20 ms after waking the
+/// worker, so teardown meets completions still running: a teardown that
+/// freed the completion list under them was a KASAN use-after-free,
+/// which the VM runner's log scan fails. Each stopped queue's used
+/// requests must all carry a status.
+fn races_completion_vs_teardown(module: Option<&Path>) -> CaseResult {
+    let module = module.ok_or("--module not given")?;
+    let module = module.to_str().ok_or("bad module path")?;
+    let lo = ctx(
+        LoopDev::create(Path::new("/tmp/vhost-blk-race.img"), 16),
+        "loop device",
+    )?;
+    let f = ctx(
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(lo.path()),
+        "open loop",
+    )?;
+    let knob = Path::new(PARAMS_DIR).join(DELAY_KNOB).exists();
+    // Restores the delay to its default (0) however the case ends.
+    let _delay = if knob {
+        Some(ParamGuard::set(&[(DELAY_KNOB, "20")])?)
+    } else {
+        None
+    };
+    let mut rng = Rng::new(0xc0de);
+    // The stops of ACTIONS, without the table swap.
+    let stops = &ACTIONS[..4];
+    let mut counts = [0u64; 4];
+    let (mut reloads, mut used, mut it) = (0, 0u64, 0u64);
+    let start = Instant::now();
+    while it < COMPLETION_ITERATIONS && start.elapsed() < COMPLETION_BUDGET {
+        it += 1;
+        let action = rng.below(stops.len() as u64) as usize;
+        counts[action] += 1;
+        used += teardown_round(&f, &mut rng, action, it)?;
+        if it.is_multiple_of(COMPLETION_RELOAD_EVERY) {
+            reload(module)?;
+            reloads += 1;
+            // A new module starts with the delay off.
+            if knob {
+                ctx(set_param(DELAY_KNOB, "20"), DELAY_KNOB)?;
+            }
+        }
+    }
+    // Once more right after the last teardown, whose bios may still be
+    // completing: the module must wait for them, not go under them.
+    reload(module)?;
+    reloads += 1;
+    println!(
+        "  {it} iterations in {:.1} s on a loop device ({}), {reloads} unload/reload cycles, \
+         {used} requests used, completion delay {}",
+        start.elapsed().as_secs_f64(),
+        summary(stops, &counts),
+        if knob {
+            "20 ms (debug kernel)"
+        } else {
+            "absent (release kernel)"
+        }
+    );
+    ensure(it >= 25, || {
+        format!("only {it} iterations fit in {COMPLETION_BUDGET:?}")
     })
 }

@@ -15,12 +15,13 @@ use vhost_blk_core::features::{self, bit};
 use vhost_blk_core::memory::UserMemory;
 
 use crate::blk::{pattern, Config, EventFd, TestDevice};
+use crate::cgroup::{self, Cgroup};
 use crate::device::VhostBlk;
 use crate::driver::Buf;
 use crate::nullb::NullBlk;
 use crate::selftests::io::{backend, slow_backend, write_read};
 use crate::stats::{fd_ids, param, set_param, ParamGuard, Stats};
-use crate::testing::{ctx, ensure, expect_errno, CaseResult, CpuPin, Rng, Runner};
+use crate::testing::{ctx, ensure, expect_errno, CaseResult, CpuPin, KernelLog, Rng, Runner};
 
 /// Registers this area's cases.
 pub fn run(r: &mut Runner) {
@@ -532,48 +533,6 @@ impl CpuOffline {
 impl Drop for CpuOffline {
     fn drop(&mut self) {
         let _ = fs::write(&self.path, "1");
-    }
-}
-
-/// The kernel log from the moment of [`KernelLog::tail`] on.
-struct KernelLog {
-    kmsg: File,
-}
-
-impl KernelLog {
-    fn tail() -> Result<Self, String> {
-        use std::io::{Seek, SeekFrom};
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut kmsg = ctx(
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open("/dev/kmsg"),
-            "/dev/kmsg",
-        )?;
-        ctx(kmsg.seek(SeekFrom::End(0)), "seek /dev/kmsg")?;
-        Ok(Self { kmsg })
-    }
-
-    /// The messages logged since [`Self::tail`] or the last call.
-    fn read(&mut self) -> Result<Vec<String>, String> {
-        use std::io::{ErrorKind, Read};
-        let mut lines = Vec::new();
-        let mut buf = vec![0u8; 8192];
-        loop {
-            match self.kmsg.read(&mut buf) {
-                // One record per read: "prio,seq,time,flags;text\n".
-                Ok(n) => {
-                    let rec = String::from_utf8_lossy(&buf[..n]);
-                    let text = rec.split_once(';').map_or(&*rec, |(_, t)| t);
-                    lines.push(text.lines().next().unwrap_or("").to_string());
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(lines),
-                // Records overwritten before they were read.
-                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-                Err(e) => return Err(format!("read /dev/kmsg: {e}")),
-            }
-        }
     }
 }
 
@@ -1258,129 +1217,70 @@ fn workers_teardown_random_order() -> CaseResult {
     Ok(())
 }
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
-/// Moves this process into the cgroup at `dir`.
-fn enter_cgroup(dir: &str) -> CaseResult {
-    ctx(
-        fs::write(
-            format!("{dir}/cgroup.procs"),
-            std::process::id().to_string(),
-        ),
-        format!("enter {dir}"),
+fn workers_io_charged_to_owner_cgroup() -> CaseResult {
+    cgroup::enable_io()?;
+    let (ga, gb) = (
+        Cgroup::create("vhost-blk-a")?,
+        Cgroup::create("vhost-blk-b")?,
+    );
+    let (a, b) = (ga.path(), gb.path());
+    let _g = ParamGuard::set(&[("queues_per_worker", "4")])?;
+    let (_na, fa) = backend("vbwa", 16, &[])?;
+    let (_nb, fb) = backend("vbwb", 16, &[])?;
+    let (ma, ia) = cgroup::dev_numbers(&fa)?;
+    let (mb, ib) = cgroup::dev_numbers(&fb)?;
+    // The owner's cgroup is taken at SET_OWNER.
+    ga.enter()?;
+    let ta = TestDevice::new(&fa, Config::default());
+    gb.enter()?;
+    let tb = TestDevice::new(&fb, Config::default());
+    cgroup::enter(cgroup::ROOT)?;
+    let mut ta = ctx(ta, "device a")?;
+    let mut tb = ctx(tb, "device b")?;
+    let (wa, wb) = (
+        ctx(fd_ids(&ta.dev), "fdinfo")?.1,
+        ctx(fd_ids(&tb.dev), "fdinfo")?.1,
+    );
+    ensure(!wa.is_empty() && wa == wb, || {
+        format!("devices on workers {wa:?} and {wb:?}, expected one shared worker")
+    })?;
+    let (ra0, _) = cgroup::io_stat(a, ma, ia)?;
+    let (_, wb0) = cgroup::io_stat(b, mb, ib)?;
+    let mut fa_ = Flow::new(&mut ta, 0, 4, 65536);
+    let mut fb_ = Flow::new(&mut tb, 0, 4, 65536);
+    for i in 0..16 {
+        fa_.submit(&mut ta, VIRTIO_BLK_T_IN, i * 128, 0);
+        fa_.drain(&mut ta, Duration::from_secs(10))?;
+        fb_.submit(&mut tb, VIRTIO_BLK_T_OUT, i * 128, i);
+        fb_.submit(&mut tb, VIRTIO_BLK_T_OUT, 4096 + i * 128, i);
+        fb_.drain(&mut tb, Duration::from_secs(10))?;
+    }
+    let (ra, wa_) = cgroup::io_stat(a, ma, ia)?;
+    let (rb, wb_) = cgroup::io_stat(b, mb, ib)?;
+    let (ra_b, wa_b) = cgroup::io_stat(a, mb, ib)?;
+    let (rb_a, wb_a) = cgroup::io_stat(b, ma, ia)?;
+    println!(
+        "  cgroup a: read {} KiB of its device; cgroup b: wrote {} KiB of its device",
+        (ra - ra0) >> 10,
+        (wb_ - wb0) >> 10
+    );
+    ensure(ra - ra0 >= 1 << 20 && wb_ - wb0 >= 2 << 20, || {
+        format!(
+            "owner cgroups charged {} bytes read (a, want 1 MiB) and {} bytes written (b, want 2 MiB)",
+            ra - ra0,
+            wb_ - wb0
+        )
+    })?;
+    ensure(
+        wa_ == 0 && rb == 0 && ra_b + wa_b + rb_a + wb_a == 0,
+        || {
+            format!("I/O charged to the wrong cgroup: a {wa_}w/{ra_b}r/{wa_b}w, b {rb}r/{rb_a}r/{wb_a}w")
+        },
     )
 }
 
-/// `rbytes` and `wbytes` of device `major:minor` in the cgroup's io.stat.
-fn io_stat(dir: &str, major: u64, minor: u64) -> Result<(u64, u64), String> {
-    let text = ctx(fs::read_to_string(format!("{dir}/io.stat")), "io.stat")?;
-    let prefix = format!("{major}:{minor} ");
-    let Some(line) = text.lines().find(|l| l.starts_with(&prefix)) else {
-        return Ok((0, 0));
-    };
-    let field = |k: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok((field("rbytes="), field("wbytes=")))
-}
-
-fn workers_io_charged_to_owner_cgroup() -> CaseResult {
-    if !std::path::Path::new(&format!("{CGROUP_ROOT}/cgroup.controllers")).exists() {
-        ctx(
-            std::process::Command::new("mount")
-                .args(["-t", "cgroup2", "none", CGROUP_ROOT])
-                .status(),
-            "mount cgroup2",
-        )?;
-    }
-    let controllers = ctx(
-        fs::read_to_string(format!("{CGROUP_ROOT}/cgroup.controllers")),
-        "cgroup.controllers",
-    )?;
-    ensure(controllers.split_whitespace().any(|c| c == "io"), || {
-        format!("no io controller in {controllers:?}")
-    })?;
-    ctx(
-        fs::write(format!("{CGROUP_ROOT}/cgroup.subtree_control"), "+io"),
-        "enable io",
-    )?;
-    let (a, b) = (
-        format!("{CGROUP_ROOT}/vhost-blk-a"),
-        format!("{CGROUP_ROOT}/vhost-blk-b"),
-    );
-    for d in [&a, &b] {
-        let _ = fs::create_dir(d);
-    }
-    let _g = ParamGuard::set(&[("queues_per_worker", "4")])?;
-    let result = (|| -> CaseResult {
-        let (_na, fa) = backend("vbwa", 16, &[])?;
-        let (_nb, fb) = backend("vbwb", 16, &[])?;
-        let dev_of = |f: &File| -> Result<(u64, u64), String> {
-            use std::os::unix::fs::MetadataExt;
-            let rdev = ctx(f.metadata(), "stat")?.rdev();
-            Ok((libc::major(rdev) as u64, libc::minor(rdev) as u64))
-        };
-        let (ma, ia) = dev_of(&fa)?;
-        let (mb, ib) = dev_of(&fb)?;
-        // The owner's cgroup is taken at SET_OWNER.
-        enter_cgroup(&a)?;
-        let mut ta = ctx(TestDevice::new(&fa, Config::default()), "device a")?;
-        enter_cgroup(&b)?;
-        let mut tb = ctx(TestDevice::new(&fb, Config::default()), "device b")?;
-        enter_cgroup(CGROUP_ROOT)?;
-        let (wa, wb) = (
-            ctx(fd_ids(&ta.dev), "fdinfo")?.1,
-            ctx(fd_ids(&tb.dev), "fdinfo")?.1,
-        );
-        ensure(!wa.is_empty() && wa == wb, || {
-            format!("devices on workers {wa:?} and {wb:?}, expected one shared worker")
-        })?;
-        let (ra0, _) = io_stat(&a, ma, ia)?;
-        let (_, wb0) = io_stat(&b, mb, ib)?;
-        let mut fa_ = Flow::new(&mut ta, 0, 4, 65536);
-        let mut fb_ = Flow::new(&mut tb, 0, 4, 65536);
-        for i in 0..16 {
-            fa_.submit(&mut ta, VIRTIO_BLK_T_IN, i * 128, 0);
-            fa_.drain(&mut ta, Duration::from_secs(10))?;
-            fb_.submit(&mut tb, VIRTIO_BLK_T_OUT, i * 128, i);
-            fb_.submit(&mut tb, VIRTIO_BLK_T_OUT, 4096 + i * 128, i);
-            fb_.drain(&mut tb, Duration::from_secs(10))?;
-        }
-        let (ra, wa_) = io_stat(&a, ma, ia)?;
-        let (rb, wb_) = io_stat(&b, mb, ib)?;
-        let (ra_b, wa_b) = io_stat(&a, mb, ib)?;
-        let (rb_a, wb_a) = io_stat(&b, ma, ia)?;
-        println!(
-            "  cgroup a: read {} KiB of its device; cgroup b: wrote {} KiB of its device",
-            (ra - ra0) >> 10,
-            (wb_ - wb0) >> 10
-        );
-        ensure(ra - ra0 >= 1 << 20 && wb_ - wb0 >= 2 << 20, || {
-            format!(
-                "owner cgroups charged {} bytes read (a, want 1 MiB) and {} bytes written (b, want 2 MiB)",
-                ra - ra0,
-                wb_ - wb0
-            )
-        })?;
-        ensure(
-            wa_ == 0 && rb == 0 && ra_b + wa_b + rb_a + wb_a == 0,
-            || {
-                format!("I/O charged to the wrong cgroup: a {wa_}w/{ra_b}r/{wa_b}w, b {rb}r/{rb_a}r/{wb_a}w")
-            },
-        )
-    })();
-    let _ = enter_cgroup(CGROUP_ROOT);
-    for d in [&a, &b] {
-        let _ = fs::remove_dir(d);
-    }
-    result
-}
-
 /// Runs `vhost-blk-stat` (built next to this binary) with `args`.
-fn stat_cli(args: &[&str]) -> Result<String, String> {
+pub(crate) fn stat_cli(args: &[&str]) -> Result<String, String> {
     let exe = ctx(std::env::current_exe(), "current_exe")?;
     let cli = exe.with_file_name("vhost-blk-stat");
     let out = ctx(
@@ -1421,7 +1321,7 @@ fn workers_stat_cli() -> CaseResult {
     let row = table
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|c| c.len() == 11 && c[0] == id.to_string() && c[2] == "0")
+        .find(|c| c.len() == 12 && c[0] == id.to_string() && c[2] == "0")
         .ok_or_else(|| format!("no row for device {id} in:\n{table}"))?;
     ensure(row[1] == w.to_string() && row[3] == "32", || {
         format!("device {id} row {row:?}: expected worker {w} and 32 requests")
