@@ -24,8 +24,9 @@
 #
 # Other targets: deps kernel module lint fmt tools test-host check-runner
 # check-vm check-debug check-release qemu check-e2e show fuzz clean.
-# tools/testing/mutant.sh PATCH [TARGET] proves a test fails on a broken
-# module (tools/testing/mutants/).
+# tools/testing/mutant.sh PATCH [TARGET [CASE]] proves a test (CASE) fails
+# on a broken module (tools/testing/mutants/); TEST_FILTER=TEXT runs only
+# the host tests whose name contains TEXT.
 # KFLAVOUR=debug selects the sanitizer kernel for kernel, module and
 # check-vm; SELFTEST_FILTER=TEXT runs only the VM selftests whose name
 # contains TEXT.
@@ -50,7 +51,7 @@ C_SRCS := $(filter-out %.mod.c,$(wildcard $(MODDIR)/*.c $(MODDIR)/*.h)) include/
 
 .PHONY: all deps kernel module lint rustfmt fmt clippy clippy-tools checkpatch tools test-host \
 	check check-release check-runner check-vm check-debug fuzz run clean module-clean help \
-	qemu check-e2e bench bench-ab bench-e2e show
+	qemu fio check-e2e bench bench-ab bench-e2e show
 
 all: module tools
 
@@ -106,8 +107,8 @@ tools:
 # Host tests; like the module, they must build without warnings.
 test-host:
 	@mkdir -p build
-	@echo "$(CARGO) test --workspace --quiet"
-	@$(CARGO) test --workspace --quiet > build/test-host.log 2>&1 \
+	@echo "$(CARGO) test --workspace --quiet $(if $(TEST_FILTER),-- $(TEST_FILTER))"
+	@$(CARGO) test --workspace --quiet $(if $(TEST_FILTER),-- $(TEST_FILTER)) > build/test-host.log 2>&1 \
 		|| { cat build/test-host.log; exit 1; }
 	@cat build/test-host.log
 	@if grep -q '^warning' build/test-host.log; then \
@@ -144,9 +145,14 @@ qemu: deps
 
 # End to end: an L2 guest, booted in the test VM by the patched QEMU,
 # verifies data with fio on a vhost-blk-pci disk.
-check-e2e: module tools qemu
+check-e2e: module tools qemu fio
 	$(TESTING)/vm-run.sh --timeout 2400 --memory 3G -- \
-		$(CURDIR)/$(TESTING)/e2e-l1.sh $$($(TESTING)/qemu.sh --print) $(KDIR) $(E2E_ACCEL) check
+		$(CURDIR)/$(TESTING)/e2e-l1.sh $$($(TESTING)/qemu.sh --print) $(KDIR) $(E2E_ACCEL) check \
+		E2E_FIO=$$($(TESTING)/fio.sh --print)
+
+# A static fio for the L2 guest's initramfs, cached.
+fio: deps
+	@$(TESTING)/fio.sh >/dev/null
 
 BENCH_OUT ?= results/$(shell date +%Y%m%d-%H%M%S)
 # Level 2: the L2 guest's fio on vhost-blk-pci, virtio-blk-pci (aio=native,

@@ -58,6 +58,12 @@ if [ "${1:-}" = "--print-dir" ]; then
 	exit 0
 fi
 
+# One build of a flavour at a time: a second caller waits for the first
+# (it would otherwise delete the tree being built as stale).
+mkdir -p "$cache"
+exec 9>"$cache/.kernel-$flavour.lock"
+flock 9
+
 if [ -f "$dir/.vhost-blk-built" ] && [ -f "$dir/arch/x86/boot/bzImage" ]; then
 	say "cached $flavour kernel: $dir"
 	exit 0
