@@ -2,32 +2,60 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Proves that a test catches a deliberately broken module:
-#   tools/testing/mutant.sh PATCH [MAKE-TARGET...]   (default: check-e2e)
+#   tools/testing/mutant.sh PATCH [MAKE-TARGET [CASE]]   (default: check-e2e)
 # Copies the work tree to build/mutant/, applies PATCH there (a diff of
 # drivers/, e.g. tools/testing/mutants/*.diff), runs `make MAKE-TARGET`
 # in the copy, and succeeds only if that fails. The copy shares the kernel
 # and QEMU caches and cargo's target directory (the userspace tools do not
 # change).
+#
+# With CASE, only that case runs (SELFTEST_FILTER=CASE for the VM
+# selftests, a test-name filter for the host tests), and the mutant counts
+# as caught only if that case is what failed: `FAIL - CASE` from the VM
+# selftests, CASE among cargo's failed tests, or a kernel-log problem (a
+# KASAN report, a BUG) while CASE, the only case, ran. A build that fails,
+# a VM that hangs (124) or dies without a status (125) is not a catch.
 
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-[ $# -ge 1 ] || { echo "usage: $0 PATCH [MAKE-TARGET...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 PATCH [MAKE-TARGET [CASE]]" >&2; exit 2; }
 patch=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-shift
-[ $# -gt 0 ] || set -- check-e2e
+target=${2:-check-e2e}
+case=${3:-}
 copy=$top/build/mutant
 rm -rf "$copy"
 mkdir -p "$copy"
 tar -C "$top" --exclude=./build --exclude=./target --exclude=./.git -cf - . | tar -C "$copy" -xf -
 (cd "$copy" && make --no-print-directory module-clean >/dev/null && patch -p1 <"$patch") ||
 	{ echo "mutant: $patch does not apply" >&2; exit 2; }
-echo "mutant: running make $* with $(basename "$patch") applied" >&2
-CARGO_TARGET_DIR=$top/target make -C "$copy" --no-print-directory "$@"
+# The tools are the work tree's (built by cargo into its target/).
+ln -s "$top/target" "$copy/target"
+name=$(basename "$patch")
+log=$top/build/mutant-${name%.diff}.log
+echo "mutant: running make $target${case:+ for $case} with $name applied (log: $log)" >&2
+args=("$target")
+[ -n "$case" ] && args+=("SELFTEST_FILTER=$case" "TEST_FILTER=$case")
+CARGO_TARGET_DIR=$top/target make -C "$copy" --no-print-directory "${args[@]}" >"$log" 2>&1
 status=$?
 if [ $status = 0 ]; then
-	echo "mutant: FAIL: make $* passed with $(basename "$patch") applied" >&2
+	tail -20 "$log" >&2
+	echo "mutant: FAIL: make $target passed with $name applied" >&2
 	exit 1
 fi
-echo "mutant: ok: make $* failed (status $status) with $(basename "$patch") applied" >&2
+if [ -z "$case" ]; then
+	echo "mutant: ok: make $target failed (status $status) with $name applied" >&2
+	exit 0
+fi
+if grep -q -e "^FAIL - $case" -e "^    $case\$" -e "^test $case .*FAILED" "$log"; then
+	how=$(grep -m1 -e "^FAIL - $case" -e "^test $case .*FAILED" -e "panicked at" "$log")
+elif grep -q "vm-run: FAIL: the guest kernel log reports problems" "$log" &&
+	grep -q -E "^(ok|FAIL) - $case" "$log"; then
+	how=$(grep -m1 -E "KASAN:|BUG:|WARNING:|Oops" "$log")
+else
+	tail -30 "$log" >&2
+	echo "mutant: FAIL: make $target failed (status $status), but not in $case" >&2
+	exit 1
+fi
+echo "mutant: ok: $case caught $name: $how" >&2
 exit 0
