@@ -12,9 +12,10 @@
 # With CASE, only that case runs (SELFTEST_FILTER=CASE for the VM
 # selftests, a test-name filter for the host tests), and the mutant counts
 # as caught only if that case is what failed: `FAIL - CASE` from the VM
-# selftests, CASE among cargo's failed tests, or a kernel-log problem (a
-# KASAN report, a BUG) while CASE, the only case, ran. A build that fails,
-# a VM that hangs (124) or dies without a status (125) is not a catch.
+# selftests, CASE among cargo's failed tests, or a kernel report (KASAN, a
+# BUG, a WARNING, an Oops, a kmemleak leak) once the VM started CASE, the
+# only case. A build that fails, a VM that hangs or dies otherwise is not a
+# catch.
 
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -50,8 +51,11 @@ fi
 if grep -q -e "^FAIL - $case" -e "^    $case\$" -e "^test $case .*FAILED" "$log"; then
 	how=$(grep -m1 -e "^FAIL - $case" -e "^test $case .*FAILED" -e "panicked at" "$log")
 elif grep -q "vm-run: FAIL: the guest kernel log reports problems" "$log" &&
-	grep -q -E "^(ok|FAIL) - $case" "$log"; then
-	how=$(grep -m1 -E "KASAN:|BUG:|WARNING:|Oops" "$log")
+	grep -q "^VHOST_BLK_VM_STARTED" "$log" &&
+	grep -q -E "BUG: KASAN:|BUG: kernel|WARNING: CPU|Oops:|kmemleak: [0-9]+ new" "$log"; then
+	# CASE was the only case run: the report (which panic_on_warn may turn
+	# into a panic) is its doing.
+	how=$(grep -m1 -E "BUG: KASAN:|BUG: kernel|WARNING: CPU|Oops:|kmemleak: [0-9]+ new" "$log")
 else
 	tail -30 "$log" >&2
 	echo "mutant: FAIL: make $target failed (status $status), but not in $case" >&2
