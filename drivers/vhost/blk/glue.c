@@ -23,7 +23,6 @@
 #include <linux/lockdep.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
-#include <linux/mmap_lock.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/mutex.h>
@@ -608,12 +607,17 @@ struct bio *vhost_blk_bio_alloc(const struct vhost_blk_bio_args *args)
 	 * drops the flag for bios with more vectors than fit inline.
 	 */
 	bio = bio_alloc_bioset(file_bdev(args->bdev_file), nr_vecs,
-			       opf | REQ_ALLOC_CACHE, GFP_KERNEL,
+			       opf | REQ_ALLOC_CACHE, GFP_NOWAIT,
 			       &vhost_blk_bio_set);
 	/*
-	 * A mempool allocation that may sleep does not fail; the request
-	 * fails with IOERR if it ever does.
+	 * Without reclaim first: the worker serves other queues. A mempool
+	 * allocation that may sleep does not fail; the request fails with
+	 * IOERR if it ever does.
 	 */
+	if (!bio)
+		bio = bio_alloc_bioset(file_bdev(args->bdev_file), nr_vecs,
+				       opf | REQ_ALLOC_CACHE, GFP_KERNEL,
+				       &vhost_blk_bio_set);
 	if (!bio)
 		return NULL;
 	vb = to_vb(bio);
@@ -635,26 +639,24 @@ struct bio *vhost_blk_bio_alloc(const struct vhost_blk_bio_args *args)
 /*
  * Pins the owner's pages under [uaddr, uaddr + len) and adds them to @bio,
  * one bvec per page, until the bio is full. Returns the bytes added (0 if
- * it was full), or -EFAULT if the first page is not present (or not writable for a read),
- * or -EAGAIN if the owner's mmap_lock is taken: this never faults a page
- * in and never waits for the lock, so a shared worker never sleeps on the
- * owner's memory (userfaultfd, FUSE, a writer holding the lock). The
- * worker's slow path faults the range in and retries. Must run under the
- * owner's mm (kthread_use_mm).
+ * it was full), or -EFAULT if the first page is not present (or, for the
+ * device to write, not writable). FOLL_NOFAULT: this never faults a page
+ * in, so a shared worker never sleeps on the owner's memory (userfaultfd,
+ * FUSE, swap); the worker's slow path faults the range in and retries.
+ * (Where GUP-fast cannot pin a page, GUP falls back to a page-table walk
+ * under the owner's mmap_lock, taken for reading: only a writer holding
+ * it can delay the worker.) Must run under the owner's mm (kthread_use_mm).
  */
 int vhost_blk_bio_add_user(struct bio *bio, unsigned long uaddr,
 			   unsigned int len, bool device_writes)
 {
 	unsigned int gup = FOLL_NOFAULT | (device_writes ? FOLL_WRITE : 0);
-	struct mm_struct *mm = current->mm;
 	struct page *pages[16];
 	unsigned int done = 0;
 	long i, n;
 
 	if (bio->bi_vcnt >= bio->bi_max_vecs)
 		return 0;
-	if (!mmap_read_trylock(mm))
-		return -EAGAIN;
 	while (done < len && bio->bi_vcnt < bio->bi_max_vecs) {
 		unsigned long addr = uaddr + done;
 		unsigned int off = offset_in_page(addr);
@@ -662,7 +664,7 @@ int vhost_blk_bio_add_user(struct bio *bio, unsigned long uaddr,
 
 		want = min3(want, (unsigned long)ARRAY_SIZE(pages),
 			    (unsigned long)(bio->bi_max_vecs - bio->bi_vcnt));
-		n = pin_user_pages(addr & PAGE_MASK, want, gup, pages);
+		n = pin_user_pages_fast(addr & PAGE_MASK, want, gup, pages);
 		if (n <= 0)
 			break;
 		to_vb(bio)->pinned = true;
@@ -677,7 +679,6 @@ int vhost_blk_bio_add_user(struct bio *bio, unsigned long uaddr,
 		if (n < want)
 			break;
 	}
-	mmap_read_unlock(mm);
 	if (!done && len)
 		return -EFAULT;
 	return done;
