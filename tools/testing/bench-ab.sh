@@ -6,8 +6,9 @@
 # compares them.
 #
 # Usage: bench-ab.sh BENCH OUT MODULE_A MODULE_B [BENCH ARGS...]
-#   MODULE_A is loaded when this starts (the VM runner loaded it); results
-#   go to OUT/a and OUT/b, the comparison to OUT/compare.txt.
+#   MODULE_A is loaded when this starts (the VM runner loaded it). Two
+#   passes each, alternating: OUT/a1, OUT/b1, OUT/a2, OUT/b2; the
+#   comparison goes to OUT/compare.txt.
 
 set -euo pipefail
 [ $# -ge 4 ] || { echo "usage: $0 BENCH OUT MODULE_A MODULE_B [ARGS...]" >&2; exit 2; }
@@ -22,10 +23,15 @@ swap() {
 	echo "bench-ab: loaded $1"
 }
 
-echo "bench-ab: A = $mod_a"
-"$bench" --out "$out/a" --peers none "$@"
-swap "$mod_b"
-echo "bench-ab: B = $mod_b"
-"$bench" --out "$out/b" --peers none "$@"
-swap "$mod_a"
-python3 "$here/bench-compare.py" "$out/a/summary.csv" "$out/b/summary.csv" | tee "$out/compare.txt"
+# A, B, A, B: drift over the run (the host's load, the guest's caches)
+# falls on both alike.
+for pass in 1 2; do
+	echo "bench-ab: pass $pass, A = $mod_a"
+	"$bench" --out "$out/a$pass" --peers none "$@"
+	swap "$mod_b"
+	echo "bench-ab: pass $pass, B = $mod_b"
+	"$bench" --out "$out/b$pass" --peers none "$@"
+	swap "$mod_a"
+done
+python3 "$here/bench-compare.py" "$out"/a1/summary.csv "$out"/a2/summary.csv -- \
+	"$out"/b1/summary.csv "$out"/b2/summary.csv | tee "$out/compare.txt"

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Compares two runs of vhost-blk-bench (summary.csv of A and of B).
+"""Compares runs of vhost-blk-bench with module A and with module B.
 
-For every row of vhost-blk's engines that both runs have, prints A's
-median IOPS over B's, and flags a row where A's median is below B's
-slowest repetition. Exits 1 if any row is flagged.
+  bench-compare.py A.csv [A.csv...] -- B.csv [B.csv...]
+
+Each file is a run's summary.csv. For every row of vhost-blk's engines
+that both sides have, a side's median is the mean of its runs' medians
+and its slowest repetition the lowest of its runs' minimums. Prints A's
+median IOPS over B's and flags a row where A's median is below B's
+slowest repetition; exits 1 if any row is flagged.
 """
 import csv
 import sys
@@ -19,11 +23,26 @@ def rows(path):
         }
 
 
+def side(paths):
+    """{row: {"iops": mean of medians, "iops_min": min of minimums}}."""
+    runs = [rows(p) for p in paths]
+    keys = set.intersection(*(set(r) for r in runs))
+    return {
+        k: {
+            "iops": sum(float(r[k]["iops"]) for r in runs) / len(runs),
+            "iops_min": min(float(r[k]["iops_min"]) for r in runs),
+        }
+        for k in keys
+    }
+
+
 def main():
-    if len(sys.argv) != 3:
-        print("usage: bench-compare.py A/summary.csv B/summary.csv", file=sys.stderr)
+    args = sys.argv[1:]
+    if args.count("--") != 1 or args.index("--") == 0 or args[-1] == "--":
+        print("usage: bench-compare.py A.csv [A.csv...] -- B.csv [B.csv...]", file=sys.stderr)
         return 2
-    a, b = rows(sys.argv[1]), rows(sys.argv[2])
+    cut = args.index("--")
+    a, b = side(args[:cut]), side(args[cut + 1:])
     keys = sorted(set(a) & set(b))
     if not keys:
         print("bench-compare: no row in common", file=sys.stderr)
