@@ -151,11 +151,24 @@ boot_l2() {
 		l2rc=125
 	fi
 	# The guest's kernel log must be as clean as L1's: a virtio_blk
-	# complaint there is a device bug.
-	local problems='BUG:|WARNING:|Oops|Kernel panic|Call Trace:|virtio_blk.*(error|bad|invalid)'
+	# complaint or an I/O error there is a device bug, a hung task or a
+	# stall a lost completion.
+	local problems='BUG:|WARNING:|Oops|Kernel panic|Call Trace:|virtio_blk.*(error|bad|invalid)|I/O error|blocked for more than|hung_task|soft lockup|rcu: INFO|rcu_.* detected stall'
 	if grep -a -q -E "$problems" "$log"; then
 		say "FAIL: the L2 kernel log reports problems:"
 		grep -a -E "$problems" "$log" | head -20
+		[ "$l2rc" = 0 ] && l2rc=1
+	fi
+	# QEMU fails closed too: its exit status, and anything it said about
+	# vhost or an error (a data plane that failed to start leaves a guest
+	# that may still print success).
+	if [ "$qrc" != 0 ]; then
+		say "FAIL: QEMU exited with status $qrc"
+		[ "$l2rc" = 0 ] && l2rc=1
+	fi
+	if grep -a -q -i -E 'vhost|error|fail|warning' "$log.qemu"; then
+		say "FAIL: QEMU reported:"
+		grep -a -i -E 'vhost|error|fail|warning' "$log.qemu" | head -20
 		[ "$l2rc" = 0 ] && l2rc=1
 	fi
 	say "vhost-blk statistics during the run:"

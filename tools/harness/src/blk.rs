@@ -11,10 +11,17 @@ use std::time::{Duration, Instant};
 use vhost_blk_core::blk::*;
 use vhost_blk_core::features;
 use vhost_blk_core::memory::UserMemory;
+use vhost_blk_core::ring::VRING_AVAIL_F_NO_INTERRUPT;
 
 use crate::device::VhostBlk;
 use crate::driver::{Buf, DriverRing};
 use crate::mem::{BumpAllocator, ProcessMemory};
+
+/// How long a device may take from publishing a used entry to signalling
+/// the call eventfd. The signal follows the used index in the same worker
+/// turn, so this covers only scheduling delay (a debug kernel under TCG
+/// included), with a wide margin.
+pub const SIGNAL_GRACE: Duration = Duration::from_secs(5);
 
 /// An eventfd.
 pub struct EventFd(File);
@@ -55,7 +62,8 @@ impl EventFd {
         }
     }
 
-    /// Waits up to `timeout` for the counter to become non-zero.
+    /// Waits up to `timeout` for the counter to become non-zero (without
+    /// resetting it).
     pub fn wait(&self, timeout: Duration) -> bool {
         let mut p = libc::pollfd {
             fd: self.fd(),
@@ -130,10 +138,15 @@ pub struct Done {
 impl TestDevice {
     /// Opens, owns, configures `cfg.queues` queues and attaches `backend`.
     pub fn new(backend: &File, cfg: Config) -> io::Result<Self> {
+        Self::with_memory(backend, cfg, ProcessMemory::new(cfg.mem_mib << 20)?)
+    }
+
+    /// [`TestDevice::new`] over the guest memory `mem` (`cfg.mem_mib` is
+    /// not used).
+    pub fn with_memory(backend: &File, cfg: Config, mem: ProcessMemory) -> io::Result<Self> {
         let dev = VhostBlk::open()?;
         dev.set_owner()?;
         dev.set_features(cfg.features)?;
-        let mem = ProcessMemory::new(cfg.mem_mib << 20)?;
         dev.set_mem_table(&[mem.region()])?;
         let mut alloc = BumpAllocator::new(mem.base(), mem.end());
         let mut queues = Vec::new();
@@ -233,32 +246,102 @@ impl TestDevice {
         done
     }
 
-    /// Waits until `n` requests of queue `q` completed, up to `timeout`.
+    /// Whether the device's rings use EVENT_IDX.
+    pub fn event_idx(&self) -> bool {
+        self.cfg.features & features::bit(features::VIRTIO_RING_F_EVENT_IDX) != 0
+    }
+
+    /// Waits until `n` requests of queue `q` completed, up to `timeout`,
+    /// asking for interrupts as a driver does: with EVENT_IDX, `used_event`
+    /// follows the entries taken (`virtqueue_enable_cb`); without it, the
+    /// avail flags are left as they are.
+    ///
+    /// The call eventfd is the oracle, not a hint: used entries the driver
+    /// asked to be told of must be followed by a call signal within
+    /// [`SIGNAL_GRACE`], or the wait fails. Entries published while
+    /// `used_event` still pointed before them, and any entry while
+    /// `VRING_AVAIL_F_NO_INTERRUPT` is set without EVENT_IDX, are not owed
+    /// a signal. A signal is taken to cover every entry visible after it
+    /// (a late signal for older entries may cover newer ones, so a device
+    /// that drops some signals can slip through; one that never signals
+    /// cannot).
     pub fn wait(&mut self, q: usize, n: usize, timeout: Duration) -> Result<Vec<Done>, String> {
+        let event_idx = self.event_idx();
         let deadline = Instant::now() + timeout;
         let mut done = Vec::new();
+        // The first used index that needs a signal (EVENT_IDX).
+        let mut owed_from = self.arm_call(q);
+        // Since when used entries owed a signal have been seen without it.
+        let mut unsignalled: Option<Instant> = None;
         loop {
-            while let Some((id, len)) = self.queues[q].ring.pop_used(&self.mem) {
+            let queue = &mut self.queues[q];
+            let signalled = queue.call.take() != 0;
+            if signalled {
+                unsignalled = None;
+            }
+            let wanted =
+                event_idx || queue.ring.avail_flags(&self.mem) & VRING_AVAIL_F_NO_INTERRUPT == 0;
+            let mut owed = false;
+            while let Some((id, len)) = queue.ring.pop_used(&self.mem) {
+                let idx = queue.ring.last_used().wrapping_sub(1);
+                owed |= wanted && (!event_idx || idx.wrapping_sub(owed_from) < 0x8000);
                 done.push(Done { id, len });
             }
-            if done.len() >= n {
+            if owed && !signalled {
+                unsignalled.get_or_insert_with(Instant::now);
+            }
+            if event_idx {
+                owed_from = self.arm_call(q);
+            }
+            let now = Instant::now();
+            if let Some(since) = unsignalled {
+                if now - since >= SIGNAL_GRACE {
+                    return Err(format!(
+                        "queue {q}: used entries published without the call signal the \
+                         driver asked for ({} completed)",
+                        done.len()
+                    ));
+                }
+            }
+            if done.len() >= n && unsignalled.is_none() {
                 return Ok(done);
             }
             if self.queues[q].err.take() != 0 {
                 return Err(format!("queue {q}: the device signalled a ring error"));
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if done.len() < n && now >= deadline {
                 return Err(format!(
                     "queue {q}: {} of {n} requests completed before the timeout",
                     done.len()
                 ));
             }
+            let left = match unsignalled {
+                Some(since) => SIGNAL_GRACE.saturating_sub(now - since),
+                None => deadline.saturating_duration_since(now),
+            };
+            // Re-reads the ring now and then anyway: entries the driver did
+            // not ask to be told of arrive without a signal.
             self.queues[q]
                 .call
-                .wait((deadline - now).min(Duration::from_millis(100)));
-            self.queues[q].call.take();
+                .wait(left.min(Duration::from_millis(100)));
         }
+    }
+
+    /// With EVENT_IDX, asks for a signal at the next used entry
+    /// (`used_event` = the next entry to take) and returns the used index
+    /// seen after that, from which entries are owed a signal: entries
+    /// before it may have been published against the old `used_event`.
+    /// Without EVENT_IDX returns the next entry to take.
+    fn arm_call(&mut self, q: usize) -> u16 {
+        let ring = &self.queues[q].ring;
+        if !self.event_idx() {
+            return ring.last_used();
+        }
+        ring.set_used_event(&self.mem, ring.last_used());
+        // Dekker with the device's add_used/should_signal: either it sees
+        // the new used_event, or this read sees its new used index.
+        self.mem.full_barrier();
+        ring.used_idx(&self.mem)
     }
 
     /// Waits until the device has consumed `n` chains of queue `q` (the

@@ -261,6 +261,16 @@ impl DriverRing {
         }
     }
 
+    /// `used->idx` as the device left it.
+    pub fn used_idx(&self, mem: &impl UserMemory) -> u16 {
+        mem.read_u16(self.addrs.used + 2).expect("used idx")
+    }
+
+    /// `avail->flags` as the driver set them.
+    pub fn avail_flags(&self, mem: &impl UserMemory) -> u16 {
+        mem.read_u16(self.addrs.avail).expect("avail flags")
+    }
+
     /// `used->flags` as the device left it.
     pub fn used_flags(&self, mem: &impl UserMemory) -> u16 {
         mem.read_u16(self.addrs.used).expect("used flags")

@@ -88,11 +88,20 @@ pub fn chain_and_request(data: &[u8]) {
             }
             Ok(Ok(req)) => {
                 assert!(table.covers(req.status_addr, 1));
+                assert!(
+                    !(limits.read_only
+                        && matches!(req.op, Op::Write | Op::Discard | Op::WriteZeroes)),
+                    "{:?} accepted on a read-only device",
+                    req.op
+                );
                 if matches!(req.op, Op::Read | Op::Write) {
-                    let lbs = u64::from(limits.logical_block_size);
-                    assert_eq!(u64::from(req.data.len) % lbs, 0);
-                    assert!(req.sector + u64::from(req.data.len) / 512 <= limits.capacity);
-                    assert!(!(req.op == Op::Write && limits.read_only));
+                    assert!(
+                        range_ok(&limits, req.sector, u128::from(req.data.len)),
+                        "{:?} of {} bytes at sector {} accepted",
+                        req.op,
+                        req.data.len,
+                        req.sector
+                    );
                 }
                 let mut total = 0u64;
                 blk::for_each_data_piece(&chain, &req.data, |gpa, len| {
@@ -105,8 +114,19 @@ pub fn chain_and_request(data: &[u8]) {
                 if matches!(req.op, Op::Discard | Op::WriteZeroes) {
                     for i in 0..req.data.len / blk::DWZ_SEG_LEN {
                         if let Ok(r) = blk::read_range(&mem, &table, &chain, &req, i) {
-                            let _ =
+                            let got =
                                 blk::check_range(&limits, req.op, r.sector, r.num_sectors, r.flags);
+                            let (flags, max) = match req.op {
+                                Op::WriteZeroes => (
+                                    blk::VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
+                                    limits.max_write_zeroes_sectors,
+                                ),
+                                _ => (0, limits.max_discard_sectors),
+                            };
+                            let want = r.flags & !flags == 0
+                                && r.num_sectors <= max
+                                && range_ok(&limits, r.sector, u128::from(r.num_sectors) * 512);
+                            assert_eq!(got.is_ok(), want, "{r:?}: {got:?}");
                         }
                     }
                 }
@@ -116,4 +136,15 @@ pub fn chain_and_request(data: &[u8]) {
         let _ = vring.should_signal(&mem);
     }
     let _ = vring.enable_notify(&mem);
+}
+
+/// The reference model of an extent the device may touch: `len` bytes at
+/// 512-byte `sector`, both aligned to the logical block size, inside the
+/// capacity. Computed in `u128`, where nothing overflows.
+fn range_ok(limits: &BlkLimits, sector: u64, len: u128) -> bool {
+    let lbs = u128::from(limits.logical_block_size);
+    let start = u128::from(sector) * 512;
+    start.is_multiple_of(lbs)
+        && len.is_multiple_of(lbs)
+        && start + len <= u128::from(limits.capacity) * 512
 }

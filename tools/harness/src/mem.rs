@@ -122,22 +122,9 @@ impl ProcessMemory {
         // SAFETY: a fresh descriptor owned by nobody else.
         let file = unsafe { std::fs::File::from_raw_fd(fd) };
         file.set_len(size as u64)?;
-        // SAFETY: a shared mapping of the whole memfd, unmapped in `drop`.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
+        let p = map_shared(file.as_raw_fd(), size)?;
         Ok(Self {
-            base: p.cast(),
+            base: p,
             size,
             memfd: Some(file),
         })
@@ -173,6 +160,24 @@ impl ProcessMemory {
         self.ptr(addr, len).ok()
     }
 
+    /// Sets the protection of the pages holding `[addr, addr + len)` to
+    /// `prot` (`libc::PROT_*`), as a VMM may: the device's accesses there
+    /// then fault. The harness must not touch them meanwhile.
+    pub fn protect(&self, addr: u64, len: usize, prot: i32) -> std::io::Result<()> {
+        let page = 4096u64;
+        let start = addr & !(page - 1);
+        let end = (addr + len as u64).div_ceil(page) * page;
+        self.ptr(start, (end - start) as usize)
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: whole pages inside this mapping; no Rust reference into
+        // the mapping exists (every access is a copy).
+        let r = unsafe { libc::mprotect(start as *mut libc::c_void, (end - start) as usize, prot) };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     fn ptr(&self, addr: u64, len: usize) -> Result<*mut u8, Fault> {
         let off = addr.checked_sub(self.base()).ok_or(Fault)? as usize;
         if off.checked_add(len).ok_or(Fault)? > self.size {
@@ -180,6 +185,82 @@ impl ProcessMemory {
         }
         // SAFETY: `off + len` is within the mapping.
         Ok(unsafe { self.base.add(off) })
+    }
+}
+
+/// Maps `size` bytes of `fd` shared, readable and writable; the caller
+/// unmaps them.
+fn map_shared(fd: i32, size: usize) -> std::io::Result<*mut u8> {
+    // SAFETY: a new mapping of `fd` at an address of the kernel's choice;
+    // no existing memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            fd,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(p.cast())
+}
+
+/// A second mapping of a shared [`ProcessMemory`]'s memfd at another user
+/// address: the same bytes, reached through addresses that differ from
+/// the guest physical ones. Accessed by guest physical address.
+pub struct Alias {
+    base: *mut u8,
+    size: usize,
+    /// The guest physical address of its first byte.
+    gpa: u64,
+}
+
+impl ProcessMemory {
+    /// Maps this memory's memfd a second time (a shared mapping only).
+    pub fn alias(&self) -> std::io::Result<Alias> {
+        use std::os::fd::AsRawFd;
+
+        let fd = self
+            .memfd
+            .as_ref()
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        Ok(Alias {
+            base: map_shared(fd.as_raw_fd(), self.size)?,
+            size: self.size,
+            gpa: self.base(),
+        })
+    }
+}
+
+impl Alias {
+    /// The user address of guest physical address `gpa`.
+    pub fn user_addr(&self, gpa: u64) -> u64 {
+        self.base as u64 + (gpa - self.gpa)
+    }
+
+    /// Reads `buf.len()` bytes at guest physical address `gpa`.
+    pub fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        let off = gpa.checked_sub(self.gpa).ok_or(Fault)? as usize;
+        if off.checked_add(buf.len()).ok_or(Fault)? > self.size {
+            return Err(Fault);
+        }
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: in bounds (checked above); volatile because the
+            // kernel writes this memory concurrently.
+            *b = unsafe { self.base.add(off + i).read_volatile() };
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Alias {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `alias` mapped.
+        unsafe { libc::munmap(self.base.cast(), self.size) };
     }
 }
 

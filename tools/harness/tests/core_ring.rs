@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Fixture, Rng};
+use common::Fixture;
 use std::cell::RefCell;
 use vhost_blk_core::memory::{Fault, MemTable, UserMemory};
 use vhost_blk_core::ring::*;
@@ -953,107 +953,4 @@ fn enable_notify_reports_chains_that_raced_in() {
     assert!(f.pop().unwrap());
     assert!(!f.dev.enable_notify(&f.mem).unwrap());
     assert_eq!(f.drv.avail_event(&f.mem), 1);
-}
-
-// ---- properties over random chains ----
-
-/// Random descriptor tables and avail entries: walking never panics, and
-/// every chain it accepts satisfies the ring rules.
-#[test]
-fn random_rings_never_break_the_walker() {
-    for seed in 0..3000u64 {
-        let mut rng = Rng::new(seed);
-        let num = 1u16 << rng.below(5);
-        let feats = RingFeatures {
-            indirect: rng.below(2) == 1,
-            event_idx: rng.below(2) == 1,
-            notify_on_empty: false,
-        };
-        let mut f = Fixture::new(num, feats);
-        let pool = f.buf(8192);
-        let table = f.buf(16 * 8);
-        let rand_desc = |rng: &mut Rng, n: u16| {
-            let addr = match rng.below(6) {
-                0 => rng.next(),
-                1 => table,
-                _ => pool + rng.below(8192),
-            };
-            Descriptor {
-                addr,
-                len: match rng.below(5) {
-                    0 => 0,
-                    1 => rng.next() as u32,
-                    _ => rng.below(256) as u32 * 16,
-                },
-                flags: rng.below(8) as u16,
-                next: if rng.below(8) == 0 {
-                    rng.next() as u16
-                } else {
-                    rng.below(u64::from(n)) as u16
-                },
-            }
-        };
-        for i in 0..num {
-            let d = rand_desc(&mut rng, num);
-            f.drv.write_desc(&f.mem, i, d);
-        }
-        for i in 0..8u64 {
-            let d = rand_desc(&mut rng, 8);
-            f.mem
-                .write(table + 16 * i, &vhost_blk_harness::driver::desc_bytes(&d))
-                .unwrap();
-        }
-        for _ in 0..rng.below(u64::from(num) + 1) {
-            let h = if rng.below(10) == 0 {
-                rng.next() as u16
-            } else {
-                rng.below(u64::from(num)) as u16
-            };
-            f.drv.push_avail(&f.mem, h);
-        }
-        if rng.below(10) == 0 {
-            f.drv.set_avail_idx(&f.mem, rng.next() as u16);
-        }
-        let mut popped = 0;
-        loop {
-            match f.pop() {
-                Ok(false) => break,
-                Ok(true) => {
-                    popped += 1;
-                    assert!(popped <= num, "seed {seed}: more chains than entries");
-                    check_chain_invariants(&f, seed);
-                }
-                Err(_) => break,
-            }
-        }
-    }
-}
-
-fn check_chain_invariants(f: &Fixture, seed: u64) {
-    let c = &f.chain;
-    assert!(u32::from(c.head()) < f.dev.num(), "seed {seed}: head");
-    let mut seen_w = false;
-    let (mut r, mut w) = (0u64, 0u64);
-    for s in c.segments() {
-        assert!(s.len > 0, "seed {seed}: empty segment kept");
-        assert!(!seen_w || s.writable, "seed {seed}: R after W");
-        seen_w |= s.writable;
-        let base = common::BASE;
-        assert!(
-            s.addr >= base && s.addr + u64::from(s.len) <= base + common::SIZE as u64,
-            "seed {seed}: segment outside memory"
-        );
-        if s.writable {
-            w += u64::from(s.len)
-        } else {
-            r += u64::from(s.len)
-        }
-    }
-    assert_eq!(r, u64::from(c.readable_len()), "seed {seed}");
-    assert_eq!(w, u64::from(c.writable_len()), "seed {seed}");
-    assert!(
-        c.descriptors() as usize <= MAX_CHAIN_SEGS,
-        "seed {seed}: walk bound"
-    );
-    assert!(u64::from(c.readable_len()) + u64::from(c.writable_len()) <= u64::from(u32::MAX));
 }

@@ -224,6 +224,7 @@ fn main() {
     r.run("unknown_ioctls_enotty", unknown_ioctls_enotty);
     vhost_blk_harness::selftests::control::run(&mut r);
     vhost_blk_harness::selftests::io::run(&mut r);
+    vhost_blk_harness::selftests::completion::run(&mut r);
     vhost_blk_harness::selftests::workers::run(&mut r);
     vhost_blk_harness::selftests::isolation::run(&mut r, args.kdir.as_deref());
     vhost_blk_harness::selftests::failing::run(&mut r);

@@ -212,73 +212,171 @@ fn hostile_vmm_random_ioctls() -> CaseResult {
 }
 
 /// One random act of a hostile guest on queue 0 of `t`.
-fn hostile_act(rng: &mut Rng, t: &mut TestDevice, scratch: u64) {
-    let num = t.cfg.size;
-    match rng.below(6) {
-        0 => {
-            let d = Descriptor {
-                addr: if rng.below(2) == 0 {
-                    scratch + rng.below(8192)
-                } else {
-                    rng.next()
-                },
-                len: if rng.below(3) == 0 {
-                    rng.next() as u32
-                } else {
-                    rng.below(8192) as u32
-                },
-                flags: rng.below(8) as u16,
-                next: rng.below(u64::from(num) + 2) as u16,
-            };
-            t.queues[0]
-                .ring
-                .write_desc(&t.mem, rng.below(u64::from(num)) as u16, d);
-        }
-        1 => t.queues[0]
-            .ring
-            .push_avail(&t.mem, rng.below(u64::from(num) + 2) as u16),
-        2 => {
-            let idx = t.queues[0]
-                .ring
-                .avail_idx()
-                .wrapping_add(rng.below(3) as u16);
-            t.queues[0].ring.set_avail_idx(&t.mem, idx);
-        }
-        3 => {
-            // A request of random type, sector and shape.
-            let h = scratch + 16 * rng.below(64);
-            let mut hdr = [0u8; 16];
-            hdr[..4].copy_from_slice(&(rng.below(16) as u32).to_le_bytes());
-            // Below the healthy queue's sectors (8192 on), or far past
-            // the end: a guest may write its own disk, not the test's
-            // reference data.
-            let sector = if rng.below(2) == 0 {
-                rng.below(8192 - 16)
-            } else {
-                rng.next() | 1 << 40
-            };
-            hdr[8..].copy_from_slice(&sector.to_le_bytes());
-            let _ = t.mem.write(h, &hdr);
-            let len = (rng.below(16) * 512) as u32 + if rng.below(4) == 0 { 7 } else { 0 };
-            let data = scratch + 4096;
-            let bufs = [Buf::r(h, 16), Buf::w(data, len), Buf::w(scratch + 8191, 1)];
-            let _ = t.queues[0]
-                .ring
-                .add_chain(&t.mem, &bufs[..1 + rng.below(3) as usize]);
-        }
-        4 => {
-            let junk: Vec<u8> = (0..32).map(|_| rng.next() as u8).collect();
-            let _ = t.mem.write(scratch + rng.below(8192 - 32), &junk);
-        }
-        _ => {}
-    }
-    t.queues[0].kick.signal();
+/// The healthy queue's sectors (queue 1 of the device).
+const HEALTHY_SECTORS: std::ops::Range<u64> = 8192..8704;
+
+/// Queue 0 of a device in the hands of a hostile guest.
+struct HostileGuest {
+    /// 32 KiB the random acts play in: headers, data, scribbles.
+    scratch: u64,
+    /// 4 KiB for the writes aimed at the healthy queue's sectors, which
+    /// scribbles leave alone.
+    aimed: u64,
+    /// Descriptors of those writes, which random descriptors leave alone:
+    /// they must stay malformed for as long as the device may read them.
+    pinned: Vec<u16>,
+    /// Aimed writes the device answered (with IOERR or UNSUPP).
+    refused: u64,
+    /// An aimed write the device answered OK.
+    accepted: bool,
 }
 
+impl HostileGuest {
+    fn act(&mut self, rng: &mut Rng, t: &mut TestDevice) {
+        let num = t.cfg.size;
+        let scratch = self.scratch;
+        match rng.below(7) {
+            0 => {
+                let d = Descriptor {
+                    addr: if rng.below(2) == 0 {
+                        scratch + rng.below(8192)
+                    } else {
+                        rng.next()
+                    },
+                    len: if rng.below(3) == 0 {
+                        rng.next() as u32
+                    } else {
+                        rng.below(8192) as u32
+                    },
+                    flags: rng.below(8) as u16,
+                    next: rng.below(u64::from(num) + 2) as u16,
+                };
+                let i = rng.below(u64::from(num)) as u16;
+                if !self.pinned.contains(&i) {
+                    t.queues[0].ring.write_desc(&t.mem, i, d);
+                }
+            }
+            1 => t.queues[0]
+                .ring
+                .push_avail(&t.mem, rng.below(u64::from(num) + 2) as u16),
+            2 => {
+                let idx = t.queues[0]
+                    .ring
+                    .avail_idx()
+                    .wrapping_add(rng.below(3) as u16);
+                t.queues[0].ring.set_avail_idx(&t.mem, idx);
+            }
+            3 => {
+                // A request of random type, sector and shape, its data
+                // readable (a disk write, for the types that write) or
+                // writable.
+                let h = scratch + 16 * rng.below(64);
+                let mut hdr = [0u8; 16];
+                hdr[..4].copy_from_slice(&(rng.below(16) as u32).to_le_bytes());
+                // Far below the healthy queue's sectors (a chain carries at
+                // most 256 buffers of under 8 KiB: 4096 sectors), or far
+                // past the end: a guest may write its own disk, not the
+                // test's reference data (the aimed writes below go there).
+                let sector = if rng.below(2) == 0 {
+                    rng.below(HEALTHY_SECTORS.start - 4096)
+                } else {
+                    rng.next() | 1 << 40
+                };
+                hdr[8..].copy_from_slice(&sector.to_le_bytes());
+                let _ = t.mem.write(h, &hdr);
+                let len = (rng.below(16) * 512) as u32 + if rng.below(4) == 0 { 7 } else { 0 };
+                let data = if rng.below(2) == 0 {
+                    Buf::w(scratch + 4096, len)
+                } else {
+                    Buf::r(scratch + 4096, len)
+                };
+                let bufs = [Buf::r(h, 16), data, Buf::w(scratch + 8191, 1)];
+                let _ = t.queues[0]
+                    .ring
+                    .add_chain(&t.mem, &bufs[..1 + rng.below(3) as usize]);
+            }
+            4 => {
+                let junk: Vec<u8> = (0..32).map(|_| rng.next() as u8).collect();
+                let _ = t.mem.write(scratch + rng.below(8192 - 32), &junk);
+            }
+            5 => self.aimed_write(rng, t),
+            _ => {}
+        }
+        t.queues[0].kick.signal();
+    }
+
+    /// A write or write-zeroes at the healthy queue's sectors, with
+    /// readable data, malformed so that the device must refuse it: a
+    /// length off the 512-byte grid, a range with reserved flags, data
+    /// after the status's writable part, or data outside guest memory.
+    fn aimed_write(&mut self, rng: &mut Rng, t: &mut TestDevice) {
+        let (h, data, s) = (self.aimed, self.aimed + 512, self.aimed + 4095);
+        self.check_answer(t);
+        let sector =
+            HEALTHY_SECTORS.start + rng.below(HEALTHY_SECTORS.end - HEALTHY_SECTORS.start - 8);
+        let zeroes = rng.below(2) == 0;
+        let ty = if zeroes {
+            VIRTIO_BLK_T_WRITE_ZEROES
+        } else {
+            VIRTIO_BLK_T_OUT
+        };
+        let mut hdr = [0u8; 16];
+        hdr[..4].copy_from_slice(&ty.to_le_bytes());
+        hdr[8..].copy_from_slice(&sector.to_le_bytes());
+        let _ = t.mem.write(h, &hdr);
+        let mut range = [0u8; 16];
+        range[..8].copy_from_slice(&sector.to_le_bytes());
+        range[8..12].copy_from_slice(&8u32.to_le_bytes());
+        range[12..].copy_from_slice(&0x80u32.to_le_bytes());
+        let _ = t.mem.write(data, &range);
+        let bufs = match rng.below(3) {
+            // OUT: 519 bytes; WRITE_ZEROES: one range, reserved flags.
+            0 if zeroes => vec![Buf::r(h, 16), Buf::r(data, 16), Buf::w(s, 1)],
+            0 => vec![Buf::r(h, 16), Buf::r(data, 519), Buf::w(s, 1)],
+            1 => vec![
+                Buf::r(h, 16),
+                Buf::w(data + 2048, 512),
+                Buf::r(data, 512),
+                Buf::w(s, 1),
+            ],
+            _ => vec![
+                Buf::r(h, 16),
+                Buf::r(rng.next() | 1 << 47, 512),
+                Buf::w(s, 1),
+            ],
+        };
+        let _ = t.mem.write(s, &[0xff]);
+        let Some(head) = t.queues[0].ring.add_chain(&t.mem, &bufs) else {
+            return;
+        };
+        let mut i = head;
+        for _ in 0..bufs.len() {
+            self.pinned.push(i);
+            let at = t.queues[0].ring.addrs().desc + 16 * u64::from(i);
+            i = t.mem.read_u16(at + 14).unwrap_or(0);
+        }
+    }
+
+    /// Counts the last aimed write's answer, if it came.
+    fn check_answer(&mut self, t: &TestDevice) {
+        match t.read_status(self.aimed + 4095) {
+            0xff => {}
+            VIRTIO_BLK_S_OK => self.accepted = true,
+            _ => self.refused += 1,
+        }
+    }
+}
+
+/// Random acts on queue 0 while queue 1 writes and verifies its own
+/// sectors. Each round ends with a head out of range: by then the hostile
+/// ring must be broken (err eventfd), and a broken ring serves nothing
+/// more. The healthy queue must never lose a byte, whatever queue 0 did,
+/// writes aimed at its sectors included.
 fn hostile_guest_random_rings() -> CaseResult {
     let (_nb, disk) = backend("vbguest", 16, &[])?;
     let deadline = Instant::now() + Duration::from_secs(40);
-    let (mut rounds, mut acts, mut broken, mut verified) = (0u64, 0u64, 0u64, 0u64);
+    let (mut rounds, mut acts, mut early, mut verified) = (0u64, 0u64, 0u64, 0u64);
+    let mut refused = 0u64;
     for seed in 1.. {
         if Instant::now() >= deadline {
             break;
@@ -294,16 +392,25 @@ fn hostile_guest_random_rings() -> CaseResult {
         // 8 KiB (or unmapped), so they stay inside these 32 KiB: a guest
         // reading into its own buffers must not clobber the healthy
         // queue's.
-        let scratch = t.buf(32768, 4096);
+        let mut g = HostileGuest {
+            scratch: t.buf(32768, 4096),
+            aimed: t.buf(4096, 4096),
+            pinned: Vec::new(),
+            refused: 0,
+            accepted: false,
+        };
+        // No aimed write answered yet.
+        t.mem
+            .write(g.aimed + 4095, &[0xff])
+            .map_err(|_| "status".to_string())?;
         let (wbuf, rbuf) = (t.buf(4096, 4096), t.buf(4096, 4096));
         for i in 0..40u64 {
             for _ in 0..5 {
-                hostile_act(&mut rng, &mut t, scratch);
+                g.act(&mut rng, &mut t);
                 acts += 1;
             }
-            // Meanwhile queue 1 writes and reads back its own sectors,
-            // which the hostile queue's requests never reach.
-            let sector = 8192 + (seed % 64) * 8;
+            // Meanwhile queue 1 writes and reads back its own sectors.
+            let sector = HEALTHY_SECTORS.start + (seed % 64) * 8;
             let data: Vec<u8> = (0..4096).map(|o| pattern(seed + i, o)).collect();
             t.mem.write(wbuf, &data).map_err(|_| "fill".to_string())?;
             let (st, _) = t.request(1, VIRTIO_BLK_T_OUT, sector, &[Buf::r(wbuf, 4096)], false)?;
@@ -317,17 +424,56 @@ fn hostile_guest_random_rings() -> CaseResult {
             }
             verified += 4096;
         }
-        if t.queues[0].err.take() != 0 {
-            broken += 1;
+        g.check_answer(&t);
+        if g.accepted {
+            return Err(format!(
+                "seed {seed}: a malformed write at the healthy queue's sectors got OK"
+            ));
+        }
+        refused += g.refused;
+        // End the round with a ring error, unless one came already.
+        let q = &mut t.queues[0];
+        if q.err.take() != 0 {
+            early += 1;
+        } else {
+            q.ring.push_avail(&t.mem, t.cfg.size + 3);
+            q.kick.signal();
+            if !q.err.wait(Duration::from_secs(10)) {
+                return Err(format!(
+                    "seed {seed}: a head out of range did not break the hostile ring"
+                ));
+            }
+        }
+        // Broken means stopped: a good request is not served.
+        let used = q.ring.used_idx(&t.mem);
+        let (h, a, s) = (g.aimed, g.aimed + 1024, g.aimed + 2048);
+        let mut hdr = [0u8; 16];
+        hdr[..4].copy_from_slice(&VIRTIO_BLK_T_IN.to_le_bytes());
+        t.mem.write(h, &hdr).map_err(|_| "header".to_string())?;
+        if let Some(head) = q
+            .ring
+            .build_chain(&t.mem, &[Buf::r(h, 16), Buf::w(a, 512), Buf::w(s, 1)])
+        {
+            q.ring.push_avail(&t.mem, head);
+            q.kick.signal();
+            std::thread::sleep(Duration::from_millis(50));
+            if q.ring.used_idx(&t.mem) != used {
+                return Err(format!("seed {seed}: the broken hostile ring kept serving"));
+            }
         }
         rounds += 1;
         // Closed in whatever state the hostile queue reached.
     }
     println!(
-        "  {rounds} rounds, {acts} hostile acts, {broken} rings broken, {verified} bytes verified on the healthy queue"
+        "  {rounds} rounds, {acts} hostile acts, {early} rings broken by the acts themselves, {refused} malformed writes at the healthy sectors refused, {verified} bytes verified on the healthy queue"
     );
-    if broken == 0 {
-        return Err("no hostile ring was ever detected as broken".into());
+    if refused == 0 {
+        return Err("no malformed write at the healthy sectors was ever answered".into());
+    }
+    if early * 2 < rounds {
+        return Err(format!(
+            "only {early} of {rounds} rounds broke their ring by random acts: the acts are too tame"
+        ));
     }
     Ok(())
 }

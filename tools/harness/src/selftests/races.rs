@@ -20,6 +20,7 @@ use vhost_blk_core::memory::MemRegion;
 use crate::blk::{Config, TestDevice};
 use crate::device::DEVICE_PATH;
 use crate::driver::Buf;
+use crate::mem::ProcessMemory;
 use crate::nullb::LoopDev;
 use crate::selftests::io::slow_backend;
 use crate::stats::{set_param, ParamGuard, PARAMS_DIR};
@@ -94,13 +95,15 @@ fn count_used(t: &mut TestDevice, q: usize) -> usize {
 }
 
 /// After `action` stopped the first `stopped` queues of `t`, each with
-/// the 8 requests whose status bytes are `statuses[8 * q..]` in flight:
-/// checks that each used request, and only those, has its status written.
-/// Returns how many were used.
+/// the 8 requests whose status bytes are `statuses[8 * q..]` submitted:
+/// checks that each used request, and only those, has its status written,
+/// and, if the device had taken them all (`taken`), that all 8 are used:
+/// a stop drains what the device took. Returns how many were used.
 fn check_stopped(
     t: &mut TestDevice,
     statuses: &[u64],
     stopped: usize,
+    taken: bool,
     it: u64,
     action: &str,
 ) -> Result<u64, String> {
@@ -113,6 +116,9 @@ fn check_stopped(
             .count();
         ensure(n == written, || {
             format!("iteration {it}, {action}: queue {q} has {n} used but {written} statuses")
+        })?;
+        ensure(!taken || n == 8, || {
+            format!("iteration {it}, {action}: queue {q}: {n} of the 8 requests it took used")
         })?;
         used += n as u64;
     }
@@ -131,19 +137,32 @@ fn reload(module: &str) -> CaseResult {
 }
 
 /// One round of the teardown races on `f`: a two-queue device with 8
-/// requests in flight per queue, ended by `ACTIONS[action]`; each stopped
-/// queue must have exactly its used requests' statuses written, and after
-/// a memory-table swap every request must complete OK. Returns the
-/// requests used.
+/// requests submitted per queue, ended by `ACTIONS[action]`, on odd
+/// iterations once the device took them all (they are in flight or done),
+/// on even ones at once (racing their submission). Each stopped queue must
+/// have exactly its used requests' statuses written, and all 8 if they
+/// were taken. The memory-table swap moves guest memory to other user
+/// addresses (a second mapping of the same memory) and makes the old ones
+/// holding the requests inaccessible: every request must still complete
+/// OK, its status written through the new table. Returns the requests
+/// used.
 fn teardown_round(f: &File, rng: &mut Rng, action: usize, it: u64) -> Result<u64, String> {
     let cfg = Config {
         queues: 2,
-        mem_mib: 1,
         ..Config::default()
     };
-    let mut t = ctx(TestDevice::new(f, cfg), "device")?;
+    let mem = ctx(ProcessMemory::new_shared(1 << 20), "guest memory")?;
+    let mut t = ctx(TestDevice::with_memory(f, cfg, mem), "device")?;
+    let first = t.buf(4096, 4096);
     let mut statuses = submit(&mut t, 0, 8, rng);
     statuses.extend(submit(&mut t, 1, 8, rng));
+    let taken = it % 2 == 1 || action == 4;
+    if taken {
+        for q in 0..2 {
+            t.wait_consumed(q, 8, Duration::from_secs(10))
+                .map_err(|e| format!("iteration {it}: {e}"))?;
+        }
+    }
     match action {
         0 => return Ok(0),
         1 => ctx(t.dev.reset_owner(), "RESET_OWNER")?,
@@ -151,38 +170,66 @@ fn teardown_round(f: &File, rng: &mut Rng, action: usize, it: u64) -> Result<u64
         3 => {
             ctx(t.dev.get_vring_base(0), "GET_VRING_BASE")?;
         }
-        _ => {
-            // The same memory, described as two regions, swapped in
-            // while bios are in flight; requests complete through it.
-            let r = t.mem.region();
-            let half = (r.size / 2) & !4095;
-            let split = [
-                MemRegion { size: half, ..r },
-                MemRegion {
-                    guest_phys_addr: r.guest_phys_addr + half,
-                    size: r.size - half,
-                    userspace_addr: r.userspace_addr + half,
-                },
-            ];
-            ctx(t.dev.set_mem_table(&split), "SET_MEM_TABLE")?;
-            for q in 0..2 {
-                t.wait(q, 8, Duration::from_secs(10))
-                    .map_err(|e| format!("iteration {it}: after the swap: {e}"))?;
-            }
-            let bad = statuses
-                .iter()
-                .filter(|s| t.read_status(**s) != VIRTIO_BLK_S_OK)
-                .count();
-            ensure(bad == 0, || {
-                format!("iteration {it}: {bad} requests failed across the table swap")
-            })?;
-            return Ok(16);
-        }
+        _ => return swap_round(&mut t, &statuses, first, it),
     }
-    // The stopped queues are drained: each used request, and only those,
-    // has its status written.
     let stopped = if action == 3 { 1 } else { 2 };
-    check_stopped(&mut t, &statuses, stopped, it, ACTIONS[action])
+    check_stopped(&mut t, &statuses, stopped, taken, it, ACTIONS[action])
+}
+
+/// The memory-table swap of [`teardown_round`]: the same guest physical
+/// memory, as two regions of a second mapping, swapped in while the 16
+/// requests (their buffers from `first` on) are in flight; the old user
+/// addresses of those buffers then become inaccessible (the rings, below
+/// `first`, stay where SET_VRING_ADDR put them).
+fn swap_round(t: &mut TestDevice, statuses: &[u64], first: u64, it: u64) -> Result<u64, String> {
+    let alias = ctx(t.mem.alias(), "second mapping")?;
+    let r = t.mem.region();
+    let half = (r.size / 2) & !4095;
+    let split = [
+        MemRegion {
+            size: half,
+            userspace_addr: alias.user_addr(r.guest_phys_addr),
+            ..r
+        },
+        MemRegion {
+            guest_phys_addr: r.guest_phys_addr + half,
+            size: r.size - half,
+            userspace_addr: alias.user_addr(r.guest_phys_addr + half),
+        },
+    ];
+    ctx(t.dev.set_mem_table(&split), "SET_MEM_TABLE")?;
+    let old = (first, (t.mem.end() - first) as usize);
+    ctx(t.mem.protect(old.0, old.1, libc::PROT_NONE), "mprotect")?;
+    let done = (0..2).try_for_each(|q| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut n = 0;
+        while n < 8 {
+            // The used ring is below `first`, still reachable.
+            n += count_used(t, q);
+            ensure(Instant::now() < deadline, || {
+                format!("iteration {it}: after the swap: queue {q}: {n} of 8 used")
+            })?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok::<(), String>(())
+    });
+    let bad = statuses
+        .iter()
+        .filter(|s| {
+            let mut b = [0u8];
+            alias.read(**s, &mut b).is_err() || b[0] != VIRTIO_BLK_S_OK
+        })
+        .count();
+    ctx(
+        t.mem
+            .protect(old.0, old.1, libc::PROT_READ | libc::PROT_WRITE),
+        "mprotect",
+    )?;
+    done?;
+    ensure(bad == 0, || {
+        format!("iteration {it}: {bad} requests failed across the table swap")
+    })?;
+    Ok(16)
 }
 
 /// `"name count, ..."` of the actions taken.

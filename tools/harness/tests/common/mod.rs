@@ -69,4 +69,6 @@ fn mem_set_idx(mem: &TestMemory, drv: &DriverRing, idx: u16) {
     mem.write_u16(drv.addrs().used + 2, idx).unwrap();
 }
 
+// Not every test file draws random numbers.
+#[allow(unused_imports)]
 pub use vhost_blk_harness::testing::Rng;
