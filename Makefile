@@ -7,9 +7,11 @@
 #                     it beside virtio-blk-pci and vhost-user-blk-pci disks
 #   make check        set everything up and run every test: host tests, lints,
 #                     the VM runner's self-test, the VM selftests on the
-#                     release kernel and again on the debug (KASAN, lockdep,
-#                     kmemleak) kernel, then the end-to-end test (patched
-#                     QEMU, L2 guest on vhost-blk-pci, fio verification)
+#                     release kernel, every mutant of tools/testing/mutants/
+#                     against the case that must catch it, the selftests
+#                     again on the debug (KASAN, lockdep, kmemleak) kernel,
+#                     then the end-to-end test (patched QEMU, L2 guest on
+#                     vhost-blk-pci, fio verification)
 #
 #   make bench        the side-by-side benchmark in the test VM: vhost-blk
 #                     against qemu-storage-daemon (vhost-user-blk) and raw
@@ -23,7 +25,8 @@
 #                     side in one VM boot, compared
 #
 # Other targets: deps kernel module lint fmt tools test-host check-runner
-# check-vm check-debug check-release qemu check-e2e show fuzz clean.
+# check-vm check-mutants check-debug check-release qemu check-e2e show fuzz
+# clean.
 # tools/testing/mutant.sh PATCH [TARGET [CASE]] proves a test (CASE) fails
 # on a broken module (tools/testing/mutants/); TEST_FILTER=TEXT runs only
 # the host tests whose name contains TEXT.
@@ -50,7 +53,7 @@ RUST_SRCS := $(shell find $(MODDIR) tools -name '*.rs')
 C_SRCS := $(filter-out %.mod.c,$(wildcard $(MODDIR)/*.c $(MODDIR)/*.h)) include/uapi/linux/vhost_blk.h
 
 .PHONY: all deps kernel module lint rustfmt fmt clippy clippy-tools checkpatch tools test-host \
-	check check-release check-runner check-vm check-debug fuzz run clean module-clean help \
+	check check-release check-runner check-vm check-debug check-mutants fuzz run clean module-clean help \
 	qemu fio check-e2e bench bench-ab bench-e2e show
 
 all: module tools
@@ -122,10 +125,14 @@ check-vm: module tools
 check-runner: kernel
 	$(TESTING)/runner-selftest.sh
 
+# Every mutant of tools/testing/mutants/cases must be caught by its case.
+check-mutants: module tools
+	$(TESTING)/mutants.sh
+
 # Everything on the release kernel only (faster while developing).
 check-release: deps test-host lint check-runner check-vm
 
-check: check-release check-debug check-e2e
+check: check-release check-mutants check-debug check-e2e
 
 check-debug:
 	$(MAKE) --no-print-directory KFLAVOUR=debug VM_TIMEOUT=1800 check-vm
