@@ -1272,7 +1272,10 @@ fn io_bad_discard_and_write_zeroes() -> CaseResult {
     for (what, ty, ranges, want) in cases {
         fill(&mut t, 0, 8, 9)?;
         let list = range_list(&mut t, &ranges);
-        expect_status(t.request(0, ty, 0, &[list], false), want, what)?;
+        let len = expect_status(t.request(0, ty, 0, &[list], false), want, what)?;
+        ensure(len == 1, || {
+            format!("{what}: used length {len}, expected 1")
+        })?;
         // A rejected request changes nothing, even its valid ranges.
         let got = read_back(&mut t, 0, 8)?;
         ensure(
@@ -1285,20 +1288,26 @@ fn io_bad_discard_and_write_zeroes() -> CaseResult {
     // A range list that is not a multiple of 16 bytes.
     let list = range_list(&mut t, &[(0, 8, 0)]);
     let short = Buf::r(list.addr, 12);
-    expect_status(
+    let len = expect_status(
         t.request(0, wz, 0, &[short], false),
         VIRTIO_BLK_S_IOERR,
         "12-byte range list",
     )?;
+    ensure(len == 1, || {
+        format!("12-byte range list: used length {len}")
+    })?;
     // Write zeroes on a read-only backend.
     let ro = ctx(File::open(_nb.path()), "open ro")?;
     let mut t = ctx(TestDevice::new(&ro, Config::default()), "ro device")?;
     let list = range_list(&mut t, &[(0, 8, 0)]);
-    expect_status(
+    let len = expect_status(
         t.request(0, wz, 0, &[list], false),
         VIRTIO_BLK_S_IOERR,
         "write zeroes read-only",
     )?;
+    ensure(len == 1, || {
+        format!("write zeroes read-only: used length {len}")
+    })?;
     Ok(())
 }
 
