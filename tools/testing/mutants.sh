@@ -18,6 +18,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
+. "$here/kernel-report.sh"
 filter=${1:-}
 work=$top/build/mutants
 caught=0 missed=()
@@ -74,10 +75,9 @@ if [ ${#batch[@]} -gt 0 ]; then
 	vm_status=$?
 	# Kernel reports, each under the mutant whose case was running.
 	# (The console has every kernel line, even of a VM that timed out.)
-	reports=$(grep -a -E '^\[ *[0-9]+\.[0-9]+\]' "$work/vm/console.log" 2>/dev/null |
-		awk '/vhost-blk-mutant: start /{m=$NF} /vhost-blk-mutant: end/{m=""}
-		/BUG:|WARNING:|Oops|KASAN:|kmemleak: [0-9]+ new|INFO: task .* blocked|soft lockup|rcu: INFO|general protection fault|UBSAN:/ {
-			print (m == "" ? "(none)" : m) ": " $0 }')
+	reports=$(grep -a -E "$KERNEL_LINE" "$work/vm/console.log" 2>/dev/null |
+		awk -v report="$KERNEL_REPORT" '/vhost-blk-mutant: start /{m=$NF} /vhost-blk-mutant: end/{m=""}
+		$0 ~ report { print (m == "" ? "(none)" : m) ": " $0 }')
 	while read -r name _ case; do
 		result=$(grep -a -o -E "^mutant-result $name [a-z-]+" "$work/vm.log" | tail -1 |
 			awk '{print $3}')

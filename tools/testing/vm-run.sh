@@ -30,6 +30,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 . "$here/vng-venv.sh"
+. "$here/kernel-report.sh"
 timeout=900
 boot_timeout=${VM_BOOT_TIMEOUT:-180}
 load_module=1
@@ -80,9 +81,8 @@ cmd=("$here/guest-run.sh" "$out" "${module:-none}" "$@")
 printf -v cmdline '%q ' "${cmd[@]}"
 
 kernel_report() {
-	# Kernel log lines (they carry a printk timestamp) that report a bug.
-	grep -a -E '^\[ *[0-9]+\.[0-9]+\]' "$@" 2>/dev/null |
-		grep -a -E 'BUG:|WARNING:|Oops|KASAN:|kmemleak: [0-9]+ new suspected|possible (circular|recursive) locking|inconsistent lock state|DEBUG_LOCKS_WARN_ON|INFO: lockdep is turned off|INFO: task .* blocked for more than|hung task|soft lockup|hard LOCKUP|Kernel panic|general protection fault|UBSAN:|Call Trace:|rcu: INFO' || true
+	# Kernel log lines that report a bug.
+	grep -a -E "$KERNEL_LINE" "$@" 2>/dev/null | grep -a -E "$KERNEL_REPORT" || true
 }
 
 # Stops a VM that has not started the command $boot_timeout seconds

@@ -115,6 +115,22 @@ impl DriverRing {
         self.free.len()
     }
 
+    /// Descriptor `i` as the table holds it.
+    pub fn read_desc(&self, mem: &impl UserMemory, i: u16) -> Descriptor {
+        let mut b = [0u8; DESC_SIZE as usize];
+        mem.read(self.addrs.desc + DESC_SIZE * u64::from(i), &mut b)
+            .expect("descriptor table");
+        Descriptor::from_bytes(&b)
+    }
+
+    /// The descriptors of the chain at `head` while it is in flight
+    /// (empty once it was used).
+    pub fn chain_ids(&self, head: u16) -> &[u16] {
+        self.chains
+            .get(usize::from(head))
+            .map_or(&[], |c| c.as_slice())
+    }
+
     /// Writes descriptor `i` verbatim.
     pub fn write_desc(&self, mem: &impl UserMemory, i: u16, d: Descriptor) {
         mem.write(self.addrs.desc + DESC_SIZE * u64::from(i), &desc_bytes(&d))

@@ -349,12 +349,8 @@ impl HostileGuest {
         let Some(head) = t.queues[0].ring.add_chain(&t.mem, &bufs) else {
             return;
         };
-        let mut i = head;
-        for _ in 0..bufs.len() {
-            self.pinned.push(i);
-            let at = t.queues[0].ring.addrs().desc + 16 * u64::from(i);
-            i = t.mem.read_u16(at + 14).unwrap_or(0);
-        }
+        self.pinned
+            .extend_from_slice(t.queues[0].ring.chain_ids(head));
     }
 
     /// Counts the last aimed write's answer, if it came.

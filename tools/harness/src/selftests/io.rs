@@ -17,7 +17,8 @@ use vhost_blk_core::ring::{
 };
 
 use crate::blk::{pattern, status_name, Config, TestDevice};
-use crate::driver::Buf;
+use crate::driver::{Buf, DriverRing};
+use crate::mem::ProcessMemory;
 use crate::nullb::{LoopDev, NullBlk};
 use crate::testing::{ctx, ensure, CaseResult, Runner};
 
@@ -950,17 +951,13 @@ fn io_reposted_head_is_independent() -> CaseResult {
     // The first request is in flight (50 ms): point its descriptors at the
     // second request's header, buffer and status, and post the head again.
     let (h, a, s, _) = posts[1];
-    let mut idx = head;
-    for addr in [h, a, s] {
-        let at = t.queues[0].ring.addrs().desc + 16 * u64::from(idx);
-        let mut b = [0u8; 16];
-        t.mem
-            .read(at, &mut b)
-            .map_err(|_| "descriptor".to_string())?;
-        let mut d = Descriptor::from_bytes(&b);
-        d.addr = addr;
-        t.queues[0].ring.write_desc(&t.mem, idx, d);
-        idx = d.next;
+    let ring = &t.queues[0].ring;
+    for (&i, addr) in ring.chain_ids(head).iter().zip([h, a, s]) {
+        let d = Descriptor {
+            addr,
+            ..ring.read_desc(&t.mem, i)
+        };
+        ring.write_desc(&t.mem, i, d);
     }
     t.queues[0].ring.push_avail(&t.mem, head);
     t.queues[0].kick.signal();
@@ -1015,14 +1012,17 @@ fn io_teardown_with_requests_in_flight() -> CaseResult {
     };
     // Each stop must drain the 16 requests the device took (200 ms on the
     // disk): all used, each status OK, before the call returns.
-    let drained = |t: &mut TestDevice, st: &[u64], what: &str| -> CaseResult {
+    let drained = |ring: &mut DriverRing, mem: &ProcessMemory, st: &[u64], what: &str| {
         let mut used = 0;
-        while t.queues[0].ring.pop_used(&t.mem).is_some() {
+        while ring.pop_used(mem).is_some() {
             used += 1;
         }
         let ok = st
             .iter()
-            .filter(|s| t.read_status(**s) == VIRTIO_BLK_S_OK)
+            .filter(|s| {
+                let mut b = [0u8];
+                mem.read(**s, &mut b).is_ok() && b[0] == VIRTIO_BLK_S_OK
+            })
             .count();
         ensure(used == st.len() && ok == st.len(), || {
             format!("{what}: {used} of {} used, {ok} statuses OK", st.len())
@@ -1042,30 +1042,32 @@ fn io_teardown_with_requests_in_flight() -> CaseResult {
         let at = std::time::Instant::now();
         drop(dev);
         let took = at.elapsed();
-        let mut used = 0;
-        while queues[0].ring.pop_used(&mem).is_some() {
-            used += 1;
-        }
-        let ok = st
-            .iter()
-            .filter(|s| {
-                let mut b = [0u8];
-                mem.read(**s, &mut b).is_ok() && b[0] == VIRTIO_BLK_S_OK
-            })
-            .count();
-        ensure(used == 16 && ok == 16, || {
-            format!("round {round}: close ({took:?}): {used} of 16 used, {ok} statuses OK")
-        })?;
+        drained(
+            &mut queues[0].ring,
+            &mem,
+            &st,
+            &format!("round {round}: close ({took:?})"),
+        )?;
         // RESET_OWNER.
         let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
         let st = submit_slow(&mut t, 16)?;
         ctx(t.dev.reset_owner(), "RESET_OWNER")?;
-        drained(&mut t, &st, &format!("round {round}: RESET_OWNER"))?;
+        drained(
+            &mut t.queues[0].ring,
+            &t.mem,
+            &st,
+            &format!("round {round}: RESET_OWNER"),
+        )?;
         // Detach, checked before GET_VRING_BASE (which drains by itself).
         let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
         let st = submit_slow(&mut t, 16)?;
         ctx(t.dev.set_backend(-1), "detach")?;
-        drained(&mut t, &st, &format!("round {round}: detach"))?;
+        drained(
+            &mut t.queues[0].ring,
+            &t.mem,
+            &st,
+            &format!("round {round}: detach"),
+        )?;
         let base = ctx(t.dev.get_vring_base(0), "GET_VRING_BASE")?;
         ensure(base == 16, || {
             format!("round {round}: detach: base {base}, expected 16")
