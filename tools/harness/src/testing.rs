@@ -23,7 +23,7 @@ pub type CaseResult = Result<(), String>;
 #[derive(Default)]
 pub struct Runner {
     passed: usize,
-    failed: usize,
+    failed: Vec<(String, String)>,
     filter: Option<String>,
 }
 
@@ -64,16 +64,21 @@ impl Runner {
                 println!("ok - {name}");
             }
             Err(why) => {
-                self.failed += 1;
                 println!("FAIL - {name}: {why}");
+                self.failed.push((name.to_string(), why));
             }
         }
     }
 
-    /// Prints the summary line and returns the process exit status.
+    /// Prints the failures again, so that they end the log whatever was
+    /// printed after them, then the summary line; returns the process
+    /// exit status.
     pub fn finish(self) -> i32 {
-        println!("{} passed, {} failed", self.passed, self.failed);
-        if self.failed == 0 && self.passed > 0 {
+        for (name, why) in &self.failed {
+            println!("failed: {name}: {why}");
+        }
+        println!("{} passed, {} failed", self.passed, self.failed.len());
+        if self.failed.is_empty() && self.passed > 0 {
             0
         } else {
             1

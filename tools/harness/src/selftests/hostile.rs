@@ -243,8 +243,14 @@ impl HostileGuest {
                     } else {
                         rng.next()
                     },
+                    // Short enough to stay in the scratch area, or at
+                    // least 2 GiB: past guest memory and the module's
+                    // 8 MiB bound. A length in between could let a read
+                    // land on the aimed status byte or the healthy
+                    // queue's buffers, which the checks would blame on
+                    // the device.
                     len: if rng.below(3) == 0 {
-                        rng.next() as u32
+                        rng.next() as u32 | 1 << 31
                     } else {
                         rng.below(8192) as u32
                     },
