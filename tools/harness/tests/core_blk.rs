@@ -602,3 +602,123 @@ fn gaps_count_only_on_devices_with_a_virtual_boundary() {
     assert!(nvme.gap(0x1e00, 0x7000));
     assert!(nvme.gap(0x2000, 0x7200));
 }
+
+// ---- no double fetch ----
+
+/// Test memory that records every byte range read.
+struct RecordingMem<'a> {
+    mem: &'a vhost_blk_harness::mem::TestMemory,
+    reads: std::cell::RefCell<Vec<(u64, u64)>>,
+}
+
+impl UserMemory for RecordingMem<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), vhost_blk_core::memory::Fault> {
+        self.reads.borrow_mut().push((addr, buf.len() as u64));
+        self.mem.read(addr, buf)
+    }
+
+    fn write(&self, addr: u64, buf: &[u8]) -> Result<(), vhost_blk_core::memory::Fault> {
+        self.mem.write(addr, buf)
+    }
+}
+
+/// Takes the next chain, parses it and reads its ranges, as the worker
+/// does, and fails if any guest byte was read twice: a value checked in
+/// one read and used from another could change in between (a double
+/// fetch, the bug class of CVE-2019-14835's neighbours).
+fn fetched_once(t: &mut T, bufs: &[Buf], indirect: Option<u64>) -> (Request, Vec<Range>) {
+    match indirect {
+        Some(table) => t.f.drv.add_indirect(&t.f.mem, table, bufs).unwrap(),
+        None => t.f.drv.add_chain(&t.f.mem, bufs).unwrap(),
+    };
+    let rec = RecordingMem {
+        mem: &t.f.mem,
+        reads: Default::default(),
+    };
+    let mut regions = t.f.regions.clone();
+    let table = MemTable::validate(&mut regions).unwrap();
+    assert!(t.f.dev.get_vq_desc(&rec, &table, &mut t.f.chain).unwrap());
+    let r = parse(&rec, &table, &t.f.chain, &LIMITS).unwrap().unwrap();
+    let mut ranges = Vec::new();
+    if matches!(r.op, Op::Discard | Op::WriteZeroes) {
+        for i in 0..r.data.len / DWZ_SEG_LEN {
+            ranges.push(read_range(&rec, &table, &t.f.chain, &r, i).unwrap());
+        }
+    }
+    let mut reads = rec.reads.into_inner();
+    // The header's 16 bytes went through the recorder.
+    let h = bufs[0].addr;
+    let header: u64 = reads
+        .iter()
+        .filter(|&&(a, n)| a < h + 16 && h < a + n)
+        .map(|&(a, n)| (a + n).min(h + 16) - a.max(h))
+        .sum();
+    assert!(
+        header >= bufs[0].len.min(16) as u64,
+        "header not read through the recorder"
+    );
+    reads.sort();
+    for w in reads.windows(2) {
+        let ((a, n), (b, m)) = (w[0], w[1]);
+        assert!(
+            a + n <= b,
+            "guest bytes read twice: [{a:#x}, +{n}) and [{b:#x}, +{m}) for {bufs:?}"
+        );
+    }
+    (r, ranges)
+}
+
+#[test]
+fn every_guest_byte_of_a_request_is_fetched_once() {
+    let mut t = T::new();
+    let s = t.f.buf(1);
+    // A read, its header split across two buffers.
+    let h = t.header(VIRTIO_BLK_T_IN, 8);
+    let d = t.f.buf(1024);
+    let (r, _) = fetched_once(
+        &mut t,
+        &[
+            Buf::r(h, 8),
+            Buf::r(h + 8, 8),
+            Buf::w(d, 1024),
+            Buf::w(s, 1),
+        ],
+        None,
+    );
+    assert_eq!((r.op, r.sector, r.data.len), (Op::Read, 8, 1024));
+    // A write through an indirect table, the header merged into the data.
+    let buf = t.f.buf(16 + 512);
+    let mut hdr = [0u8; 16];
+    hdr[..4].copy_from_slice(&VIRTIO_BLK_T_OUT.to_le_bytes());
+    t.f.mem.write(buf, &hdr).unwrap();
+    let table = t.f.buf(16 * 4);
+    let (r, _) = fetched_once(&mut t, &[Buf::r(buf, 16 + 512), Buf::w(s, 1)], Some(table));
+    assert_eq!((r.op, r.data.len), (Op::Write, 512));
+    // Discard and write-zeroes with range lists split across buffers.
+    for (ty, op) in [
+        (VIRTIO_BLK_T_DISCARD, Op::Discard),
+        (VIRTIO_BLK_T_WRITE_ZEROES, Op::WriteZeroes),
+    ] {
+        let h = t.header(ty, 0);
+        let seg = t.f.buf(32);
+        let mut b = [0u8; 32];
+        b[..8].copy_from_slice(&100u64.to_le_bytes());
+        b[8..12].copy_from_slice(&8u32.to_le_bytes());
+        b[16..24].copy_from_slice(&200u64.to_le_bytes());
+        b[24..28].copy_from_slice(&8u32.to_le_bytes());
+        t.f.mem.write(seg, &b).unwrap();
+        let (r, ranges) = fetched_once(
+            &mut t,
+            &[
+                Buf::r(h, 16),
+                Buf::r(seg, 20),
+                Buf::r(seg + 20, 12),
+                Buf::w(s, 1),
+            ],
+            None,
+        );
+        assert_eq!((r.op, r.data.len), (op, 32));
+        let got: Vec<_> = ranges.iter().map(|r| (r.sector, r.num_sectors)).collect();
+        assert_eq!(got, [(100, 8), (200, 8)]);
+    }
+}

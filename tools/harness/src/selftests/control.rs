@@ -504,9 +504,11 @@ fn close_with_everything_attached() -> CaseResult {
     Ok(())
 }
 
-/// SET_OWNER (which starts a worker) followed at once by close or
-/// RESET_OWNER, many times: a worker stopped before it ever ran must not
-/// leak its device (kmemleak judges this on the debug kernel).
+/// SET_OWNER (which starts the device's slow-path thread, a vhost_task
+/// of the owner; shared workers start only with a queue) followed at once
+/// by close or RESET_OWNER, many times: a slow path stopped before it
+/// ever ran must not leak the device (kmemleak judges this on the debug
+/// kernel).
 fn owner_churn() -> CaseResult {
     for i in 0..300 {
         let dev = owned()?;

@@ -363,7 +363,9 @@ fn failing_lost_completion_bound() -> CaseResult {
     })?;
     expect(rw.write(&mut t, 0, 2)?, VIRTIO_BLK_S_OK, "next request")?;
     rw.verify(&mut t, 0, 2)?;
-    // Close with a lost request in flight: bounded by the same timeout.
+    // GET_VRING_BASE with a lost request in flight: it waits for the
+    // block layer's timeout, which answers the request IOERR, and returns
+    // with the request used.
     inject(1)?;
     let h = t.header(VIRTIO_BLK_T_IN, 8);
     let st = t.status();
@@ -371,18 +373,32 @@ fn failing_lost_completion_bound() -> CaseResult {
     t.submit(0, &[Buf::r(h, 16), Buf::w(a, 4096), Buf::w(st, 1)], false);
     t.wait_consumed(0, 4, Duration::from_secs(10))?;
     let start = Instant::now();
-    drop(t);
-    let close = start.elapsed();
-    ensure(close < Duration::from_millis(timeout_ms * 5), || {
-        format!("close with a lost request took {close:?}, io_timeout is {timeout_ms} ms")
+    ctx(t.dev.get_vring_base(0), "GET_VRING_BASE")?;
+    let drained = start.elapsed();
+    ensure(
+        drained >= Duration::from_millis(timeout_ms / 2)
+            && drained < Duration::from_millis(timeout_ms * 5),
+        || {
+            format!("GET_VRING_BASE with a lost request took {drained:?}, io_timeout is {timeout_ms} ms")
+        },
+    )?;
+    let used = t.queues[0].ring.pop_used(&t.mem);
+    ensure(used.is_some(), || {
+        "GET_VRING_BASE returned before the lost request was used".into()
     })?;
+    expect(
+        t.read_status(st),
+        VIRTIO_BLK_S_IOERR,
+        "lost request drained by GET_VRING_BASE",
+    )?;
+    drop(t);
     // The disk and the module are fine afterwards.
     let mut t = ctx(TestDevice::new(&f, Config::default()), "device again")?;
     let rw = Rw::new(&mut t);
     expect(rw.write(&mut t, 16, 3)?, VIRTIO_BLK_S_OK, "after close")?;
     rw.verify(&mut t, 16, 3)?;
     println!(
-        "  io_timeout {timeout_ms} ms: lost request answered IOERR after {waited:?}; close with one in flight took {close:?}"
+        "  io_timeout {timeout_ms} ms: lost request answered IOERR after {waited:?}; GET_VRING_BASE with one in flight took {drained:?}"
     );
     Ok(())
 }

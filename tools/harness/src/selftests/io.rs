@@ -496,9 +496,9 @@ fn io_ring_wrap_around() -> CaseResult {
 }
 
 fn io_get_vring_base_drains_and_restarts() -> CaseResult {
-    // A slow backend: each request takes 1 s, so requests are surely in
+    // A slow backend: each request takes 3 s, so requests are surely in
     // flight when the queue is stopped.
-    let (_nb, f) = slow_backend("vbio6", 1000)?;
+    let (_nb, f) = slow_backend("vbio6", 3000)?;
     // 32 chains of 3 descriptors.
     let cfg = Config {
         size: 128,
@@ -507,7 +507,7 @@ fn io_get_vring_base_drains_and_restarts() -> CaseResult {
     let mut t = ctx(TestDevice::new(&f, cfg), "device")?;
     let n = 32;
     // Let the worker take them all, then stop the queue while they are
-    // slow (each takes 1 s, so none can be done yet).
+    // slow (each takes 3 s, so none can be done yet).
     let statuses = reads_taken(&mut t, n)?;
     ensure(t.queues[0].ring.pop_used(&t.mem).is_none(), || {
         "completed too early to test draining".into()

@@ -280,12 +280,62 @@ fn isolation_cpu_time_accounted() -> CaseResult {
     })
 }
 
-/// The owner of a device with 16 writes in flight on a disk that takes 2
-/// s per request, one at a time, waits in `VHOST_GET_VRING_BASE` for
-/// them (32 s); SIGKILL must end that wait and the process must exit at
-/// once (close does not wait either). The module stays healthy.
+/// The waits of the owner that drain a queue: each must end on a fatal
+/// signal.
+#[derive(Clone, Copy, Debug)]
+enum Drain {
+    GetVringBase,
+    ResetOwner,
+    Detach,
+}
+
+impl Drain {
+    fn name(self) -> &'static str {
+        match self {
+            Drain::GetVringBase => "GET_VRING_BASE",
+            Drain::ResetOwner => "RESET_OWNER",
+            Drain::Detach => "detach",
+        }
+    }
+
+    fn run(self, t: &TestDevice) -> std::io::Result<()> {
+        match self {
+            Drain::GetVringBase => t.dev.get_vring_base(0).map(|_| ()),
+            Drain::ResetOwner => t.dev.reset_owner(),
+            Drain::Detach => t.dev.set_backend(-1),
+        }
+    }
+}
+
+/// For each drain (`GET_VRING_BASE`, `RESET_OWNER`, detach): the owner of
+/// a device with 16 writes in flight on a disk that takes 2 s per
+/// request, one at a time, waits in it for them (32 s); SIGKILL must end
+/// that wait and the process must exit at once (close does not wait
+/// either). The module stays healthy.
 fn isolation_killed_owner_unblocks() -> CaseResult {
-    let (_ns, fs) = one_tag_slow("vbisok")?;
+    let mut reaped = Vec::new();
+    for (i, drain) in [Drain::GetVringBase, Drain::ResetOwner, Drain::Detach]
+        .into_iter()
+        .enumerate()
+    {
+        let r = killed_in(drain, &format!("vbisok{i}"))
+            .map_err(|e| format!("killed in {}: {e}", drain.name()))?;
+        reaped.push(format!("{} {}", drain.name(), ms(r)));
+    }
+    let (_nb, f) = backend("vbisokn", 16, &[])?;
+    let mut t = ctx(TestDevice::new(&f, Config::default()), "new device")?;
+    write_read(&mut t, 0, 64, 4096, 4096, 0, false, 0x150_e000)
+        .map_err(|e| format!("a new device after the kills: {e}"))?;
+    println!(
+        "  owner killed with 16 slow writes in flight, reaped after: {}; a new device works",
+        reaped.join(", ")
+    );
+    Ok(())
+}
+
+/// One owner killed while it waits in `drain`: how long its reaping took.
+fn killed_in(drain: Drain, disk: &str) -> Result<Duration, String> {
+    let (_ns, fs) = one_tag_slow(disk)?;
     let (mut lines, tx) = child::pipe()?;
     let mut c = Child::spawn(&tx, || {
         let mut t = ctx(TestDevice::new(&fs, Config::default()), "device")?;
@@ -298,7 +348,7 @@ fn isolation_killed_owner_unblocks() -> CaseResult {
         }
         // One taken is enough: the disk holds it for 2 s, and the others
         // wait for its one tag (a worker that waits for the tag itself
-        // keeps the queue's lock, and GET_VRING_BASE could not even start
+        // keeps the queue's lock, and the drain could not even start
         // waiting interruptibly). The statistics say what the device
         // took; `avail_event` would not: it is published only once the
         // ring is empty, and a queue waiting for its disk stops taking.
@@ -312,7 +362,7 @@ fn isolation_killed_owner_unblocks() -> CaseResult {
         }
         tx.send("waiting");
         let at = Instant::now();
-        let r = t.dev.get_vring_base(0);
+        let r = drain.run(&t);
         tx.send(&format!("returned after {} with {r:?}", ms(at.elapsed())));
         Ok(())
     })?;
@@ -321,7 +371,7 @@ fn isolation_killed_owner_unblocks() -> CaseResult {
     // waits for the disk with that lock held keeps it for 30 s.
     lines
         .expect("waiting", Duration::from_secs(10))
-        .map_err(|e| format!("the owner never got to GET_VRING_BASE: {e}"))?;
+        .map_err(|e| format!("the owner never got to {}: {e}", drain.name()))?;
     std::thread::sleep(Duration::from_secs(1));
     match lines.recv(Duration::ZERO)? {
         None => {}
@@ -329,8 +379,8 @@ fn isolation_killed_owner_unblocks() -> CaseResult {
             Some(why) => return Err(format!("child: {why}")),
             None => {
                 return Err(format!(
-                    "VHOST_GET_VRING_BASE {l} with 16 writes of 2 s each in flight: it did not \
-                     wait"
+                    "{} {l} with 16 writes of 2 s each in flight: it did not wait",
+                    drain.name()
                 ))
             }
         },
@@ -338,23 +388,16 @@ fn isolation_killed_owner_unblocks() -> CaseResult {
     c.kill()?;
     let at = Instant::now();
     let status = c.wait_for(Duration::from_secs(5))?.ok_or_else(|| {
-        "the owner is still alive 5 s after SIGKILL: GET_VRING_BASE or close does not end its \
-         wait on a fatal signal"
-            .to_string()
+        format!(
+            "the owner is still alive 5 s after SIGKILL: {} or close does not end its wait on \
+             a fatal signal",
+            drain.name()
+        )
     })?;
     let reaped = at.elapsed();
     ensure(
         libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
         || format!("the owner {}, expected SIGKILL", describe_status(status)),
     )?;
-    let (_nb, f) = backend("vbisok2", 16, &[])?;
-    let mut t = ctx(TestDevice::new(&f, Config::default()), "new device")?;
-    write_read(&mut t, 0, 64, 4096, 4096, 0, false, 0x150_e000)
-        .map_err(|e| format!("a new device after the kill: {e}"))?;
-    println!(
-        "  owner killed in GET_VRING_BASE with 16 slow writes in flight: reaped {}; a new device \
-         works",
-        ms(reaped)
-    );
-    Ok(())
+    Ok(reaped)
 }

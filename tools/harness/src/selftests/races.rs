@@ -15,9 +15,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use vhost_blk_core::blk::*;
-use vhost_blk_core::memory::MemRegion;
+use vhost_blk_core::memory::{MemRegion, UserMemory};
 
-use crate::blk::{Config, TestDevice};
+use crate::blk::{Config, Queue, TestDevice};
 use crate::device::DEVICE_PATH;
 use crate::driver::Buf;
 use crate::mem::ProcessMemory;
@@ -40,6 +40,9 @@ pub fn run(r: &mut Runner, module: Option<&Path>) {
 const ITERATIONS: u64 = 1000;
 const BUDGET: Duration = Duration::from_secs(90);
 
+/// Below the 1 s close waits for the device: a close that returned
+/// sooner drained every request the device took.
+const CLOSE_WAIT: Duration = Duration::from_millis(950);
 const ACTIONS: [&str; 5] = [
     "close",
     "RESET_OWNER",
@@ -87,8 +90,13 @@ fn submit(t: &mut TestDevice, q: usize, n: u64, rng: &mut Rng) -> Vec<u64> {
 
 /// Used elements waiting on queue `q`.
 fn count_used(t: &mut TestDevice, q: usize) -> usize {
+    used_on(&mut t.queues[q], &t.mem)
+}
+
+/// Used elements waiting on `queue`.
+fn used_on(queue: &mut Queue, mem: &ProcessMemory) -> usize {
     let mut n = 0;
-    while t.queues[q].ring.pop_used(&t.mem).is_some() {
+    while queue.ring.pop_used(mem).is_some() {
         n += 1;
     }
     n
@@ -100,7 +108,8 @@ fn count_used(t: &mut TestDevice, q: usize) -> usize {
 /// and, if the device had taken them all (`taken`), that all 8 are used:
 /// a stop drains what the device took. Returns how many were used.
 fn check_stopped(
-    t: &mut TestDevice,
+    queues: &mut [Queue],
+    mem: &ProcessMemory,
     statuses: &[u64],
     stopped: usize,
     taken: bool,
@@ -108,11 +117,14 @@ fn check_stopped(
     action: &str,
 ) -> Result<u64, String> {
     let mut used = 0;
-    for q in 0..stopped {
-        let n = count_used(t, q);
+    for (q, queue) in queues.iter_mut().enumerate().take(stopped) {
+        let n = used_on(queue, mem);
         let written = statuses[q * 8..q * 8 + 8]
             .iter()
-            .filter(|s| t.read_status(**s) != 0xff)
+            .filter(|s| {
+                let mut b = [0u8];
+                mem.read(**s, &mut b).is_ok() && b[0] != 0xff
+            })
             .count();
         ensure(n == written, || {
             format!("iteration {it}, {action}: queue {q} has {n} used but {written} statuses")
@@ -164,7 +176,28 @@ fn teardown_round(f: &File, rng: &mut Rng, action: usize, it: u64) -> Result<u64
         }
     }
     match action {
-        0 => return Ok(0),
+        0 => {
+            // Close waits up to 1 s for what the device took, then leaves
+            // it to the worker, unanswered; the memory outlives the file.
+            let TestDevice {
+                dev,
+                mem,
+                mut queues,
+                ..
+            } = t;
+            let at = Instant::now();
+            drop(dev);
+            let waited = at.elapsed() < CLOSE_WAIT;
+            return check_stopped(
+                &mut queues,
+                &mem,
+                &statuses,
+                2,
+                taken && waited,
+                it,
+                ACTIONS[action],
+            );
+        }
         1 => ctx(t.dev.reset_owner(), "RESET_OWNER")?,
         2 => ctx(t.dev.set_backend(-1), "detach")?,
         3 => {
@@ -173,7 +206,15 @@ fn teardown_round(f: &File, rng: &mut Rng, action: usize, it: u64) -> Result<u64
         _ => return swap_round(&mut t, &statuses, first, it),
     }
     let stopped = if action == 3 { 1 } else { 2 };
-    check_stopped(&mut t, &statuses, stopped, taken, it, ACTIONS[action])
+    check_stopped(
+        &mut t.queues,
+        &t.mem,
+        &statuses,
+        stopped,
+        taken,
+        it,
+        ACTIONS[action],
+    )
 }
 
 /// The memory-table swap of [`teardown_round`]: the same guest physical

@@ -62,7 +62,8 @@ const WZ_RANGES: u64 = 32;
 /// Sectors per range: 8 MiB, the largest range.
 const WZ_SECTORS: u64 = 16384;
 /// The most the bio slabs may grow: far above the per-queue bound of
-/// the module (8 zero-page bios and 96 placeholders, under 100 KiB), far
+/// the module (4 zero-page bios of 1 MiB and about 96 zero ranges
+/// waiting, under 100 KiB with their slab pages), far
 /// below what unbounded requests allocate.
 const WZ_SLAB_LIMIT: u64 = 2 << 20;
 
