@@ -201,9 +201,7 @@ impl TestDevice {
 
     /// The status byte at `addr`.
     pub fn read_status(&self, addr: u64) -> u8 {
-        let mut b = [0u8];
-        self.mem.read(addr, &mut b).expect("status");
-        b[0]
+        status_at(&self.mem, addr)
     }
 
     /// Adds `bufs` to queue `q` (indirect if `table` is given) and kicks.
@@ -450,4 +448,12 @@ pub fn request_on(
             .wait((deadline - now).min(Duration::from_millis(100)));
         queue.call.take();
     }
+}
+
+/// The status byte at `addr` of `mem` (for memory kept after its device
+/// was closed; [`TestDevice::read_status`] otherwise).
+pub fn status_at(mem: &ProcessMemory, addr: u64) -> u8 {
+    let mut b = [0u8];
+    mem.read(addr, &mut b).expect("status");
+    b[0]
 }

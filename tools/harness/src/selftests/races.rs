@@ -15,9 +15,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use vhost_blk_core::blk::*;
-use vhost_blk_core::memory::{MemRegion, UserMemory};
+use vhost_blk_core::memory::MemRegion;
 
-use crate::blk::{Config, Queue, TestDevice};
+use crate::blk::{status_at, Config, Queue, TestDevice};
 use crate::device::DEVICE_PATH;
 use crate::driver::Buf;
 use crate::mem::ProcessMemory;
@@ -121,10 +121,7 @@ fn check_stopped(
         let n = used_on(queue, mem);
         let written = statuses[q * 8..q * 8 + 8]
             .iter()
-            .filter(|s| {
-                let mut b = [0u8];
-                mem.read(**s, &mut b).is_ok() && b[0] != 0xff
-            })
+            .filter(|s| status_at(mem, **s) != 0xff)
             .count();
         ensure(n == written, || {
             format!("iteration {it}, {action}: queue {q} has {n} used but {written} statuses")
