@@ -448,6 +448,8 @@ struct vhost_blk_bio {
 	struct cgroup_subsys_state *blkcg;
 	u8 kind;
 	bool pinned;
+	/* Times submitted again with REQ_NOWAIT after coming back. */
+	u8 nowait_retries;
 	struct bio bio;
 };
 
@@ -624,6 +626,7 @@ struct bio *vhost_blk_bio_alloc(const struct vhost_blk_bio_args *args)
 	vb->token = args->token;
 	vb->kind = args->kind;
 	vb->pinned = false;
+	vb->nowait_retries = 0;
 	vb->blkcg = args->blkcg;
 	bio->bi_iter.bi_sector = args->sector;
 	if (!vhost_blk_kind_has_pages(args->kind))
@@ -711,32 +714,54 @@ void vhost_blk_bio_submit(struct bio *bio)
 }
 
 /*
- * Whether @bio, submitted with REQ_NOWAIT, came back because the device
- * would have made the submitter wait (no free tag, a frozen queue, a
- * split) or no longer takes REQ_NOWAIT: it is then submitted again,
- * waiting, by the owner's slow path.
+ * Why @bio, submitted with REQ_NOWAIT, came back undone: an enum
+ * vhost_blk_bio_bounce.
  */
-bool vhost_blk_bio_must_retry(struct bio *bio)
+static_assert(VHOST_BLK_BOUNCE_NO_ROOM == 1 &&
+	      VHOST_BLK_BOUNCE_NOWAIT_REFUSED == 2,
+	      "mirrored as 1 and 2 by Bounce in ffi/bio.rs");
+
+unsigned int vhost_blk_bio_bounce(struct bio *bio)
 {
-	return (bio->bi_opf & REQ_NOWAIT) &&
-	       (bio->bi_status == BLK_STS_AGAIN ||
-		bio->bi_status == BLK_STS_NOTSUPP);
+	if (!(bio->bi_opf & REQ_NOWAIT))
+		return VHOST_BLK_BOUNCE_NONE;
+	if (bio->bi_status == BLK_STS_AGAIN)
+		return VHOST_BLK_BOUNCE_NO_ROOM;
+	if (bio->bi_status == BLK_STS_NOTSUPP)
+		return VHOST_BLK_BOUNCE_NOWAIT_REFUSED;
+	return VHOST_BLK_BOUNCE_NONE;
+}
+
+/* How many times @bio was submitted again with REQ_NOWAIT. */
+unsigned int vhost_blk_bio_nowait_retries(struct bio *bio)
+{
+	return to_vb(bio)->nowait_retries;
 }
 
 /*
- * Makes a completed bio ready to be submitted again, as it was but
- * without REQ_NOWAIT. Completion dropped its cgroup association
- * (bio_endio), so it is charged to the owner's cgroup again.
+ * Makes a completed bio ready to be submitted again, as it was, and with
+ * REQ_NOWAIT only if @nowait. Its iterator goes back to where it was
+ * submitted, before a partition's offset was added, so BIO_REMAPPED
+ * goes too: submit_bio_noacct() then remaps it again instead of sending
+ * it to the partition-relative sector of the whole disk. Completion
+ * dropped its cgroup association (bio_endio), so it is charged to the
+ * owner's cgroup again.
  */
-void vhost_blk_bio_rearm(struct bio *bio)
+void vhost_blk_bio_rearm(struct bio *bio, bool nowait)
 {
 	struct vhost_blk_bio *vb = to_vb(bio);
 
 	bio->bi_iter = vb->iter;
 	bio->bi_status = BLK_STS_OK;
-	bio->bi_opf &= ~REQ_NOWAIT;
+	if (nowait) {
+		if (vb->nowait_retries < U8_MAX)
+			vb->nowait_retries++;
+	} else {
+		bio->bi_opf &= ~REQ_NOWAIT;
+	}
 	bio->bi_next = NULL;
 	bio_clear_flag(bio, BIO_QUIET);
+	bio_clear_flag(bio, BIO_REMAPPED);
 	if (vb->blkcg)
 		bio_associate_blkg_from_css(bio, vb->blkcg);
 }

@@ -154,6 +154,22 @@ enum vhost_blk_bio_kind {
 };
 
 /**
+ * enum vhost_blk_bio_bounce - why a REQ_NOWAIT bio came back undone
+ * @VHOST_BLK_BOUNCE_NONE: it did not; it is complete, with its status
+ * @VHOST_BLK_BOUNCE_NO_ROOM: the device would have made the submitter
+ *	wait (BLK_STS_AGAIN: no free tag, a frozen queue, a split)
+ * @VHOST_BLK_BOUNCE_NOWAIT_REFUSED: the device no longer takes
+ *	REQ_NOWAIT (BLK_STS_NOTSUPP)
+ *
+ * Mirrored by Bounce in ffi/bio.rs.
+ */
+enum vhost_blk_bio_bounce {
+	VHOST_BLK_BOUNCE_NONE,
+	VHOST_BLK_BOUNCE_NO_ROOM,
+	VHOST_BLK_BOUNCE_NOWAIT_REFUSED,
+};
+
+/**
  * struct vhost_blk_bio_args - how to allocate a bio
  * @bdev_file: the backing device
  * @list: where it completes
@@ -184,8 +200,9 @@ int vhost_blk_bio_add_user(struct bio *bio, unsigned long uaddr,
 			   unsigned int len, bool device_writes);
 unsigned int vhost_blk_bio_add_zeroes(struct bio *bio, unsigned int len);
 void vhost_blk_bio_submit(struct bio *bio);
-void vhost_blk_bio_rearm(struct bio *bio);
-bool vhost_blk_bio_must_retry(struct bio *bio);
+void vhost_blk_bio_rearm(struct bio *bio, bool nowait);
+unsigned int vhost_blk_bio_bounce(struct bio *bio);
+unsigned int vhost_blk_bio_nowait_retries(struct bio *bio);
 struct bio *vhost_blk_bio_next(struct bio *bio);
 void vhost_blk_bio_set_next(struct bio *bio, struct bio *next);
 int vhost_blk_get_user_le16(const void __user *uaddr, u16 *val);

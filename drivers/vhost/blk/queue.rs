@@ -230,8 +230,9 @@ impl Queue {
         self.waker.wake();
     }
 
-    /// Waits, with the queue's lock, until the queue has no request in
-    /// flight; the worker keeps completing them meanwhile. Interruptible:
+    /// Waits, with the queue's lock, until the queue has drained (no
+    /// request in flight, every answer published: [`VqRuntime::drained`]);
+    /// the worker keeps completing and publishing them meanwhile. Interruptible:
     /// `Err(ERESTARTSYS)` if a signal came first (the queue then still
     /// drains, and waiting again goes on from there). With `limit`, gives
     /// up after that many jiffies and returns `Ok(false)`.
@@ -241,7 +242,7 @@ impl Queue {
         limit: Option<Jiffies>,
     ) -> Result<bool> {
         let mut left = limit;
-        while run.rt.as_ref().is_some_and(|rt| rt.inflight() != 0) {
+        while run.rt.as_ref().is_some_and(|rt| !rt.drained()) {
             self.waker.wake();
             match left {
                 None => {
@@ -307,7 +308,9 @@ impl Queue {
         let completed = self.complete_bios(rt, &target);
         let mut answered = publish(rt, &mem, &table, &run.call, &run.err, &mut broke);
         let mut found = completed | answered;
-        found |= with_plug(|| rt.pump_zeroes(&target, qc.limits.write_through));
+        if rt.zeroes_waiting() {
+            found |= with_plug(|| rt.pump_zeroes(&target, qc.limits.write_through));
+        }
         if self.waker.take() || rt.polling {
             let cx = Ctx {
                 mem: &mem,
@@ -365,14 +368,18 @@ impl Queue {
         // plug's flush returned) is answered in this turn, not the next.
         found |= self.complete_bios(rt, &target);
         // Zero ranges the turn took, or zero-page bios that completed.
-        found |= with_plug(|| rt.pump_zeroes(&target, qc.limits.write_through));
+        if rt.zeroes_waiting() {
+            found |= with_plug(|| rt.pump_zeroes(&target, qc.limits.write_through));
+        }
         answered |= publish(rt, &mem, &table, &run.call, &run.err, &mut broke);
         found |= answered;
         if rt.wants_slow_path() {
             qc.slow.kick();
         }
-        if answered {
-            // Slots were freed: a wait for the queue to drain may be over.
+        if answered || broke {
+            // Slots were freed, answers published, or the ring broke (no
+            // more answers can be published): a wait for the queue to
+            // drain may be over.
             self.drained.notify_all();
         }
         if found {
@@ -389,7 +396,9 @@ impl Queue {
     }
 
     /// Accounts every bio of the queue completed so far (slots freed,
-    /// bios to resubmit set aside). Returns whether any bio completed.
+    /// bios to submit again set aside), then submits again, without
+    /// waiting, those the room given back allows. Returns whether any bio
+    /// completed.
     fn complete_bios(&self, rt: &mut VqRuntime, target: &BioTarget<'_>) -> bool {
         let mut completed = false;
         for bio in self.bios.take() {
@@ -397,6 +406,7 @@ impl Queue {
             completed = true;
         }
         if completed {
+            rt.retry_no_room();
             // Freed slots may let a full queue take more chains.
             self.waker.kick_quiet();
         }
@@ -430,6 +440,8 @@ impl Queue {
             Ok(false) => false,
             Err(_) => {
                 break_ring(rt, &run.err);
+                // A broken ring has drained once nothing is in flight.
+                self.drained.notify_all();
                 false
             }
         }
@@ -516,7 +528,7 @@ impl Queue {
         let (num, avail_idx, last_avail, used_idx, notify, broken) = rt.ring_state();
         writeln!(
             out,
-            "vq device={} index={} worker={} requests={} bytes={} kicks={} polled={} irqs={} irqs_suppressed={} quota_hits={} inflight={} num={} avail_idx={} last_avail={} used_idx={} notify={} broken={} busy_ns={} stalls={} resubmits={}",
+            "vq device={} index={} worker={} requests={} bytes={} kicks={} polled={} irqs={} irqs_suppressed={} quota_hits={} inflight={} num={} avail_idx={} last_avail={} used_idx={} notify={} broken={} busy_ns={} stalls={} resubmits={} retries={}",
             self.dev_id,
             self.index,
             worker,
@@ -537,6 +549,7 @@ impl Queue {
             s.busy_ns,
             s.stalls,
             s.resubmits,
+            s.retries,
         )
     }
 
@@ -553,7 +566,7 @@ impl Queue {
 /// them, signalling its interrupt if the driver wants one; stops the
 /// queue and reports it (through the err eventfd) if `broke`, or if that
 /// faults. Memory not present stalls the queue instead. Returns whether
-/// it answered any request (freeing its slot).
+/// it answered any request (freeing its slot) or published answers.
 fn publish(
     rt: &mut VqRuntime,
     mem: &OwnerMemory,
@@ -563,7 +576,7 @@ fn publish(
     broke: &mut bool,
 ) -> bool {
     let mut answered = false;
-    if rt.may_publish() || rt.orphaned {
+    if rt.may_publish() || rt.orphaned || rt.broken {
         match rt.answer_done(mem, table) {
             Ok(any) => answered = any,
             Err(_) => *broke |= !rt.absorb_stall(mem),
@@ -571,13 +584,17 @@ fn publish(
         rt.absorb_stall(mem);
     }
     if rt.may_publish() {
+        // A publication counts as an answer: after a stall it may be the
+        // last thing a drain waits for.
         match rt.flush_used(mem) {
             Ok(Flush::Signal) => {
+                answered = true;
                 if let Some(call) = call {
                     call.signal();
                 }
             }
-            Ok(_) => {}
+            Ok(Flush::Suppressed) => answered = true,
+            Ok(Flush::Nothing) => {}
             Err(_) => {
                 if !rt.absorb_stall(mem) {
                     *broke = true;

@@ -15,11 +15,15 @@
 //! faulting ([`OwnerMemory`]); when a page is not present the queue stalls
 //! (`stall`): the chain being taken is put back, completions wait, and the
 //! owner's slow path faults the range in. Bios go out with `REQ_NOWAIT`
-//! where the device takes it; one that would have waited comes back and
-//! waits in `resubmit` for the slow path. While either waits, the queue
-//! takes no new chains, and its worker serves the other queues.
+//! where the device takes it; one that would have waited comes back
+//! (`no_room`). Each bio of the queue that completes gives the device room
+//! back, and the worker submits as many waiting bios again, still without
+//! waiting. Once none of the queue's bios is out (no room will come back
+//! that way), or after [`NOWAIT_RETRIES`] tries, a bio waits in
+//! `resubmit` for the slow path. While any of these waits, the queue takes
+//! no new chains, and its worker serves the other queues.
 
-use crate::ffi::bio::{Bio, BioKind, BioStack, BioTarget, DoneBio, MAX_VECS};
+use crate::ffi::bio::{Bio, BioKind, BioStack, BioTarget, Bounce, DoneBio, MAX_VECS};
 use crate::ffi::uaccess::{OwnerMemory, UserRange};
 use crate::ffi::worker::Waker;
 use crate::vcore::blk::{
@@ -40,6 +44,12 @@ pub(crate) const ZERO_BIOS_IN_FLIGHT: u32 = 4;
 /// Zero-page ranges a queue keeps waiting at most before it stops taking
 /// chains; one more request can add [`blk::MAX_RANGES`] beyond.
 pub(crate) const ZERO_RANGES_WAITING: u32 = 64;
+/// Times the worker submits a bio again without waiting after the device
+/// had no room for it, before it leaves it to the slow path: room that
+/// does not come back as the queue's own bios complete (a split, a device
+/// whose tags others hold) must not keep the request waiting for all of
+/// them.
+pub(crate) const NOWAIT_RETRIES: u32 = 4;
 
 /// One request in flight.
 #[derive(Clone, Copy, Default)]
@@ -94,6 +104,9 @@ pub(crate) struct VqStats {
     pub(crate) stalls: u64,
     /// Bios its slow path submitted again after the device had no room.
     pub(crate) resubmits: u64,
+    /// Bios its worker submitted again, without waiting, as room came
+    /// back.
+    pub(crate) retries: u64,
 }
 
 /// How a batch of a queue's turn ended ([`VqRuntime::handle_kick`]).
@@ -195,6 +208,14 @@ pub(crate) struct VqRuntime {
     bad: Option<UserRange>,
     /// Bios to submit again, waiting, by the slow path.
     resubmit: BioStack<DoneBio>,
+    /// Bios the device had no room for, to submit again without waiting
+    /// as the queue's own bios complete.
+    no_room: BioStack<DoneBio>,
+    /// Bios of the queue at the block layer (submitted, not completed).
+    bios_out: u32,
+    /// Bios of the queue that completed since `no_room` was last served:
+    /// the room they gave back.
+    room_freed: u32,
     /// Ranges still to be written from the zero page.
     zeroes: BioStack<Bio>,
     zero_ranges: u32,
@@ -246,6 +267,9 @@ impl VqRuntime {
             stall_taken: false,
             bad: None,
             resubmit: BioStack::new(),
+            no_room: BioStack::new(),
+            bios_out: 0,
+            room_freed: 0,
             zeroes: BioStack::new(),
             zero_ranges: 0,
             zero_bios: 0,
@@ -286,6 +310,16 @@ impl VqRuntime {
     /// Requests taken from the ring and not yet answered.
     pub(crate) fn inflight(&self) -> usize {
         self.slots.len() - self.nfree
+    }
+
+    /// Whether the queue owes its driver nothing more: no request in
+    /// flight, and every answer in the used ring with its interrupt
+    /// decided. An answer whose used element could not be published yet
+    /// (the used ring's page not present) still counts: a stop that let
+    /// the queue go then would lose a request the avail index counts as
+    /// served. A broken ring is past publishing.
+    pub(crate) fn drained(&self) -> bool {
+        self.inflight() == 0 && (self.broken || (self.nused == 0 && !self.signal_due))
     }
 
     /// The next avail index to serve, for `VHOST_GET_VRING_BASE`.
@@ -332,7 +366,12 @@ impl VqRuntime {
                 self.stall_taken = true;
                 SlowJob::FaultIn(range)
             }
-            _ => SlowJob::Resubmit(self.resubmit.pop()?),
+            _ => {
+                let bio = self.resubmit.pop()?;
+                // Out as soon as the slow path has it.
+                self.bios_out += 1;
+                SlowJob::Resubmit(bio)
+            }
         };
         Some(SlowWork {
             run_id: self.run_id,
@@ -361,6 +400,7 @@ impl VqRuntime {
         !(self.broken || self.stopping || self.orphaned)
             && self.stall.is_none()
             && self.resubmit.is_empty()
+            && self.no_room.is_empty()
             && self.zero_ranges < ZERO_RANGES_WAITING
     }
 
@@ -638,6 +678,7 @@ impl VqRuntime {
             pending += 1;
             // Counted before it goes: it may complete at once.
             self.slots[usize::from(slot)].pending = pending;
+            self.bios_out += 1;
             bio.submit();
         }
         self.slots[usize::from(slot)].pending = pending;
@@ -683,6 +724,11 @@ impl VqRuntime {
         Some((bios, zeroes))
     }
 
+    /// Whether zero ranges wait for [`Self::pump_zeroes`].
+    pub(crate) fn zeroes_waiting(&self) -> bool {
+        !self.zeroes.is_empty()
+    }
+
     /// Writes zero pages for the waiting zero ranges, keeping at most
     /// [`ZERO_BIOS_IN_FLIGHT`] such bios in flight. Returns whether it
     /// submitted any.
@@ -707,6 +753,7 @@ impl VqRuntime {
                         rec.advance_range(added);
                         self.zero_bios += 1;
                         self.add_pending(slot, 1);
+                        self.bios_out += 1;
                         bio.submit();
                         any = true;
                         if added != 0 && added < left {
@@ -755,19 +802,25 @@ impl VqRuntime {
     }
 
     /// Accounts a completed bio of this queue, whose bios go to `to`. A
-    /// bio that must be submitted again waits for the slow path
-    /// ([`Self::wants_slow_path`]).
+    /// bio the device had no room for waits to be submitted again: by the
+    /// worker as room comes back ([`Self::retry_no_room`], which also
+    /// hands it to the slow path if no room can come back), or by the
+    /// slow path ([`Self::wants_slow_path`]).
     pub(crate) fn complete_bio(&mut self, bio: DoneBio, to: &BioTarget<'_>) {
         let (_, slot, zero) = untoken(bio.token());
-        if bio.must_retry() {
+        self.bios_out = self.bios_out.saturating_sub(1);
+        if let Some(bounce) = bio.bounce() {
             if self.orphaned {
                 bio.release(false);
                 self.slot_bio_done(slot, -1);
+            } else if bounce == Bounce::NoRoom && bio.nowait_retries() < NOWAIT_RETRIES {
+                self.no_room.push(bio);
             } else {
                 self.resubmit.push(bio);
             }
             return;
         }
+        self.room_freed = self.room_freed.saturating_add(1);
         if zero {
             self.zero_bios = self.zero_bios.saturating_sub(1);
         }
@@ -797,9 +850,32 @@ impl VqRuntime {
         self.slot_bio_done(slot, errno);
     }
 
+    /// Submits again, without waiting, as many bios the device had no room
+    /// for as the queue's bios that completed since gave room back. What
+    /// still waits then needs a bio of the queue out, whose completion
+    /// brings room back and the worker with it; if none is, it goes to
+    /// the slow path.
+    pub(crate) fn retry_no_room(&mut self) {
+        let freed = core::mem::take(&mut self.room_freed);
+        for _ in 0..freed {
+            let Some(bio) = self.no_room.pop() else {
+                break;
+            };
+            self.bios_out += 1;
+            self.stats.retries += 1;
+            bio.retry_nowait();
+        }
+        if self.bios_out == 0 {
+            while let Some(bio) = self.no_room.pop() {
+                self.resubmit.push(bio);
+            }
+        }
+    }
+
     /// Answers the slots that are done: writes each status byte and
     /// gathers the used element. Stops at a status byte not present (the
-    /// caller records the stall) or fails if the ring is broken.
+    /// caller records the stall) or fails if the ring is broken. A queue
+    /// that is orphaned or broken frees the slots without answering.
     pub(crate) fn answer_done(
         &mut self,
         mem: &OwnerMemory,
@@ -809,7 +885,7 @@ impl VqRuntime {
         while self.ndone > 0 {
             let slot = self.done[self.ndone - 1];
             let s = self.slots[usize::from(slot)];
-            if !self.orphaned {
+            if !(self.orphaned || self.broken) {
                 if !self.memory_ok() {
                     break;
                 }
@@ -860,9 +936,11 @@ impl VqRuntime {
         }
     }
 
-    /// Whether publishing may touch guest memory now.
+    /// Whether publishing may touch guest memory now. A broken queue
+    /// never does again: it is stopped, and what the VMM does to the
+    /// ring's memory afterwards is not the device's business.
     pub(crate) fn may_publish(&self) -> bool {
-        self.memory_ok()
+        self.memory_ok() && !self.broken
     }
 
     /// Gives up what waits for the slow path or for guest memory: for a
@@ -871,7 +949,7 @@ impl VqRuntime {
         self.orphaned = true;
         self.stall = None;
         self.stall_taken = false;
-        while let Some(bio) = self.resubmit.pop() {
+        while let Some(bio) = self.resubmit.pop().or_else(|| self.no_room.pop()) {
             let (_, slot, _) = untoken(bio.token());
             bio.release(false);
             self.slot_bio_done(slot, -1);

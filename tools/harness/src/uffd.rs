@@ -6,10 +6,11 @@
 //! make vhost wait.
 //!
 //! Only what the tests need: `MISSING` mode over an untouched anonymous
-//! mapping, and reading the fault messages (never resolving them) to see
-//! where and by which thread a fault happened. The structures and ioctl
-//! numbers are those of `include/uapi/linux/userfaultfd.h`, written out
-//! here because the libc crate lacks most of them.
+//! mapping, reading the fault messages to see where and by which thread
+//! a fault happened, and resolving them with the zero page. The
+//! structures and ioctl numbers are those of
+//! `include/uapi/linux/userfaultfd.h`, written out here because the libc
+//! crate lacks most of them.
 
 use std::fs::File;
 use std::io;
@@ -59,6 +60,19 @@ struct UffdioRegister {
     ioctls: u64,
 }
 
+/// `struct uffdio_zeropage` (with its `struct uffdio_range` inline).
+#[repr(C)]
+struct UffdioZeropage {
+    /// First address of the range.
+    start: u64,
+    /// Length of the range.
+    len: u64,
+    /// `UFFDIO_ZEROPAGE_MODE_*`: none, so waiting faults are woken.
+    mode: u64,
+    /// Bytes mapped, or a negative errno (out).
+    zeropage: i64,
+}
+
 /// `UFFDIO_API`: `_IOWR(UFFDIO, 0x3f, struct uffdio_api)`.
 const UFFDIO_API: u32 = ioc(IOC_READ | IOC_WRITE, UFFDIO, 0x3f, size_of::<UffdioApi>());
 /// `UFFDIO_REGISTER`: `_IOWR(UFFDIO, 0x00, struct uffdio_register)`.
@@ -67,6 +81,14 @@ const UFFDIO_REGISTER: u32 = ioc(
     UFFDIO,
     0x00,
     size_of::<UffdioRegister>(),
+);
+
+/// `UFFDIO_ZEROPAGE`: `_IOWR(UFFDIO, 0x04, struct uffdio_zeropage)`.
+const UFFDIO_ZEROPAGE: u32 = ioc(
+    IOC_READ | IOC_WRITE,
+    UFFDIO,
+    0x04,
+    size_of::<UffdioZeropage>(),
 );
 
 /// One page fault reported by the userfaultfd.
@@ -154,6 +176,31 @@ impl Userfaultfd {
         }
     }
 
+    /// Resolves the faults on `[start, start + len)` (page-aligned,
+    /// registered): maps the zero page there and wakes whoever waits.
+    pub fn zeropage(&self, start: u64, len: u64) -> io::Result<()> {
+        let mut z = UffdioZeropage {
+            start,
+            len,
+            mode: 0,
+            zeropage: 0,
+        };
+        // SAFETY: UFFDIO_ZEROPAGE reads and writes a
+        // `struct uffdio_zeropage`.
+        let r = unsafe {
+            libc::ioctl(
+                self.0.as_raw_fd(),
+                UFFDIO_ZEROPAGE as libc::c_ulong,
+                &mut z as *mut UffdioZeropage,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Waits up to `timeout` for a fault message and reads it; `None` if
     /// none came. Reading it does not resolve the fault: the faulting
     /// thread goes on waiting.
@@ -201,6 +248,27 @@ impl Userfaultfd {
             write: u64_at(8) & UFFD_PAGEFAULT_FLAG_WRITE != 0,
             tid: u32::from_ne_bytes(tid),
         }))
+    }
+}
+
+/// Makes the pages of `[start, start + len)` (page-aligned, in a private
+/// anonymous mapping of this process) missing again, their contents
+/// dropped: the next access faults as on a page never touched.
+pub fn discard(start: u64, len: u64) -> io::Result<()> {
+    // SAFETY: `MADV_DONTNEED` on private anonymous memory only drops the
+    // pages; the caller keeps no Rust reference into the range (guest
+    // memory is accessed with volatile copies only).
+    let r = unsafe {
+        libc::madvise(
+            start as *mut libc::c_void,
+            len as usize,
+            libc::MADV_DONTNEED,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 

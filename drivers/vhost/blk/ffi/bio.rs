@@ -97,6 +97,18 @@ impl BioKind {
     }
 }
 
+/// Why a bio submitted with `REQ_NOWAIT` came back undone
+/// (`enum vhost_blk_bio_bounce` of `glue.h`, whose `NONE` is 0 and whose
+/// other values are 1 and 2, in this order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bounce {
+    /// The device would have made the submitter wait: no free tag, a
+    /// frozen queue, a split.
+    NoRoom,
+    /// The device no longer takes `REQ_NOWAIT`.
+    NowaitRefused,
+}
+
 /// `struct vhost_blk_bio_args` of `glue.h`.
 #[repr(C)]
 pub(crate) struct BioArgs {
@@ -356,24 +368,45 @@ impl DoneBio {
         unsafe { glue::vhost_blk_bio_errno(self.bio.as_ptr()) }
     }
 
-    /// Whether it was submitted with `REQ_NOWAIT` and came back because
-    /// the device would have waited: it must be submitted again, by a
-    /// thread that may wait ([`DoneBio::resubmit`]).
-    pub(crate) fn must_retry(&self) -> bool {
+    /// Why it came back undone, if it was submitted with `REQ_NOWAIT` and
+    /// the device would have waited: it must then be submitted again
+    /// ([`DoneBio::retry_nowait`], [`DoneBio::resubmit`]).
+    pub(crate) fn bounce(&self) -> Option<Bounce> {
         // SAFETY: live by the type invariant.
-        unsafe { glue::vhost_blk_bio_must_retry(self.bio.as_ptr()) }
+        match unsafe { glue::vhost_blk_bio_bounce(self.bio.as_ptr()) } {
+            1 => Some(Bounce::NoRoom),
+            2 => Some(Bounce::NowaitRefused),
+            _ => None,
+        }
+    }
+
+    /// How many times [`DoneBio::retry_nowait`] submitted it again.
+    pub(crate) fn nowait_retries(&self) -> u32 {
+        // SAFETY: live by the type invariant.
+        unsafe { glue::vhost_blk_bio_nowait_retries(self.bio.as_ptr()) }
+    }
+
+    /// Submits it again as it was, still with `REQ_NOWAIT`: never waits;
+    /// if the device still has no room, it comes back again. It comes back
+    /// through its list.
+    pub(crate) fn retry_nowait(self) {
+        self.submit_again(true);
     }
 
     /// Submits it again as it was, without `REQ_NOWAIT`: may wait for the
     /// device (a free tag, a throttle). It comes back through its list.
     pub(crate) fn resubmit(self) {
+        self.submit_again(false);
+    }
+
+    fn submit_again(self, nowait: bool) {
         let bio = self.bio;
         core::mem::forget(self);
         // SAFETY: a completed bio owned by this value, whose pages are
         // still pinned; rearmed, it is a complete bio again, and ownership
         // passes to the block layer until it completes onto its list.
         unsafe {
-            glue::vhost_blk_bio_rearm(bio.as_ptr());
+            glue::vhost_blk_bio_rearm(bio.as_ptr(), nowait);
             glue::vhost_blk_bio_submit(bio.as_ptr());
         }
     }

@@ -125,8 +125,9 @@ pub(crate) mod glue {
         ) -> c_int;
         pub(super) fn vhost_blk_bio_add_zeroes(bio: *mut bio, len: c_uint) -> c_uint;
         pub(super) fn vhost_blk_bio_submit(bio: *mut bio);
-        pub(super) fn vhost_blk_bio_rearm(bio: *mut bio);
-        pub(super) fn vhost_blk_bio_must_retry(bio: *mut bio) -> bool;
+        pub(super) fn vhost_blk_bio_rearm(bio: *mut bio, nowait: bool);
+        pub(super) fn vhost_blk_bio_bounce(bio: *mut bio) -> c_uint;
+        pub(super) fn vhost_blk_bio_nowait_retries(bio: *mut bio) -> c_uint;
         pub(super) fn vhost_blk_bio_next(bio: *mut bio) -> *mut bio;
         pub(super) fn vhost_blk_bio_set_next(bio: *mut bio, next: *mut bio);
         pub(super) fn vhost_blk_get_user_le16(uaddr: *const c_void, val: *mut u16) -> c_int;

@@ -7,7 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use vhost_blk_core::blk::*;
 use vhost_blk_core::features::{self, bit};
@@ -36,6 +36,10 @@ pub fn run(r: &mut Runner) {
     );
     r.run("io_bad_requests_get_status", io_bad_requests_get_status);
     r.run("io_broken_rings_signal_err", io_broken_rings_signal_err);
+    r.run(
+        "io_broken_ring_answers_nothing_more",
+        io_broken_ring_answers_nothing_more,
+    );
     r.run(
         "io_reposted_head_is_independent",
         io_reposted_head_is_independent,
@@ -693,6 +697,37 @@ fn io_bad_requests_get_status() -> CaseResult {
     })?;
     // The device still works after all of that.
     write_read(&mut t, 0, 0, 4096, 4096, 0, false, 5)
+}
+
+/// A read is on a slow disk (500 ms) when the guest breaks the ring (a
+/// head out of range). A broken queue is stopped: when the read comes
+/// back, the device must write neither its status byte nor its used
+/// element, even though the ring's memory is fine, and a stop must still
+/// drain it. Before, the read was answered into the broken ring.
+fn io_broken_ring_answers_nothing_more() -> CaseResult {
+    let (_nb, f) = slow_backend("vbio11", 500)?;
+    let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+    let (h, a, s) = (t.header(VIRTIO_BLK_T_IN, 0), t.buf(4096, 4096), t.status());
+    t.submit(0, &[Buf::r(h, 16), Buf::w(a, 4096), Buf::w(s, 1)], false);
+    t.wait_consumed(0, 1, Duration::from_secs(10))?;
+    let at = Instant::now();
+    let q = &mut t.queues[0];
+    q.ring.push_avail(&t.mem, t.cfg.size + 3);
+    q.kick.signal();
+    ensure(q.err.wait(Duration::from_secs(10)), || {
+        "a head out of range did not break the ring".into()
+    })?;
+    let broke = at.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let (used, st) = (q.ring.used_idx(&t.mem), t.read_status(s));
+    ensure(used == 0 && st == 0xff, || {
+        format!(
+            "the read in flight when the ring broke (after {broke:?}) was answered into it: used \
+             index {used}, status {st:#x}"
+        )
+    })?;
+    ctx(t.dev.get_vring_base(0), "GET_VRING_BASE")?;
+    Ok(())
 }
 
 /// Each malformed ring must raise the err eventfd, leave the queue

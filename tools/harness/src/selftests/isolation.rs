@@ -14,7 +14,10 @@
 
 mod blocks4k;
 mod bounds;
+mod drain;
 mod neighbours;
+mod partition;
+mod scsi_debug;
 
 use std::fs::File;
 use std::path::Path;
@@ -44,6 +47,10 @@ pub fn run(r: &mut Runner, kdir: Option<&Path>) {
         neighbours::isolation_throttled_neighbour_spares_fast_tenant,
     );
     r.run(
+        "isolation_disk_room_held_by_neighbour",
+        neighbours::isolation_disk_room_held_by_neighbour,
+    );
+    r.run(
         "isolation_write_zeroes_memory_bounded",
         bounds::isolation_write_zeroes_memory_bounded,
     );
@@ -54,10 +61,17 @@ pub fn run(r: &mut Runner, kdir: Option<&Path>) {
     r.run("isolation_4k_logical_blocks", || {
         blocks4k::isolation_4k_logical_blocks(kdir)
     });
+    r.run("isolation_partition_bounced_bios_land_in_place", || {
+        partition::isolation_partition_bounced_bios_land_in_place(kdir)
+    });
     r.run("isolation_cpu_time_accounted", isolation_cpu_time_accounted);
     r.run(
         "isolation_killed_owner_unblocks",
         isolation_killed_owner_unblocks,
+    );
+    r.run(
+        "isolation_stop_publishes_stalled_answers",
+        drain::isolation_stop_publishes_stalled_answers,
     );
 }
 

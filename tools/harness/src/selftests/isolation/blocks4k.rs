@@ -17,19 +17,18 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use vhost_blk_core::blk::*;
 use vhost_blk_core::memory::UserMemory;
 
+use super::scsi_debug::ScsiDebug;
 use crate::blk::{pattern, status_name, Config, TestDevice};
 use crate::driver::Buf;
 use crate::logwrites::{Log, LogWrites, LOG_DISCARD, LOG_FLUSH, LOG_MARK};
 use crate::nullb::NullBlk;
 use crate::selftests::io::{backend, write_read_check};
-use crate::testing::{ctx, ensure, unload_module, CaseResult, KernelLog};
+use crate::testing::{ctx, ensure, CaseResult, KernelLog};
 
 /// The block size of the disks under test.
 const BLOCK: u64 = 4096;
@@ -69,7 +68,7 @@ pub(super) fn isolation_4k_logical_blocks(kdir: Option<&Path>) -> CaseResult {
         "--kdir not given: the scsi_debug part needs the test kernel's build tree \
          (vhost-blk-selftest --kdir DIR)",
     )?;
-    let sd = ScsiDebug::load(kdir)?;
+    let sd = ScsiDebug::load(kdir, &["sector_size=4096", "dev_size_mb=64"])?;
     let on_sd =
         check_disk(&sd.disk, "s").map_err(|e| format!("scsi_debug {}: {e}", sd.disk.display()))?;
     let disk = sd.disk.display().to_string();
@@ -96,7 +95,7 @@ fn logical_block_size(dev: &Path) -> Result<u64, String> {
 
 /// Reads `len` bytes at `sector` of `f` (opened with O_DIRECT) into an
 /// aligned buffer.
-fn direct_read(f: &File, sector: u64, len: u64) -> Result<Vec<u8>, String> {
+pub(super) fn direct_read(f: &File, sector: u64, len: u64) -> Result<Vec<u8>, String> {
     let mut buf = vec![0u8; len as usize + BLOCK as usize];
     let off = buf.as_ptr().align_offset(BLOCK as usize);
     ctx(
@@ -463,111 +462,4 @@ fn check_log(log: &Log, posted: &[Posted]) -> Result<usize, String> {
         })?;
     }
     Ok(writes)
-}
-
-/// scsi_debug loaded with one disk of 4 KiB sectors; unloaded when
-/// dropped (or by [`ScsiDebug::unload`]).
-struct ScsiDebug {
-    /// The disk's device node.
-    disk: PathBuf,
-    /// Whether the module was unloaded already.
-    unloaded: bool,
-}
-
-/// The entries of `dir` whose names start with `prefix`, sorted.
-fn entries(dir: &Path, prefix: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-/// The name of scsi_debug's disk, from
-/// `/sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*:*/block/*`.
-fn scsi_debug_disk() -> Option<String> {
-    let root = Path::new("/sys/bus/pseudo/drivers/scsi_debug");
-    for adapter in entries(root, "adapter") {
-        for host in entries(&adapter, "host") {
-            for target in entries(&host, "target") {
-                for lun in entries(&target, "") {
-                    if !lun.file_name()?.to_string_lossy().contains(':') {
-                        continue;
-                    }
-                    if let Some(b) = entries(&lun.join("block"), "").first() {
-                        return Some(b.file_name()?.to_string_lossy().into_owned());
-                    }
-                }
-            }
-        }
-    }
-    None
-}
-
-impl ScsiDebug {
-    /// Loads `kdir/drivers/scsi/scsi_debug.ko` with 4 KiB sectors and 64
-    /// MiB, and waits up to 10 s for its disk's node.
-    fn load(kdir: &Path) -> Result<Self, String> {
-        ensure(!Path::new("/sys/module/scsi_debug").exists(), || {
-            "scsi_debug is loaded already".into()
-        })?;
-        let ko = kdir.join("drivers/scsi/scsi_debug.ko");
-        ensure(ko.exists(), || {
-            format!(
-                "{} is missing: the test kernel needs CONFIG_SCSI_DEBUG=m",
-                ko.display()
-            )
-        })?;
-        let out = ctx(
-            Command::new("insmod")
-                .arg(&ko)
-                .args(["sector_size=4096", "dev_size_mb=64"])
-                .output(),
-            "insmod",
-        )?;
-        ensure(out.status.success(), || {
-            format!(
-                "insmod {}: {}",
-                ko.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )
-        })?;
-        let mut me = Self {
-            disk: PathBuf::new(),
-            unloaded: false,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(name) = scsi_debug_disk() {
-                let dev = PathBuf::from(format!("/dev/{name}"));
-                if dev.exists() {
-                    me.disk = dev;
-                    return Ok(me);
-                }
-            }
-            ensure(Instant::now() < deadline, || {
-                "scsi_debug loaded, but no disk of it appeared in 10 s".into()
-            })?;
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Unloads the module, reporting failure.
-    fn unload(mut self) -> CaseResult {
-        self.unloaded = true;
-        unload_module("scsi_debug", Duration::from_secs(5))
-    }
-}
-
-impl Drop for ScsiDebug {
-    fn drop(&mut self) {
-        if !self.unloaded {
-            let _ = unload_module("scsi_debug", Duration::from_secs(5));
-        }
-    }
 }

@@ -258,9 +258,10 @@ impl Flood {
 /// MiB/s through, and SLOW, a disk with one tag and 2 s per request, each
 /// keeping 32 writes of 64 KiB in flight. The worker must not wait for a
 /// tag or the throttle: FAST's requests complete in under a second
-/// (before, it waited seconds for SLOW's tag each time), SLOW's waiting
-/// bios are resubmitted by its slow path, and closing SLOW with requests
-/// in flight returns at once.
+/// (before, it waited seconds for SLOW's tag each time), the worker
+/// submits SLOW's bounced bios again, without waiting, as SLOW's own
+/// bios complete, and closing SLOW with requests in flight returns at
+/// once.
 /// FAST's worst request beside THROTTLED and SLOW: half of SLOW's 2-s
 /// completion time, so a worker that waited for SLOW's disk even once
 /// shows.
@@ -300,15 +301,15 @@ pub(super) fn isolation_throttled_neighbour_spares_fast_tenant() -> CaseResult {
         flood_s.refill(&mut slow)
     })
     .map_err(|e| format!("FAST beside THROTTLED and SLOW: {e}"))?;
-    // A resubmission counts once the disk took the bio: the first one,
-    // when SLOW's one request in the disk completes (2 s after it went
-    // in), which may be after FAST's last request.
+    // The first retry comes when SLOW's one request in the disk
+    // completes (2 s after it went in), which may be after FAST's last
+    // request.
     stats_until(Duration::from_secs(10), |s| {
-        s.vq(id_slow, 0).is_some_and(|v| v.num("resubmits") >= 1)
+        s.vq(id_slow, 0).is_some_and(|v| v.num("retries") >= 1)
     })?;
-    let resubmits = Stats::read()?
+    let (retries, resubmits) = Stats::read()?
         .vq(id_slow, 0)
-        .map_or(0, |v| v.num("resubmits"));
+        .map_or((0, 0), |v| (v.num("retries"), v.num("resubmits")));
     let (thr_done, slow_done) = (flood_t.done, flood_s.done);
     // Let THROTTLED's writes through and drain them; close SLOW with its
     // writes in flight, which must not wait for them, then remove its
@@ -330,7 +331,8 @@ pub(super) fn isolation_throttled_neighbour_spares_fast_tenant() -> CaseResult {
     let (_, lp99, lmax) = spread(&mut loaded);
     println!(
         "  FAST alone p99 {} max {}, beside THROTTLED and SLOW p99 {} max {}; THROTTLED \
-         completed {thr_done}, SLOW {slow_done} (resubmits={resubmits}); closing SLOW with \
+         completed {thr_done}, SLOW {slow_done} (retries={retries} resubmits={resubmits}); \
+         closing SLOW with \
          {left} in flight took {}, removing its disk {}",
         ms(sp99),
         ms(smax),
@@ -345,10 +347,10 @@ pub(super) fn isolation_throttled_neighbour_spares_fast_tenant() -> CaseResult {
             ms(lmax)
         )
     })?;
-    ensure(resubmits >= 1, || {
+    ensure(retries >= 1, || {
         format!(
-            "SLOW's queue shows resubmits={resubmits} with 32 writes on a disk of one tag: its \
-             bios never met a full disk or were not handed to the slow path"
+            "SLOW's queue shows retries={retries} with 32 writes on a disk of one tag: its \
+             worker did not submit its bounced bios again as its own completed"
         )
     })?;
     // Close waits up to 1 s for the disk (RELEASE_WAIT_MS), then for the
@@ -363,4 +365,61 @@ pub(super) fn isolation_throttled_neighbour_spares_fast_tenant() -> CaseResult {
     ensure(gone.is_some(), || {
         format!("SLOW's closed device {id_slow} was not torn down within 30 s of its disk going")
     })
+}
+
+/// Two devices on one disk of one tag (2 s per request): HOLDER's write
+/// takes the tag, then WAITER's one write finds no room. No bio of
+/// WAITER is out, so no completion of its own will give room back: its
+/// worker must hand the bio to WAITER's slow path, which waits for the
+/// tag, and the write completes once HOLDER's has (4 s). A worker that
+/// kept it to retry on its own completions would strand it.
+pub(super) fn isolation_disk_room_held_by_neighbour() -> CaseResult {
+    let (_ns, fs) = one_tag_slow("vbisoh")?;
+    let mut holder = ctx(TestDevice::new(&fs, Config::default()), "HOLDER")?;
+    let mut waiter = ctx(TestDevice::new(&fs, Config::default()), "WAITER")?;
+    let (id_h, id_w) = (
+        ctx(fd_ids(&holder.dev), "fdinfo")?.0,
+        ctx(fd_ids(&waiter.dev), "fdinfo")?.0,
+    );
+    let hs = one_write(&mut holder, 0);
+    // Taken means submitted: the tag is HOLDER's from now for 2 s.
+    stats_until(Duration::from_secs(10), |s| {
+        s.vq(id_h, 0).is_some_and(|v| v.num("last_avail") >= 1)
+    })?
+    .ok_or("HOLDER's write was not taken in 10 s")?;
+    let at = Instant::now();
+    let ws = one_write(&mut waiter, 128);
+    waiter.wait(0, 1, Duration::from_secs(10)).map_err(|e| {
+        format!(
+            "WAITER: {e}: its bio, bounced for want of room with none of its queue's out, \
+                 was never handed to the slow path"
+        )
+    })?;
+    let took = at.elapsed();
+    holder.wait(0, 1, Duration::from_secs(10))?;
+    for (who, t, s) in [("HOLDER", &holder, hs), ("WAITER", &waiter, ws)] {
+        let st = t.read_status(s);
+        ensure(st == VIRTIO_BLK_S_OK, || {
+            format!("{who}'s write: status {}", status_name(st))
+        })?;
+    }
+    let resubmits = Stats::read()?.vq(id_w, 0).map_or(0, |v| v.num("resubmits"));
+    ensure(resubmits >= 1, || {
+        format!("WAITER's queue shows resubmits={resubmits}: its bounced bio took another way")
+    })?;
+    println!(
+        "  WAITER's write behind HOLDER's on one tag: done after {} (resubmits={resubmits})",
+        ms(took)
+    );
+    Ok(())
+}
+
+/// Posts one 4 KiB write at `sector` on queue 0 of `t`; returns its
+/// status byte's address.
+fn one_write(t: &mut TestDevice, sector: u64) -> u64 {
+    let a = t.buf(4096, 4096);
+    let h = t.header(VIRTIO_BLK_T_OUT, sector);
+    let s = t.status();
+    t.submit(0, &[Buf::r(h, 16), Buf::r(a, 4096), Buf::w(s, 1)], false);
+    s
 }
