@@ -134,25 +134,31 @@ impl Userfaultfd {
             ioctls: 0,
         };
         // SAFETY: UFFDIO_API reads and writes a `struct uffdio_api`.
-        let r = unsafe {
-            libc::ioctl(
-                me.0.as_raw_fd(),
-                UFFDIO_API as libc::c_ulong,
-                &mut api as *mut UffdioApi,
-            )
-        };
-        if r < 0 {
-            return Err(format!(
-                "UFFDIO_API with UFFD_FEATURE_THREAD_ID: {}",
-                io::Error::last_os_error()
-            ));
-        }
+        unsafe { me.ioctl(UFFDIO_API, &mut api) }
+            .map_err(|e| format!("UFFDIO_API with UFFD_FEATURE_THREAD_ID: {e}"))?;
         Ok(me)
+    }
+
+    /// Issues `cmd`, whose argument is the `struct` `arg` stands for.
+    ///
+    /// # Safety
+    ///
+    /// `cmd` must read and write exactly a `T`.
+    unsafe fn ioctl<T>(&self, cmd: u32, arg: &mut T) -> io::Result<()> {
+        // SAFETY: `arg` is a live, exclusive `T`, as the caller
+        // guarantees `cmd` expects.
+        let r = unsafe { libc::ioctl(self.0.as_raw_fd(), cmd as libc::c_ulong, arg as *mut T) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
     }
 
     /// Registers `[start, start + len)` (page-aligned) in `MISSING` mode:
     /// every access to a page not yet present raises a fault message and
-    /// waits for it to be resolved, which these tests never do.
+    /// waits until it is resolved ([`Userfaultfd::zeropage`]) or the
+    /// process dies.
     pub fn register_missing(&self, start: u64, len: u64) -> io::Result<()> {
         let mut reg = UffdioRegister {
             start,
@@ -162,18 +168,7 @@ impl Userfaultfd {
         };
         // SAFETY: UFFDIO_REGISTER reads and writes a
         // `struct uffdio_register`.
-        let r = unsafe {
-            libc::ioctl(
-                self.0.as_raw_fd(),
-                UFFDIO_REGISTER as libc::c_ulong,
-                &mut reg as *mut UffdioRegister,
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        unsafe { self.ioctl(UFFDIO_REGISTER, &mut reg) }
     }
 
     /// Resolves the faults on `[start, start + len)` (page-aligned,
@@ -187,18 +182,7 @@ impl Userfaultfd {
         };
         // SAFETY: UFFDIO_ZEROPAGE reads and writes a
         // `struct uffdio_zeropage`.
-        let r = unsafe {
-            libc::ioctl(
-                self.0.as_raw_fd(),
-                UFFDIO_ZEROPAGE as libc::c_ulong,
-                &mut z as *mut UffdioZeropage,
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        unsafe { self.ioctl(UFFDIO_ZEROPAGE, &mut z) }
     }
 
     /// Waits up to `timeout` for a fault message and reads it; `None` if
