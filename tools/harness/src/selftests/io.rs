@@ -730,6 +730,28 @@ fn io_broken_ring_answers_nothing_more() -> CaseResult {
     Ok(())
 }
 
+/// Queue 0 of `t` as the statistics show it, for a failure message.
+fn queue_state(t: &TestDevice) -> String {
+    let id = match crate::stats::fd_ids(&t.dev) {
+        Ok((id, _)) => id,
+        Err(e) => return format!("fdinfo: {e}"),
+    };
+    match crate::stats::Stats::read() {
+        Ok(st) => st.vq(id, 0).map_or("no vq line".into(), |v| {
+            let keys = [
+                "inflight",
+                "broken",
+                "stalls",
+                "resubmits",
+                "retries",
+                "last_avail",
+            ];
+            keys.map(|k| format!("{k}={}", v.text(k))).join(" ")
+        }),
+        Err(e) => format!("statistics: {e}"),
+    }
+}
+
 /// Each malformed ring must raise the err eventfd, leave the queue
 /// stopped (nothing used), and leave other devices working.
 fn io_broken_rings_signal_err() -> CaseResult {
@@ -932,13 +954,21 @@ fn io_broken_rings_signal_err() -> CaseResult {
         let protected = brk(&mut t);
         t.queues[0].kick.signal();
         let signalled = t.queues[0].err.wait(Duration::from_secs(30));
+        // What the queue shows when it did not break: where it waits.
+        let state = if signalled {
+            String::new()
+        } else {
+            queue_state(&t)
+        };
         if let Some((addr, len)) = protected {
             ctx(
                 t.mem.protect(addr, len, libc::PROT_READ | libc::PROT_WRITE),
                 "mprotect",
             )?;
         }
-        ensure(signalled, || format!("{what}: no err eventfd"))?;
+        ensure(signalled, || {
+            format!("{what}: no err eventfd in 30 s ({state})")
+        })?;
         ensure(t.queues[0].ring.pop_used(&t.mem).is_none(), || {
             format!("{what}: something was used")
         })?;
