@@ -8,7 +8,7 @@
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use vhost_blk_core::memory::UserMemory;
 
 use super::blocks4k::direct_read;
 use super::scsi_debug::ScsiDebug;
+use crate::bench::open_direct;
 use crate::blk::{pattern, status_name, Config, TestDevice};
 use crate::driver::Buf;
 use crate::stats::{fd_ids, Stats};
@@ -49,12 +50,13 @@ pub(super) fn isolation_partition_bounced_bios_land_in_place(kdir: Option<&Path>
     )?;
     let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
     let id = ctx(fd_ids(&t.dev), "fdinfo")?.0;
+    // What write `i` puts at sector `8 i` of the partition.
+    let data = |i: u64| -> Vec<u8> { (0..4096).map(|o| pattern(0x9a27 + i, o)).collect() };
     let mut statuses = Vec::new();
     for i in 0..WRITES {
         let a = t.buf(4096, 4096);
-        let data: Vec<u8> = (0..4096).map(|o| pattern(0x9a27 + i, o)).collect();
         t.mem
-            .write(a, &data)
+            .write(a, &data(i))
             .map_err(|_| "writing the guest buffer faulted")?;
         let h = t.header(VIRTIO_BLK_T_OUT, i * 8);
         let s = t.status();
@@ -78,16 +80,12 @@ pub(super) fn isolation_partition_bounced_bios_land_in_place(kdir: Option<&Path>
         )
     })?;
     drop(t);
-    let direct = |p: &Path| {
-        OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(p)
-            .map_err(|e| format!("open {} O_DIRECT: {e}", p.display()))
-    };
-    let (fp, fd) = (direct(&part)?, direct(&sd.disk)?);
+    let (fp, fd) = (
+        ctx(open_direct(&part), "O_DIRECT")?,
+        ctx(open_direct(&sd.disk), "O_DIRECT")?,
+    );
     for i in 0..WRITES {
-        let want: Vec<u8> = (0..4096).map(|o| pattern(0x9a27 + i, o)).collect();
+        let want = data(i);
         if direct_read(&fp, i * 8, 4096)? == want {
             continue;
         }
