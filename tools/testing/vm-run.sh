@@ -72,7 +72,12 @@ out=$(cd "$out" && pwd)
 
 # no5lvl: TCG's "-cpu max" offers LA57, and the clang-built KASAN kernel
 # reports a wild access in early interrupt handling with 5-level paging.
-append="printk.time=1 panic=-1 null_blk.nr_devices=0 loglevel=7 no5lvl"
+# tsc=reliable: TCG's TSC follows the host's clock, but a vCPU starved of
+# host CPU makes the clocksource watchdog mark it unstable minutes into a
+# run, and the guest then reads the time from the emulated HPET, a slow
+# device access for every clock read: runs (and both halves of an A/B
+# comparison) would time themselves differently before and after.
+append="printk.time=1 panic=-1 null_blk.nr_devices=0 loglevel=7 no5lvl tsc=reliable"
 [ "$flavour" = debug ] && append="$append panic_on_warn=1 kmemleak=on"
 [ -n "$extra_append" ] && append="$append $extra_append"
 

@@ -464,6 +464,8 @@ static inline struct vhost_blk_bio *to_vb(struct bio *bio)
  */
 struct vhost_blk_bio_list {
 	struct bio *head;
+	/* A bio came back BLK_STS_AGAIN since the last take: the disk is full. */
+	bool bounced;
 	struct vhost_blk_wake __rcu *wake;
 	struct rcu_head rcu;
 };
@@ -542,6 +544,8 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 	struct bio *head;
 
 	rcu_read_lock();
+	if (bio->bi_status == BLK_STS_AGAIN)
+		WRITE_ONCE(list->bounced, true);
 	head = READ_ONCE(list->head);
 	do {
 		bio->bi_next = head;
@@ -562,7 +566,18 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 
 struct bio *vhost_blk_bio_list_take(struct vhost_blk_bio_list *list)
 {
+	WRITE_ONCE(list->bounced, false);
 	return xchg(&list->head, NULL);
+}
+
+/*
+ * Whether a bio bounced off a full disk since the last take. A hint, read
+ * without ordering: the bounced bio itself reaches the worker through the
+ * list.
+ */
+bool vhost_blk_bio_list_bounced(struct vhost_blk_bio_list *list)
+{
+	return READ_ONCE(list->bounced);
 }
 
 static const blk_opf_t vhost_blk_bio_opf[VHOST_BLK_BIO_NR_KINDS] = {

@@ -124,6 +124,7 @@ void vhost_blk_bio_list_set_wake(struct vhost_blk_bio_list *list,
 bool vhost_blk_bio_list_empty(struct vhost_blk_bio_list *list);
 void vhost_blk_bio_list_free(struct vhost_blk_bio_list *list);
 struct bio *vhost_blk_bio_list_take(struct vhost_blk_bio_list *list);
+bool vhost_blk_bio_list_bounced(struct vhost_blk_bio_list *list);
 void vhost_blk_rcu_barrier(void);
 
 /**

@@ -448,8 +448,9 @@ impl VqRuntime {
             if turn.batch_full(start, cx.publish_batch) {
                 break Batch::Full;
             }
-            if self.nfree == 0 || !self.may_take() {
-                // Completions free slots and bring the worker back.
+            if self.nfree == 0 || !self.may_take() || cx.target.list.bounced() {
+                // Completions free slots (or the disk's room) and bring
+                // the worker back.
                 break Batch::Done;
             }
             match self.vring.get_vq_desc(cx.mem, cx.table, chain) {

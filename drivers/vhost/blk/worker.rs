@@ -220,8 +220,15 @@ impl Worker {
 
     /// One turn on `q`; lets an orphaned queue go once it has drained.
     /// Returns whether it found work.
-    fn serve(&self, q: &Arc<Queue>, policy: &Policy, chain: &mut Chain, mm: &mut MmSlot) -> bool {
-        match q.run_once(policy, chain, mm) {
+    fn serve(
+        &self,
+        q: &Arc<Queue>,
+        policy: &Policy,
+        chain: &mut Chain,
+        mm: &mut MmSlot,
+        since: &mut u64,
+    ) -> bool {
+        match q.run_once(policy, chain, mm, since) {
             TurnResult::Idle => false,
             TurnResult::Worked => true,
             TurnResult::Orphaned => {
@@ -249,13 +256,16 @@ impl Worker {
         let mut mm = unsafe { MmSlot::new() };
         let mut last_work = now_ns();
         // A pass starts when the previous one ended, unless the worker
-        // yielded the CPU in between: one clock read per pass.
+        // yielded the CPU in between: one clock read per pass, and one
+        // per busy turn (`Queue::run_once`).
         let mut start = last_work;
         let mut awake = Awake::new();
         while !kthread::should_stop() {
             self.wake.take();
             let policy = Policy::current();
-            let found = self.for_each_queue(|q| self.serve(q, &policy, &mut chain, &mut mm));
+            let mut since = start;
+            let found =
+                self.for_each_queue(|q| self.serve(q, &policy, &mut chain, &mut mm, &mut since));
             let end = now_ns();
             let began = core::mem::replace(&mut start, end);
             add(&self.stats.passes, 1);

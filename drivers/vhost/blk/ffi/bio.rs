@@ -168,7 +168,14 @@ impl BioList {
         unsafe { glue::vhost_blk_bio_list_empty(self.list.as_ptr()) }
     }
 
-    /// Takes every completed bio.
+    /// Whether a bio came back from a full disk (`BLK_STS_AGAIN`) since
+    /// the last [`Self::take`]: submitting more now would bounce too.
+    pub(crate) fn bounced(&self) -> bool {
+        // SAFETY: the list is live.
+        unsafe { glue::vhost_blk_bio_list_bounced(self.list.as_ptr()) }
+    }
+
+    /// Takes every completed bio, and clears [`Self::bounced`].
     pub(crate) fn take(&self) -> BioStack<DoneBio> {
         // SAFETY: the list is live; the bios taken are completed bios of
         // this module, now owned by the caller, linked by `bi_next`.

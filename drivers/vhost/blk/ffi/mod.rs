@@ -115,6 +115,7 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_bio_list_empty(list: *mut vhost_blk_bio_list) -> bool;
         pub(super) fn vhost_blk_bio_list_free(list: *mut vhost_blk_bio_list);
         pub(super) fn vhost_blk_bio_list_take(list: *mut vhost_blk_bio_list) -> *mut bio;
+        pub(super) fn vhost_blk_bio_list_bounced(list: *mut vhost_blk_bio_list) -> bool;
         pub(super) fn vhost_blk_rcu_barrier();
         pub(super) fn vhost_blk_bio_alloc(args: *const super::bio::BioArgs) -> *mut bio;
         pub(super) fn vhost_blk_bio_add_user(
