@@ -18,10 +18,11 @@ use crate::ffi::bdev::BdevFile;
 use crate::ffi::cgroup::Blkcg;
 use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;
+use crate::ffi::module::ModuleHeld;
 use crate::ffi::poll::KickPoll;
 use crate::ffi::seq::SeqFile;
 use crate::ffi::worker::{now_ns, Kthread};
-use crate::queue::{ModuleRef, Queue, QueueCtx};
+use crate::queue::{Queue, QueueCtx};
 use crate::slow::SlowThread;
 use crate::vcore::blk::{self, BlkLimits, DataRules};
 use crate::vcore::features;
@@ -194,11 +195,12 @@ impl VhostBlkDev {
     /// [`RELEASE_WAIT_MS`] are left to their workers, which tear their
     /// queues down when the last bio is over (the module stays loaded
     /// until then), and requests waiting for the owner's memory are
-    /// dropped with the slow path.
-    pub(crate) fn release(self: Arc<Self>) {
+    /// dropped with the slow path. `held`: the file holds the module
+    /// until this returns.
+    pub(crate) fn release(self: Arc<Self>, held: &ModuleHeld<'_>) {
         let threads = {
             let mut st = self.state.lock();
-            self.close_queues(&mut st)
+            self.close_queues(&mut st, held)
         };
         // Stopping an idle worker waits for it, and it takes queue locks.
         drop(threads);
@@ -236,7 +238,7 @@ impl VhostBlkDev {
     /// What closing the file does: [`Self::shutdown`], but a queue whose
     /// bios do not come back within [`RELEASE_WAIT_MS`] is left to its
     /// worker instead of waited for.
-    fn close_queues(&self, st: &mut StateGuard<'_>) -> Stopped {
+    fn close_queues(&self, st: &mut StateGuard<'_>, held: &ModuleHeld<'_>) -> Stopped {
         for vq in st.vqs.iter_mut() {
             // No kick wake-up runs once its poll is gone.
             *vq = VqConfig::default();
@@ -257,9 +259,7 @@ impl VhostBlkDev {
                 if let Some(rt) = run.rt.as_mut() {
                     // Its worker lets it go when the last bio is back.
                     rt.orphan();
-                    // SAFETY: the file being released holds a reference
-                    // on the module until this returns.
-                    run.orphan = Some(unsafe { ModuleRef::new() });
+                    run.orphan = Some(held.get());
                     drop(run);
                     q.kick_quiet();
                     continue;

@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * C glue of vhost_blk.ko: the /dev/vhost-blk misc device and its
- * file_operations, which forward to the Rust device (ffi/misc.rs).
- *
- * 6.12's Rust support has no miscdevice abstraction, so the registration
- * lives here; everything above the file_operations is Rust.
+ * C glue of vhost_blk.ko: what 6.12's Rust support cannot reach or has no
+ * abstraction for. The /dev/vhost-blk misc device and its file_operations,
+ * the statistics file, CPU hotplug and the reaping work call into the
+ * driver through the vhost_blk_rs_* functions of entry.rs; kick polls,
+ * bio building and completion, worker kthreads, user copies, module
+ * parameters and static inlines are wrapped here for the ffi/ layer.
+ * Prototypes and shared structs are in glue.h.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/cgroup.h>
@@ -121,16 +125,10 @@ bool vhost_blk_mm_is_current(const struct mm_struct *mm)
 	return current->mm == mm;
 }
 
-/* Eventfds for kick, call and err. */
-struct eventfd_ctx *vhost_blk_eventfd_get(int fd, int *err)
+/* Eventfds for kick, call and err; ERR_PTR on failure. */
+struct eventfd_ctx *vhost_blk_eventfd_get(int fd)
 {
-	struct eventfd_ctx *ctx = eventfd_ctx_fdget(fd);
-
-	if (IS_ERR(ctx)) {
-		*err = PTR_ERR(ctx);
-		return NULL;
-	}
-	return ctx;
+	return eventfd_ctx_fdget(fd);
 }
 
 void vhost_blk_eventfd_signal(struct eventfd_ctx *ctx)
@@ -143,21 +141,20 @@ void vhost_blk_eventfd_put(struct eventfd_ctx *ctx)
 	eventfd_ctx_put(ctx);
 }
 
-/* The backing block device: a reference on a file the VMM opened. */
-struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info,
-				 int *err)
+/*
+ * The backing block device: a reference on a file the VMM opened; ERR_PTR
+ * on failure.
+ */
+struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info)
 {
 	struct block_device *bdev;
 	struct file *file = fget(fd);
 
-	if (!file) {
-		*err = -EBADF;
-		return NULL;
-	}
+	if (!file)
+		return ERR_PTR(-EBADF);
 	if (!S_ISBLK(file_inode(file)->i_mode)) {
 		fput(file);
-		*err = -ENOTBLK;
-		return NULL;
+		return ERR_PTR(-ENOTBLK);
 	}
 	bdev = file_bdev(file);
 	memset(info, 0, sizeof(*info));
@@ -186,21 +183,19 @@ void vhost_blk_fput(struct file *file)
  * scheduler and kthread primitives, most of them static inline.
  */
 struct task_struct *vhost_blk_kthread_run(int (*fn)(void *), void *data,
-					  int id, int cpu, int *err)
+					  int id, int cpu)
 {
 	struct task_struct *task = kthread_create(fn, data, "vhost-blk-%d", id);
 
-	if (IS_ERR(task)) {
-		*err = PTR_ERR(task);
-		return NULL;
-	}
+	if (IS_ERR(task))
+		return task;
 	/*
 	 * @cpu was online when vhost_blk_param_worker_cpu() chose it; if it
 	 * has gone offline since, the worker runs unpinned, as it would had
 	 * the CPU gone offline under it.
 	 */
 	if (cpu >= 0 && vhost_blk_kthread_pin(task, cpu))
-		pr_notice_ratelimited("vhost_blk: worker_cpus: CPU %d went offline; vhost-blk-%d runs unpinned\n",
+		pr_notice_ratelimited("worker_cpus: CPU %d went offline; vhost-blk-%d runs unpinned\n",
 				      cpu, id);
 	wake_up_process(task);
 	return task;
@@ -296,12 +291,16 @@ void vhost_blk_wake_free(struct vhost_blk_wake *wake)
 	call_rcu(&wake->rcu, vhost_blk_wake_free_rcu);
 }
 
-/* Called once, before anything can signal @wake; takes a reference. */
+/*
+ * Points @wake at @task, taking a reference on it; only the first call
+ * counts (a task signalled may not be swapped out under the signal).
+ */
 void vhost_blk_wake_set_task(struct vhost_blk_wake *wake,
 			     struct task_struct *task)
 {
 	get_task_struct(task);
-	WRITE_ONCE(wake->task, task);
+	if (cmpxchg(&wake->task, NULL, task))
+		put_task_struct(task);
 }
 
 void vhost_blk_wake_signal(struct vhost_blk_wake *wake)
@@ -376,7 +375,6 @@ struct vhost_blk_poll {
 	wait_queue_entry_t wait;
 	struct file *file;
 	void *data;
-	unsigned long token;
 };
 
 static void vhost_blk_poll_queue(struct file *file, wait_queue_head_t *wqh,
@@ -396,34 +394,31 @@ static int vhost_blk_poll_wakeup(wait_queue_entry_t *wait, unsigned int mode,
 						   wait);
 
 	if (key_to_poll(key) & EPOLLIN)
-		vhost_blk_rs_kick(poll->data, poll->token);
+		vhost_blk_rs_kick(poll->data);
 	return 0;
 }
 
-struct vhost_blk_poll *vhost_blk_poll_start(int fd, void *data,
-					    unsigned long token, int *err)
+struct vhost_blk_poll *vhost_blk_poll_start(int fd, void *data)
 {
 	struct vhost_blk_poll *poll;
+	struct file *file;
 	__poll_t mask;
 
 	poll = kzalloc(sizeof(*poll), GFP_KERNEL);
-	if (!poll) {
-		*err = -ENOMEM;
-		return NULL;
-	}
-	poll->file = eventfd_fget(fd);
-	if (IS_ERR(poll->file)) {
-		*err = PTR_ERR(poll->file);
+	if (!poll)
+		return ERR_PTR(-ENOMEM);
+	file = eventfd_fget(fd);
+	if (IS_ERR(file)) {
 		kfree(poll);
-		return NULL;
+		return ERR_CAST(file);
 	}
+	poll->file = file;
 	poll->data = data;
-	poll->token = token;
 	init_waitqueue_func_entry(&poll->wait, vhost_blk_poll_wakeup);
 	init_poll_funcptr(&poll->table, vhost_blk_poll_queue);
 	mask = vfs_poll(poll->file, &poll->table);
 	if (mask & EPOLLIN)
-		vhost_blk_rs_kick(data, token);
+		vhost_blk_rs_kick(data);
 	return poll;
 }
 
@@ -929,94 +924,64 @@ void vhost_blk_blkcg_put(struct cgroup_subsys_state *css)
  * scheduling turn or the next device. Documented in
  * Documentation/vhost-blk/admin-guide.rst.
  */
+/*
+ * The kernel_param_ops of unsigned parameter @name: a write outside
+ * @min..@max fails with -EINVAL.
+ */
+#define VHOST_BLK_UINT_PARAM_OPS(name, min, max)                           \
+	static int name##_set(const char *val, const struct kernel_param *kp) \
+	{                                                                  \
+		return param_set_uint_minmax(val, kp, min, max);           \
+	}                                                                  \
+	static const struct kernel_param_ops name##_ops = {                \
+		.set = name##_set,                                         \
+		.get = param_get_uint,                                     \
+	}
+
 static unsigned int poll_budget_us;
-static unsigned int queues_per_worker = 1;
-static unsigned int max_workers;
-static unsigned int quota_reqs = 64;
-static unsigned int quota_kib = 512;
-static unsigned int publish_batch = 8;
-
-static int poll_budget_us_set(const char *val, const struct kernel_param *kp)
-{
-	return param_set_uint_minmax(val, kp, 0, 1000000);
-}
-
-static int queues_per_worker_set(const char *val, const struct kernel_param *kp)
-{
-	return param_set_uint_minmax(val, kp, 1, 1024);
-}
-
-static int max_workers_set(const char *val, const struct kernel_param *kp)
-{
-	return param_set_uint_minmax(val, kp, 0, 1024);
-}
-
-static int quota_reqs_set(const char *val, const struct kernel_param *kp)
-{
-	return param_set_uint_minmax(val, kp, 1, 32768);
-}
-
-static int quota_kib_set(const char *val, const struct kernel_param *kp)
-{
-	return param_set_uint_minmax(val, kp, 4, 1048576);
-}
-
-static int publish_batch_set(const char *val, const struct kernel_param *kp)
-{
-	return param_set_uint_minmax(val, kp, 0, 32768);
-}
-
-static const struct kernel_param_ops poll_budget_us_ops = {
-	.set = poll_budget_us_set,
-	.get = param_get_uint,
-};
-
-static const struct kernel_param_ops queues_per_worker_ops = {
-	.set = queues_per_worker_set,
-	.get = param_get_uint,
-};
-
-static const struct kernel_param_ops max_workers_ops = {
-	.set = max_workers_set,
-	.get = param_get_uint,
-};
-
-static const struct kernel_param_ops quota_reqs_ops = {
-	.set = quota_reqs_set,
-	.get = param_get_uint,
-};
-
-static const struct kernel_param_ops quota_kib_ops = {
-	.set = quota_kib_set,
-	.get = param_get_uint,
-};
-
-static const struct kernel_param_ops publish_batch_ops = {
-	.set = publish_batch_set,
-	.get = param_get_uint,
-};
-
+VHOST_BLK_UINT_PARAM_OPS(poll_budget_us, 0, 1000000);
 module_param_cb(poll_budget_us, &poll_budget_us_ops, &poll_budget_us, 0644);
 __MODULE_PARM_TYPE(poll_budget_us, "uint");
 MODULE_PARM_DESC(poll_budget_us,
 		 "Microseconds a worker keeps polling idle queues, with guest notifications off, before it sleeps; 0 sleeps at once (default 0, max 1000000)");
+
+static unsigned int queues_per_worker = 1;
+VHOST_BLK_UINT_PARAM_OPS(queues_per_worker, 1, 1024);
 module_param_cb(queues_per_worker, &queues_per_worker_ops, &queues_per_worker,
 		0644);
 __MODULE_PARM_TYPE(queues_per_worker, "uint");
 MODULE_PARM_DESC(queues_per_worker,
 		 "Virtqueues a worker serves before another worker starts, up to max_workers; 1 gives each queue its own worker (default 1, 1-1024)");
+
+static unsigned int max_workers;
+VHOST_BLK_UINT_PARAM_OPS(max_workers, 0, 1024);
 module_param_cb(max_workers, &max_workers_ops, &max_workers, 0644);
 __MODULE_PARM_TYPE(max_workers, "uint");
 MODULE_PARM_DESC(max_workers,
 		 "Most worker threads; beyond it queues share the least loaded worker; 0 is one per online CPU (default 0, max 1024)");
+
+static unsigned int quota_reqs = 64;
+VHOST_BLK_UINT_PARAM_OPS(quota_reqs, 1, 32768);
 module_param_cb(quota_reqs, &quota_reqs_ops, &quota_reqs, 0644);
 __MODULE_PARM_TYPE(quota_reqs, "uint");
 MODULE_PARM_DESC(quota_reqs,
 		 "Requests a queue may start in one scheduling turn (default 64, 1-32768)");
+
+static unsigned int quota_kib = 512;
+VHOST_BLK_UINT_PARAM_OPS(quota_kib, 4, 1048576);
 module_param_cb(quota_kib, &quota_kib_ops, &quota_kib, 0644);
 __MODULE_PARM_TYPE(quota_kib, "uint");
 MODULE_PARM_DESC(quota_kib,
 		 "KiB of data a queue may start in one scheduling turn (default 512, 4-1048576)");
+
+/*
+ * A turn that publishes between batches lets a driver waiting for an
+ * interrupt get its first completions, and post new requests, while the
+ * worker still serves the rest of the turn, instead of the two taking
+ * turns; the price is more interrupts (core/sched.rs, publish_mid_turn).
+ */
+static unsigned int publish_batch = 8;
+VHOST_BLK_UINT_PARAM_OPS(publish_batch, 0, 32768);
 module_param_cb(publish_batch, &publish_batch_ops, &publish_batch, 0644);
 __MODULE_PARM_TYPE(publish_batch, "uint");
 MODULE_PARM_DESC(publish_batch,
@@ -1064,14 +1029,14 @@ static int worker_cpus_set(const char *val, const struct kernel_param *kp)
 	/* No CPU comes or goes between the check and the new weight. */
 	cpus_read_lock();
 	if (cpulist_parse(val, mask)) {
-		pr_err("vhost_blk: worker_cpus: '%s' is not a CPU list\n", val);
+		pr_err("worker_cpus: '%s' is not a CPU list\n", val);
 		ret = -EINVAL;
 		goto out;
 	}
 	if (!cpumask_subset(mask, cpu_online_mask)) {
 		/* Name only the offending CPUs; @mask is not kept. */
 		cpumask_andnot(mask, mask, cpu_online_mask);
-		pr_err("vhost_blk: worker_cpus: CPUs %*pbl are not online\n",
+		pr_err("worker_cpus: CPUs %*pbl are not online\n",
 		       cpumask_pr_args(mask));
 		ret = -EINVAL;
 		goto out;
@@ -1169,7 +1134,7 @@ int vhost_blk_param_worker_cpu(u32 index)
 		if (nth < nr_cpu_ids)
 			cpu = nth;
 	} else if (!cpumask_empty(&vhost_blk_worker_cpus)) {
-		pr_notice_ratelimited("vhost_blk: worker_cpus: none of CPUs %*pbl is online; new workers run unpinned\n",
+		pr_notice_ratelimited("worker_cpus: none of CPUs %*pbl is online; new workers run unpinned\n",
 				      cpumask_pr_args(&vhost_blk_worker_cpus));
 	}
 	mutex_unlock(&vhost_blk_cpus_lock);
@@ -1213,7 +1178,7 @@ int vhost_blk_cpuhp_register(void *data)
 					  vhost_blk_cpu_online,
 					  vhost_blk_cpu_offline);
 	if (state < 0) {
-		pr_err("vhost_blk: cannot register a CPU-hotplug state: %d\n",
+		pr_err("cannot register a CPU-hotplug state: %d\n",
 		       state);
 		return state;
 	}

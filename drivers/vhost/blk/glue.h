@@ -14,7 +14,7 @@
 int vhost_blk_rs_open(void *data, void **devp);
 void vhost_blk_rs_release(void *dev);
 long vhost_blk_rs_ioctl(void *dev, unsigned int cmd, unsigned long arg);
-void vhost_blk_rs_kick(void *data, unsigned long token);
+void vhost_blk_rs_kick(void *data);
 struct seq_file;
 int vhost_blk_rs_stats_show(struct seq_file *m, void *data);
 void vhost_blk_rs_show_fdinfo(void *dev, struct seq_file *m);
@@ -33,7 +33,7 @@ struct mm_struct *vhost_blk_mm_get_current(void);
 void vhost_blk_mm_put(struct mm_struct *mm);
 bool vhost_blk_mm_is_current(const struct mm_struct *mm);
 
-struct eventfd_ctx *vhost_blk_eventfd_get(int fd, int *err);
+struct eventfd_ctx *vhost_blk_eventfd_get(int fd);
 void vhost_blk_eventfd_signal(struct eventfd_ctx *ctx);
 void vhost_blk_eventfd_put(struct eventfd_ctx *ctx);
 
@@ -74,8 +74,7 @@ struct vhost_blk_bdev_info {
 
 #define VHOST_BLK_BDEV_INFO_SIZE 48
 
-struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info,
-				 int *err);
+struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info);
 void vhost_blk_fput(struct file *file);
 
 struct bio;
@@ -88,7 +87,7 @@ int vhost_blk_bioset_init(void);
 void vhost_blk_bioset_exit(void);
 
 struct task_struct *vhost_blk_kthread_run(int (*fn)(void *), void *data,
-					  int id, int cpu, int *err);
+					  int id, int cpu);
 int vhost_blk_kthread_stop(struct task_struct *task);
 int vhost_blk_kthread_pin(struct task_struct *task, int cpu);
 bool vhost_blk_kthread_should_stop(void);
@@ -114,8 +113,7 @@ unsigned int vhost_blk_online_cpus(void);
 void vhost_blk_use_mm(struct mm_struct *mm);
 void vhost_blk_unuse_mm(struct mm_struct *mm);
 
-struct vhost_blk_poll *vhost_blk_poll_start(int fd, void *data,
-					    unsigned long token, int *err);
+struct vhost_blk_poll *vhost_blk_poll_start(int fd, void *data);
 void vhost_blk_poll_stop(struct vhost_blk_poll *poll);
 
 struct vhost_blk_bio_list *vhost_blk_bio_list_new(void);

@@ -20,6 +20,7 @@ use crate::ffi::bio::{with_plug, BioList, BioTarget};
 use crate::ffi::cgroup::Blkcg;
 use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;
+use crate::ffi::module::ModuleRef;
 use crate::ffi::seq::SeqFile;
 use crate::ffi::task::TaskWaker;
 use crate::ffi::uaccess::{fault_in, FaultIn, OwnerMemory};
@@ -57,36 +58,6 @@ pub(crate) struct QueueCtx {
     pub(crate) blkcg: Option<Arc<Blkcg>>,
     /// The owner's slow path, for what must wait on the owner.
     pub(crate) slow: Arc<TaskWaker>,
-}
-
-/// Held by the queues of a closed device that still had bios in flight:
-/// the module stays loaded until the last of them is torn down.
-///
-/// # Invariants
-///
-/// Holds one reference on the module.
-pub(crate) struct ModuleRef(());
-
-impl ModuleRef {
-    /// One more reference on the module.
-    ///
-    /// # Safety
-    ///
-    /// The caller must hold a reference on the module meanwhile (a file
-    /// of it being released does).
-    pub(crate) unsafe fn new() -> Self {
-        // SAFETY: guaranteed by the caller.
-        unsafe { crate::ffi::task::module_get() };
-        // INVARIANT: taken above.
-        Self(())
-    }
-}
-
-impl Drop for ModuleRef {
-    fn drop(&mut self) {
-        // SAFETY: the reference this value holds (type invariant).
-        unsafe { crate::ffi::task::module_put() };
-    }
 }
 
 /// A queue's state under its lock.

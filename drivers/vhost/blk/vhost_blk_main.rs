@@ -7,12 +7,15 @@
 //! `Documentation/vhost-blk/` for the design.
 //!
 //! The crate is layered: `vcore` is pure, `unsafe`-free logic shared with
-//! the host-side cargo build; `ffi` holds every `unsafe` block, as owning
-//! wrappers of C objects; `dev` is the device built from both.
+//! the host-side cargo build; `ffi` holds owning wrappers of C objects and
+//! knows nothing of the driver; the device (`dev`, `queue`, `vq`, `slow`)
+//! and the shared workers (`worker`) are built on both; `entry` holds the
+//! functions the C glue calls into the driver.
 
 use kernel::prelude::*;
 
 mod dev;
+mod entry;
 mod ffi;
 mod queue;
 mod slow;
@@ -38,10 +41,10 @@ module! {
 // before the bioset the devices allocate from (open devices pin the
 // module, so none is left, and with them no worker).
 struct VhostBlkModule {
-    _misc: ffi::misc::MiscRegistration,
-    _cpu_online: ffi::worker::CpuOnlineHook,
-    _reap: ffi::worker::ReapHook,
-    _stats: ffi::debugfs::StatsFile,
+    _misc: entry::Misc,
+    _cpu_online: entry::CpuOnline,
+    _reap: entry::Reap,
+    _stats: entry::Stats,
     _bioset: ffi::bio::BioSet,
     // Last: waits for the grace periods after which completions' lists
     // and wake-up targets are freed.
@@ -52,10 +55,10 @@ impl kernel::Module for VhostBlkModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let bioset = ffi::bio::BioSet::init()?;
         let pool = worker::Pool::new()?;
-        let stats = ffi::debugfs::StatsFile::register(pool.clone());
-        let cpu_online = ffi::worker::CpuOnlineHook::register(pool.clone())?;
-        let reap = ffi::worker::ReapHook::register(pool.clone());
-        let misc = ffi::misc::MiscRegistration::register(pool)?;
+        let stats = entry::Stats::register(pool.clone());
+        let cpu_online = entry::CpuOnline::register(pool.clone())?;
+        let reap = entry::Reap::register(pool.clone());
+        let misc = entry::Misc::register(pool)?;
         pr_info!("registered /dev/vhost-blk\n");
         Ok(Self {
             _misc: misc,

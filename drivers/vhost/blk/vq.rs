@@ -23,17 +23,22 @@
 //! `resubmit` for the slow path. While any of these waits, the queue takes
 //! no new chains, and its worker serves the other queues.
 
-use crate::ffi::bio::{Bio, BioKind, BioStack, BioTarget, Bounce, DoneBio, MAX_VECS};
+use crate::ffi::bio::{Bio, BioKind, BioStack, BioTarget, DoneBio, MAX_VECS};
 use crate::ffi::uaccess::{OwnerMemory, UserRange};
 use crate::ffi::worker::Waker;
 use crate::vcore::blk::{
     self, BlkLimits, DataRules, Op, Request, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK,
 };
-use crate::vcore::memory::{MemTable, UserMemory};
+use crate::vcore::memory::MemTable;
 use crate::vcore::ring::{Chain, RingError, Vring};
 use crate::vcore::sched::{Quota, Turn};
 use crate::vcore::uapi::VIRTIO_BLK_ID_BYTES;
 use kernel::prelude::*;
+
+mod complete;
+mod data;
+
+use data::data_bios;
 
 /// Page size assumed for sizing bios.
 const PAGE_SIZE: u32 = 4096;
@@ -773,170 +778,6 @@ impl VqRuntime {
         any
     }
 
-    fn add_pending(&mut self, slot: u16, n: u32) {
-        if let Some(s) = self.slots.get_mut(usize::from(slot)) {
-            s.pending += n;
-        }
-    }
-
-    /// One bio (or zero range) of `slot` is over, with `errno`.
-    fn slot_bio_done(&mut self, slot: u16, errno: i32) {
-        let Some(s) = self.slots.get_mut(usize::from(slot)) else {
-            return;
-        };
-        if errno != 0 {
-            s.status = VIRTIO_BLK_S_IOERR;
-        }
-        s.pending = s.pending.saturating_sub(1);
-        if s.pending == 0 {
-            self.slot_done(slot);
-        }
-    }
-
-    /// The slot's request is over: it waits to be answered.
-    fn slot_done(&mut self, slot: u16) {
-        // Cannot overflow (see `new`), but a full array must not panic.
-        if let Some(d) = self.done.get_mut(self.ndone) {
-            *d = slot;
-            self.ndone += 1;
-        }
-    }
-
-    /// Accounts a completed bio of this queue, whose bios go to `to`. A
-    /// bio the device had no room for waits to be submitted again: by the
-    /// worker as room comes back ([`Self::retry_no_room`], which also
-    /// hands it to the slow path if no room can come back), or by the
-    /// slow path ([`Self::wants_slow_path`]).
-    pub(crate) fn complete_bio(&mut self, bio: DoneBio, to: &BioTarget<'_>) {
-        let (_, slot, zero) = untoken(bio.token());
-        self.bios_out = self.bios_out.saturating_sub(1);
-        if let Some(bounce) = bio.bounce() {
-            if self.orphaned {
-                bio.release(false);
-                self.slot_bio_done(slot, -1);
-            } else if bounce == Bounce::NoRoom && bio.nowait_retries() < NOWAIT_RETRIES {
-                self.no_room.push(bio);
-            } else {
-                self.resubmit.push(bio);
-            }
-            return;
-        }
-        self.room_freed = self.room_freed.saturating_add(1);
-        if zero {
-            self.zero_bios = self.zero_bios.saturating_sub(1);
-        }
-        let errno = bio.errno();
-        if errno == -(kernel::bindings::EOPNOTSUPP as i32)
-            && bio.kind() == Some(BioKind::WriteZeroesNoUnmap)
-            && !self.orphaned
-        {
-            // The offload cannot zero without deallocating: write the range
-            // from the zero page instead, now and from now on.
-            self.no_unmap_offload = true;
-            let (sector, bytes) = bio.range();
-            // A record for the range, on the same list; the slot's count
-            // moves from the bio to the record.
-            bio.release(false);
-            let tok = token(self.index, slot, false);
-            if let Some(rec) = Bio::new(to, BioKind::ZeroRange, 0, sector, bytes, tok) {
-                self.zeroes.push(rec);
-                self.zero_ranges += 1;
-            } else {
-                self.slot_bio_done(slot, -1);
-            }
-            return;
-        }
-        let dirty = self.slots.get(usize::from(slot)).is_some_and(|s| s.dirty);
-        bio.release(dirty);
-        self.slot_bio_done(slot, errno);
-    }
-
-    /// Submits again, without waiting, as many bios the device had no room
-    /// for as the queue's bios that completed since gave room back. What
-    /// still waits then needs a bio of the queue out, whose completion
-    /// brings room back and the worker with it; if none is, it goes to
-    /// the slow path.
-    pub(crate) fn retry_no_room(&mut self) {
-        let freed = core::mem::take(&mut self.room_freed);
-        for _ in 0..freed {
-            let Some(bio) = self.no_room.pop() else {
-                break;
-            };
-            self.bios_out += 1;
-            self.stats.retries += 1;
-            bio.retry_nowait();
-        }
-        if self.bios_out == 0 {
-            while let Some(bio) = self.no_room.pop() {
-                self.resubmit.push(bio);
-            }
-        }
-    }
-
-    /// Answers the slots that are done: writes each status byte and
-    /// gathers the used element. Stops at a status byte not present (the
-    /// caller records the stall) or fails if the ring is broken. A queue
-    /// that is orphaned or broken frees the slots without answering.
-    pub(crate) fn answer_done(
-        &mut self,
-        mem: &OwnerMemory,
-        table: &MemTable<'_>,
-    ) -> Result<bool, RingError> {
-        let mut any = false;
-        while self.ndone > 0 {
-            let slot = self.done[self.ndone - 1];
-            let s = self.slots[usize::from(slot)];
-            if !(self.orphaned || self.broken) {
-                if !self.memory_ok() {
-                    break;
-                }
-                if let Err(e) = table.write(mem, s.status_addr, &[s.status]) {
-                    if mem.stalled() {
-                        break;
-                    }
-                    return Err(RingError::from(e));
-                }
-                let len = if s.status == VIRTIO_BLK_S_OK {
-                    s.used_len
-                } else {
-                    1
-                };
-                let e = self.used.get_mut(self.nused).ok_or(RingError::Fault)?;
-                *e = (s.head, len);
-                self.nused += 1;
-            }
-            self.ndone -= 1;
-            let f = self.free.get_mut(self.nfree).ok_or(RingError::Fault)?;
-            *f = slot;
-            self.nfree += 1;
-            any = true;
-        }
-        Ok(any)
-    }
-
-    /// Publishes the used elements gathered so far, in one batch, and
-    /// tells whether the driver wants an interrupt for them. After a
-    /// failure for memory not present, the same call publishes them again.
-    pub(crate) fn flush_used(&mut self, mem: &impl UserMemory) -> Result<Flush, RingError> {
-        if self.nused != 0 {
-            self.vring.add_used(mem, &self.used[..self.nused])?;
-            self.nused = 0;
-            self.signal_due = true;
-        }
-        if !self.signal_due {
-            return Ok(Flush::Nothing);
-        }
-        let signal = self.vring.should_signal(mem)?;
-        self.signal_due = false;
-        if signal {
-            self.stats.irqs += 1;
-            Ok(Flush::Signal)
-        } else {
-            self.stats.irqs_suppressed += 1;
-            Ok(Flush::Suppressed)
-        }
-    }
-
     /// Whether publishing may touch guest memory now. A broken queue
     /// never does again: it is stopped, and what the VMM does to the
     /// ring's memory afterwards is not the device's business.
@@ -985,152 +826,5 @@ fn stalled_or(mem: &OwnerMemory, e: RingError) -> Result<Batch, RingError> {
         Ok(Batch::Stall)
     } else {
         Err(e)
-    }
-}
-
-/// Pins the data of `req` into bios, not yet submitted, as the device's
-/// [`DataRules`] require: every piece aligned, bios broken only on logical
-/// block boundaries of the data. Fails with [`DataError::Stalled`] if a
-/// page is not present (the bios built so far are released), or
-/// [`DataError::Failed`] if the data cannot be laid out for the device.
-fn data_bios(
-    cx: &Ctx<'_>,
-    chain: &Chain,
-    req: &Request,
-    tok: usize,
-) -> Result<BioStack<Bio>, DataError> {
-    let read = req.op == Op::Read;
-    let kind = match (read, cx.limits.write_through) {
-        (true, _) => BioKind::Read,
-        (false, false) => BioKind::Write,
-        (false, true) => BioKind::WriteFua,
-    };
-    let rules = cx.rules;
-    // Check every piece before pinning any.
-    let mut pieces = 0u32;
-    let aligned = blk::for_each_data_piece(chain, &req.data, |gpa, len| {
-        match cx.table.for_each_piece(gpa, u64::from(len), |ua, n| {
-            if !rules.piece_aligned(ua, n) {
-                return Err(());
-            }
-            pieces += 1;
-            Ok(())
-        }) {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(()),
-        }
-    });
-    if aligned.is_err() {
-        return Err(DataError::Failed);
-    }
-    let nr_vecs = (req.data.len / PAGE_SIZE + pieces + 1).min(MAX_VECS);
-    let mut b = BioBuilder {
-        cx,
-        kind,
-        nr_vecs,
-        tok,
-        read,
-        sector: req.sector,
-        offset: 0,
-        cur: None,
-        cur_bytes: 0,
-        prev_end: None,
-        bios: BioStack::new(),
-    };
-    let mut failed = None;
-    let r = blk::for_each_data_piece(chain, &req.data, |gpa, len| {
-        let r = cx.table.for_each_piece(gpa, u64::from(len), |ua, n| {
-            b.add_piece(ua, n as u32).map_err(|e| failed = Some(e))
-        });
-        match r {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(()),
-        }
-    });
-    if r.is_err() {
-        // Dropping the unsubmitted bios unpins what they hold.
-        return Err(failed.unwrap_or(DataError::Failed));
-    }
-    b.close();
-    Ok(b.bios)
-}
-
-/// Builds the bios of one request's data, piece by piece.
-struct BioBuilder<'a, 'b> {
-    cx: &'b Ctx<'a>,
-    kind: BioKind,
-    nr_vecs: u32,
-    tok: usize,
-    read: bool,
-    /// The request's first sector.
-    sector: u64,
-    /// Bytes of data placed so far.
-    offset: u64,
-    cur: Option<Bio>,
-    cur_bytes: u32,
-    /// Where the previous piece ended, in the owner's memory.
-    prev_end: Option<u64>,
-    bios: BioStack<Bio>,
-}
-
-impl BioBuilder<'_, '_> {
-    fn close(&mut self) {
-        if let Some(bio) = self.cur.take() {
-            self.bios.push(bio);
-        }
-        self.cur_bytes = 0;
-    }
-
-    fn add_piece(&mut self, mut ua: u64, mut left: u32) -> Result<(), DataError> {
-        let rules = self.cx.rules;
-        if self.prev_end.is_some_and(|end| rules.gap(end, ua)) {
-            self.close();
-        }
-        while left > 0 {
-            if self.cur.is_none() {
-                if !rules.may_split_at(self.offset) {
-                    return Err(DataError::Failed);
-                }
-                let sector = self.sector + self.offset / 512;
-                let bio = Bio::new(
-                    &self.cx.target,
-                    self.kind,
-                    self.nr_vecs,
-                    sector,
-                    0,
-                    self.tok,
-                )
-                .ok_or(DataError::Failed)?;
-                self.cur = Some(bio);
-            }
-            let room = rules.max_bio_bytes - self.cur_bytes;
-            let Some(bio) = self.cur.as_mut() else {
-                return Err(DataError::Failed);
-            };
-            match bio.add_user(ua, left.min(room), self.read) {
-                Ok(0) => self.close(),
-                Ok(added) => {
-                    ua += u64::from(added);
-                    left -= added;
-                    self.offset += u64::from(added);
-                    self.cur_bytes += added;
-                    if self.cur_bytes >= rules.max_bio_bytes {
-                        self.close();
-                    }
-                }
-                Err(_) => {
-                    // Not present, or the owner's memory is busy: the slow
-                    // path faults it in, unless it already found it cannot.
-                    self.cx.mem.would_fault(ua, u64::from(left), self.read);
-                    return Err(if self.cx.mem.stalled() {
-                        DataError::Stalled
-                    } else {
-                        DataError::Failed
-                    });
-                }
-            }
-        }
-        self.prev_end = Some(ua);
-        Ok(())
     }
 }

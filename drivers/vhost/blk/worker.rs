@@ -22,17 +22,15 @@ use crate::ffi::bdev::BdevFile;
 use crate::ffi::params;
 use crate::ffi::seq::SeqFile;
 use crate::ffi::worker::{
-    self as kthread, now_ns, online_cpus, reap_soon, Kthread, MmSlot, WakeTarget,
+    self as kthread, now_ns, online_cpus, reap_soon, Kthread, KthreadBody, MmSlot, WakeTarget,
 };
 use crate::queue::{Queue, TurnResult};
 use crate::vcore::ring::Chain;
 use crate::vcore::sched::{self, Idle, Placement, Quota};
-use core::ffi::{c_int, c_void};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
-use kernel::types::ForeignOwnable;
 
 /// The version of the statistics format (`admin-guide.rst`).
 const STATS_VERSION: u32 = 2;
@@ -247,13 +245,11 @@ impl Worker {
         }
     }
 
-    /// The worker's loop; returns when the worker is stopped, which happens
-    /// only once it serves no device.
-    fn work(&self) {
+    /// The worker's loop, with `mm` its slot for the owners' address
+    /// spaces; returns when the worker is stopped, which happens only once
+    /// it serves no device.
+    fn work(&self, mm: &mut MmSlot) {
         let mut chain = self.chain.lock();
-        // SAFETY: a worker kthread uses no mm but through this slot, which
-        // stays on its stack.
-        let mut mm = unsafe { MmSlot::new() };
         let mut last_work = now_ns();
         // A pass starts when the previous one ended, unless the worker
         // yielded the CPU in between: one clock read per pass, and one
@@ -264,8 +260,7 @@ impl Worker {
             self.wake.take();
             let policy = Policy::current();
             let mut since = start;
-            let found =
-                self.for_each_queue(|q| self.serve(q, &policy, &mut chain, &mut mm, &mut since));
+            let found = self.for_each_queue(|q| self.serve(q, &policy, &mut chain, mm, &mut since));
             let end = now_ns();
             let began = core::mem::replace(&mut start, end);
             add(&self.stats.passes, 1);
@@ -278,7 +273,7 @@ impl Worker {
             } else {
                 // Notifications back on; a ring that filled meanwhile is
                 // served before sleeping, so no request waits for a kick.
-                if self.for_each_queue(|q| q.end_polling(&mut mm)) {
+                if self.for_each_queue(|q| q.end_polling(mm)) {
                     continue;
                 }
                 // An idle worker holds no process's address space.
@@ -297,29 +292,10 @@ impl Worker {
     }
 }
 
-/// The worker kthread's function.
-///
-/// # Safety
-///
-/// `data` must carry a reference of an `Arc<Worker>` (from `into_foreign`),
-/// which this function takes over.
-unsafe extern "C" fn worker_fn(data: *mut c_void) -> c_int {
-    // SAFETY: guaranteed by the caller (`Pool::attach`).
-    let worker = unsafe { <Arc<Worker> as ForeignOwnable>::from_foreign(data) };
-    worker.work();
-    0
-}
-
-/// Drops the reference `worker_fn` would have taken over, for a worker
-/// stopped before it ran.
-///
-/// # Safety
-///
-/// `data` must carry a reference of an `Arc<Worker>` (from `into_foreign`)
-/// that nothing else will consume.
-unsafe fn drop_worker_ref(data: *mut c_void) {
-    // SAFETY: guaranteed by the caller (`Kthread::drop`).
-    drop(unsafe { <Arc<Worker> as ForeignOwnable>::from_foreign(data) });
+impl KthreadBody for Worker {
+    fn run(self: Arc<Self>, mm: &mut MmSlot) {
+        self.work(mm);
+    }
 }
 
 /// A running worker of the pool.
@@ -413,22 +389,8 @@ impl Pool {
         let id = inner.next_id;
         let cpu = params::worker_cpu(nth);
         let worker = Worker::new(id)?;
-        let data = worker.clone().into_foreign().cast_mut();
-        // SAFETY: `worker_fn` takes over the reference in `data`, returns 0
-        // and only when asked to stop; if it never runs, `drop_worker_ref`
-        // releases the reference instead.
-        let thread = match unsafe { Kthread::run(worker_fn, data, drop_worker_ref, id, cpu) } {
-            Ok(t) => t,
-            Err(e) => {
-                // SAFETY: the thread never started; take the reference back.
-                drop(unsafe { <Arc<Worker> as ForeignOwnable>::from_foreign(data) });
-                return Err(e);
-            }
-        };
-        // SAFETY: the thread lives as long as its pool entry, and devices
-        // leave the worker (clearing their pointers to its target) before
-        // the entry goes.
-        unsafe { worker.wake.set_task(thread.task()) };
+        let thread = Kthread::spawn(worker.clone(), id, cpu)?;
+        worker.wake.set_task(&thread);
         let entry = Entry {
             worker,
             thread,

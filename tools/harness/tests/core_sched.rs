@@ -163,7 +163,8 @@ fn polling_stops_after_the_budget() {
 
 #[test]
 fn a_batch_is_full_after_publish_batch_requests_from_its_start() {
-    let b = PUBLISH_BATCH;
+    // The module's default `publish_batch`.
+    let b = 8;
     let mut t = Turn::new();
     for _ in 0..b - 1 {
         t.charge(4096, 3);

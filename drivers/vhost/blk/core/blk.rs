@@ -41,8 +41,6 @@ pub const HEADER_LEN: u32 = 16;
 pub const DWZ_SEG_LEN: u32 = 16;
 /// Sector size of the protocol, whatever the device's block size.
 pub const SECTOR_SIZE: u64 = 512;
-/// Length of the GET_ID string.
-pub const ID_BYTES: u32 = 20;
 
 /// What the backing device offers, as advertised to the driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -77,21 +77,6 @@ impl Quota {
     }
 }
 
-/// The default of `publish_batch`: requests a turn takes between two
-/// publications of its completions. A turn submits a batch of this many,
-/// lets the block layer dispatch them, and publishes what completed (with
-/// an interrupt, if the driver wants one) before it takes the next batch.
-/// A driver waiting for an interrupt gets its first completions while the
-/// worker still serves the rest of the turn, and can post new requests
-/// before the worker runs out, rather than the two taking turns: a whole
-/// turn of requests served while the driver sleeps, then nothing to serve
-/// while the driver wakes up. The price is more interrupts, which cost
-/// more than they save when the driver's threads have no idle CPU to run
-/// on (`Documentation/benchmarks.rst`), so a turn publishes between its
-/// batches only while [`publish_mid_turn`] says so; 0 publishes once per
-/// turn.
-pub const PUBLISH_BATCH: u32 = 8;
-
 /// Whether a turn whose batch is full publishes its completions now or
 /// goes on and publishes when it ends, given the module's workers that
 /// are awake (serving or polling; `awake_workers`, the asking one
@@ -102,9 +87,8 @@ pub const PUBLISH_BATCH: u32 = 8;
 /// pays only if the driver can run on a CPU that no worker needs. Once
 /// the awake workers occupy every CPU, a woken driver thread preempts a
 /// worker, and each extra interrupt costs the worker a context switch
-/// and its place; with two queues on this project's 2-CPU development
-/// machine that took a fifth of the throughput. Pinned workers occupy
-/// at most their CPUs, however many are awake.
+/// and its place. Pinned workers occupy at most their CPUs, however many
+/// are awake.
 pub fn publish_mid_turn(awake_workers: u32, worker_cpus: u32, cpus: u32) -> bool {
     let occupied = if worker_cpus == 0 {
         awake_workers
@@ -174,8 +158,8 @@ impl Turn {
 
     /// Whether the batch that started when the turn had taken
     /// `batch_start` requests is full, with batches of `batch` requests
-    /// (see [`PUBLISH_BATCH`]); a `batch` of 0 is never full: the turn
-    /// publishes only when it ends.
+    /// (the `publish_batch` module parameter); a `batch` of 0 is never
+    /// full: the turn publishes only when it ends.
     pub fn batch_full(&self, batch_start: u32, batch: u32) -> bool {
         batch != 0 && self.requests.saturating_sub(batch_start) >= batch
     }

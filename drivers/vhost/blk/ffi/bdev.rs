@@ -6,7 +6,7 @@
 
 use super::glue;
 use core::ptr::NonNull;
-use kernel::error::Error;
+use kernel::error::from_err_ptr;
 use kernel::prelude::*;
 
 /// `struct vhost_blk_bdev_info` of `glue.h`.
@@ -65,15 +65,14 @@ impl BdevFile {
     /// `fd` is not open, `ENOTBLK` if it is not a block device.
     pub(crate) fn from_fd(fd: i32) -> Result<Self> {
         let mut info = BdevInfo::default();
-        let mut err = 0;
-        // SAFETY: `info` and `err` are valid for writes; `info` has the
-        // layout of `struct vhost_blk_bdev_info`.
-        let file = unsafe { glue::vhost_blk_bdev_fget(fd, &mut info, &mut err) };
+        // SAFETY: `info` is valid for writes and has the layout of
+        // `struct vhost_blk_bdev_info`.
+        let file = from_err_ptr(unsafe { glue::vhost_blk_bdev_fget(fd, &mut info) })?;
         match NonNull::new(file) {
-            // INVARIANT: a non-NULL file is a block device file with a
-            // reference, described by `info`.
+            // INVARIANT: a file that is not an error is a block device
+            // file with a reference, described by `info`.
             Some(file) => Ok(Self { file, info }),
-            None => Err(Error::from_errno(err)),
+            None => Err(EBADF),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use super::glue;
 use core::ptr::NonNull;
-use kernel::error::Error;
+use kernel::error::from_err_ptr;
 use kernel::prelude::*;
 
 /// A reference on an eventfd context.
@@ -30,14 +30,12 @@ impl EventFd {
     /// The eventfd behind file descriptor `fd` of the calling process:
     /// `EBADF` if `fd` is not open, `EINVAL` if it is not an eventfd.
     pub(crate) fn from_fd(fd: i32) -> Result<Self> {
-        let mut err = 0;
-        // SAFETY: `err` is valid for writes; the function has no other
-        // preconditions.
-        let ctx = unsafe { glue::vhost_blk_eventfd_get(fd, &mut err) };
+        // SAFETY: no preconditions.
+        let ctx = from_err_ptr(unsafe { glue::vhost_blk_eventfd_get(fd) })?;
         match NonNull::new(ctx) {
-            // INVARIANT: a non-NULL context carries a reference.
+            // INVARIANT: a context that is not an error carries a reference.
             Some(ctx) => Ok(Self { ctx }),
-            None => Err(Error::from_errno(err)),
+            None => Err(EINVAL),
         }
     }
 

@@ -1,18 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The FFI layer: owning wrappers around the C objects vhost-blk uses, and
-//! the `extern "C"` entry points the C glue calls.
-//!
-//! This is the only place in the module with `unsafe` code. Everything
-//! above it works with safe types.
+//! The FFI layer: owning wrappers around the C objects vhost-blk uses.
+//! It knows nothing of the driver: the C glue's calls into the driver
+//! land in `entry.rs`, through data lent by the registrations here
+//! ([`lent::LentArc`]).
 
 pub(crate) mod bdev;
 pub(crate) mod bio;
 pub(crate) mod cgroup;
 pub(crate) mod debugfs;
 pub(crate) mod eventfd;
+pub(crate) mod lent;
 pub(crate) mod misc;
 pub(crate) mod mm;
+pub(crate) mod module;
 pub(crate) mod params;
 pub(crate) mod poll;
 pub(crate) mod seq;
@@ -55,14 +56,10 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_mm_get_current() -> *mut mm_struct;
         pub(super) fn vhost_blk_mm_put(mm: *mut mm_struct);
         pub(super) fn vhost_blk_mm_is_current(mm: *const mm_struct) -> bool;
-        pub(super) fn vhost_blk_eventfd_get(fd: c_int, err: *mut c_int) -> *mut eventfd_ctx;
+        pub(super) fn vhost_blk_eventfd_get(fd: c_int) -> *mut eventfd_ctx;
         pub(super) fn vhost_blk_eventfd_signal(ctx: *mut eventfd_ctx);
         pub(super) fn vhost_blk_eventfd_put(ctx: *mut eventfd_ctx);
-        pub(super) fn vhost_blk_bdev_fget(
-            fd: c_int,
-            info: *mut BdevInfo,
-            err: *mut c_int,
-        ) -> *mut file;
+        pub(super) fn vhost_blk_bdev_fget(fd: c_int, info: *mut BdevInfo) -> *mut file;
         pub(super) fn vhost_blk_fput(file: *mut file);
         pub(super) fn vhost_blk_bioset_init() -> c_int;
         pub(super) fn vhost_blk_bioset_exit();
@@ -71,7 +68,6 @@ pub(crate) mod glue {
             data: *mut c_void,
             id: c_int,
             cpu: c_int,
-            err: *mut c_int,
         ) -> *mut task_struct;
         pub(super) fn vhost_blk_kthread_stop(task: *mut task_struct) -> c_int;
         pub(super) fn vhost_blk_kthread_pin(task: *mut task_struct, cpu: c_int) -> c_int;
@@ -100,12 +96,7 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_online_cpus() -> core::ffi::c_uint;
         pub(super) fn vhost_blk_use_mm(mm: *mut mm_struct);
         pub(super) fn vhost_blk_unuse_mm(mm: *mut mm_struct);
-        pub(super) fn vhost_blk_poll_start(
-            fd: c_int,
-            data: *mut c_void,
-            token: c_ulong,
-            err: *mut c_int,
-        ) -> *mut vhost_blk_poll;
+        pub(super) fn vhost_blk_poll_start(fd: c_int, data: *mut c_void) -> *mut vhost_blk_poll;
         pub(super) fn vhost_blk_poll_stop(poll: *mut vhost_blk_poll);
         pub(super) fn vhost_blk_bio_list_new() -> *mut vhost_blk_bio_list;
         pub(super) fn vhost_blk_bio_list_set_wake(

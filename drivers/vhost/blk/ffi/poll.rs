@@ -6,9 +6,9 @@
 
 use super::glue;
 use super::worker::Waker;
-use core::ffi::{c_ulong, c_void};
+use core::ffi::c_void;
 use core::ptr::NonNull;
-use kernel::error::Error;
+use kernel::error::from_err_ptr;
 use kernel::prelude::*;
 
 /// A registered kick poll: every signal of the eventfd calls
@@ -36,16 +36,14 @@ impl KickPoll {
     ///
     /// `waker` must outlive the returned value.
     pub(crate) unsafe fn start(fd: i32, waker: &Waker) -> Result<Self> {
-        let mut err = 0;
         let data = (waker as *const Waker).cast_mut().cast::<c_void>();
-        // SAFETY: `err` is valid for writes; `data` is a `Waker` that the
-        // caller guarantees outlives the poll, as `vhost_blk_rs_kick`
-        // requires.
-        let poll = unsafe { glue::vhost_blk_poll_start(fd, data, 0, &mut err) };
+        // SAFETY: `data` is a `Waker` that the caller guarantees outlives
+        // the poll, as `vhost_blk_rs_kick` requires.
+        let poll = from_err_ptr(unsafe { glue::vhost_blk_poll_start(fd, data) })?;
         match NonNull::new(poll) {
             // INVARIANT: registered with a waker that outlives it.
             Some(poll) => Ok(Self { poll }),
-            None => Err(Error::from_errno(err)),
+            None => Err(ENOMEM),
         }
     }
 }
@@ -66,7 +64,7 @@ impl Drop for KickPoll {
 ///
 /// `data` must point to a live [`Waker`].
 #[no_mangle]
-unsafe extern "C" fn vhost_blk_rs_kick(data: *mut c_void, _token: c_ulong) {
+unsafe extern "C" fn vhost_blk_rs_kick(data: *mut c_void) {
     // SAFETY: the caller (glue.c, on behalf of `KickPoll`) guarantees it.
     let waker = unsafe { &*data.cast::<Waker>() };
     waker.kick();

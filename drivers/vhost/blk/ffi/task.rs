@@ -203,24 +203,3 @@ unsafe extern "C" fn task_killed<T: TaskWork>(data: *mut c_void) {
     let shared = unsafe { <Arc<Shared<T>> as ForeignOwnable>::borrow(data) };
     shared.work.killed();
 }
-
-/// Takes one more reference on this module (`__module_get`).
-///
-/// # Safety
-///
-/// The caller must hold a reference on the module.
-pub(crate) unsafe fn module_get() {
-    // SAFETY: guaranteed by the caller: the module is live.
-    unsafe { glue::vhost_blk_module_get() };
-}
-
-/// Drops a reference taken with [`module_get`].
-///
-/// # Safety
-///
-/// The caller must own a reference taken with [`module_get`], which this
-/// consumes.
-pub(crate) unsafe fn module_put() {
-    // SAFETY: the caller hands over a reference it took.
-    unsafe { glue::vhost_blk_module_put() };
-}

@@ -6,16 +6,61 @@
 
 use super::bdev::BdevFile;
 use super::glue::{self, task_struct, vhost_blk_wake};
+use super::lent::LentArc;
 use super::mm::OwnerMm;
-use crate::worker::Pool;
 use core::ffi::{c_int, c_void};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use kernel::error::Error;
+use kernel::error::{from_err_ptr, Error};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::types::ForeignOwnable;
+
+/// What a kthread started by [`Kthread::spawn`] runs.
+pub(crate) trait KthreadBody: Send + Sync + 'static {
+    /// The thread's work, on the new kthread. It runs with no address
+    /// space but what it adopts into `mm`, and should return once
+    /// [`should_stop`] is true (if it returns earlier, the thread waits to
+    /// be stopped).
+    fn run(self: Arc<Self>, mm: &mut MmSlot);
+}
+
+/// The function of a kthread started by [`Kthread::spawn`].
+///
+/// # Safety
+///
+/// `data` must carry a reference of an `Arc<T>` (from `into_foreign`),
+/// which this function takes over, and the current task must be a
+/// kthread that uses no mm.
+unsafe extern "C" fn kthread_body<T: KthreadBody>(data: *mut c_void) -> c_int {
+    // SAFETY: guaranteed by the caller (`Kthread::spawn`).
+    let body = unsafe { <Arc<T> as ForeignOwnable>::from_foreign(data) };
+    {
+        // SAFETY: a kthread that uses no mm (the caller's guarantee); the
+        // slot stays on this stack and is dropped (letting go of its mm)
+        // before the thread ends.
+        let mut mm = unsafe { MmSlot::new() };
+        body.run(&mut mm);
+    }
+    // `kthread_stop` needs the thread until it is asked to stop.
+    while !should_stop() {
+        sleep_unless(|| false);
+    }
+    0
+}
+
+/// Drops the reference [`kthread_body`] would have taken over, for a
+/// thread stopped before it ran.
+///
+/// # Safety
+///
+/// `data` must carry a reference of an `Arc<T>` (from `into_foreign`)
+/// that nothing else will consume.
+unsafe fn reclaim_body<T: KthreadBody>(data: *mut c_void) {
+    // SAFETY: guaranteed by the caller (`Kthread::drop`).
+    drop(unsafe { <Arc<T> as ForeignOwnable>::from_foreign(data) });
+}
 
 /// A running kthread.
 ///
@@ -42,8 +87,22 @@ unsafe impl Send for Kthread {}
 unsafe impl Sync for Kthread {}
 
 impl Kthread {
-    /// Starts `vhost-blk-<id>` running `f(data)`, on `cpu` only if given
+    /// Starts `vhost-blk-<id>` running `body`, on `cpu` only if given
     /// (unpinned if `cpu` went offline since it was chosen).
+    pub(crate) fn spawn<T: KthreadBody>(body: Arc<T>, id: u32, cpu: Option<u32>) -> Result<Self> {
+        let data = body.into_foreign().cast_mut();
+        // SAFETY: `kthread_body` takes over the reference in `data` on a
+        // new kthread, which uses no mm, returns 0 and only once asked to
+        // stop; if it never runs, `reclaim_body` releases the reference.
+        let thread = unsafe { Self::run(kthread_body::<T>, data, reclaim_body::<T>, id, cpu) };
+        if thread.is_err() {
+            // SAFETY: the thread never started: nothing took the reference.
+            drop(unsafe { <Arc<T> as ForeignOwnable>::from_foreign(data) });
+        }
+        thread
+    }
+
+    /// Starts `vhost-blk-<id>` running `f(data)`, on `cpu` only if given.
     ///
     /// # Safety
     ///
@@ -51,18 +110,17 @@ impl Kthread {
     /// only once [`should_stop`] is true, and must never return `-EINTR`.
     /// `reclaim(data)` must be safe to call once, on any thread, if `f`
     /// never runs. If this fails, neither is called.
-    pub(crate) unsafe fn run(
+    unsafe fn run(
         f: unsafe extern "C" fn(*mut c_void) -> c_int,
         data: *mut c_void,
         reclaim: unsafe fn(*mut c_void),
         id: u32,
         cpu: Option<u32>,
     ) -> Result<Self> {
-        let mut err = 0;
         let cpu = cpu.map_or(-1, |c| c as c_int);
-        // SAFETY: `err` is valid for writes; the caller vouches for `f`.
+        // SAFETY: the caller vouches for `f`.
         let task =
-            unsafe { glue::vhost_blk_kthread_run(Some(f), data, id as c_int, cpu, &mut err) };
+            from_err_ptr(unsafe { glue::vhost_blk_kthread_run(Some(f), data, id as c_int, cpu) })?;
         match NonNull::new(task) {
             // INVARIANT: a started kthread whose function obeys kthread_stop,
             // with the caller's promises about `f` and `reclaim`.
@@ -71,12 +129,12 @@ impl Kthread {
                 data,
                 reclaim,
             }),
-            None => Err(Error::from_errno(err)),
+            None => Err(ENOMEM),
         }
     }
 
     /// The task, for wake-ups.
-    pub(crate) fn task(&self) -> *mut task_struct {
+    fn task(&self) -> *mut task_struct {
         self.task.as_ptr()
     }
 
@@ -163,127 +221,79 @@ pub(crate) fn online_cpus() -> u32 {
 }
 
 /// Tells the worker pool when a CPU comes online, so that it pins the
-/// workers the scheduler unpinned when that CPU went offline
-/// ([`Pool::cpu_online`]); a dynamic CPU-hotplug state.
+/// workers the scheduler unpinned when that CPU went offline; a dynamic
+/// CPU-hotplug state whose online callback (`vhost_blk_rs_cpu_online` in
+/// `entry.rs`) gets a reference of `T`.
 ///
 /// # Invariants
 ///
 /// The hotplug state `state` is registered while this value exists, and
-/// its online callback passes `data` (a reference of `Arc<Pool>` from
-/// `into_foreign`) to [`vhost_blk_rs_cpu_online`]; at most one exists (the
+/// its online callback gets the lent data's pointer; at most one exists (the
 /// module's init registers it).
-pub(crate) struct CpuOnlineHook {
-    data: *const c_void,
+pub(crate) struct CpuOnlineHook<T: Send + Sync + 'static> {
+    _data: LentArc<T>,
     state: c_int,
 }
 
-// SAFETY: the registration may be dropped from any thread.
-unsafe impl Send for CpuOnlineHook {}
-// SAFETY: `&CpuOnlineHook` allows no operation.
-unsafe impl Sync for CpuOnlineHook {}
-
-impl CpuOnlineHook {
-    /// Registers the hook for `pool`.
-    pub(crate) fn register(pool: Arc<Pool>) -> Result<Self> {
-        let data = pool.into_foreign();
-        // SAFETY: `data` stays valid until the state is unregistered
-        // (in `drop`, or below on failure).
-        let state = unsafe { glue::vhost_blk_cpuhp_register(data.cast_mut()) };
+impl<T: Send + Sync> CpuOnlineHook<T> {
+    /// Registers the hook for `data`.
+    pub(crate) fn register(data: Arc<T>) -> Result<Self> {
+        let data = LentArc::new(data);
+        // SAFETY: `data` stays lent until the state is unregistered (in
+        // `drop`), and is reclaimed on failure with nothing registered.
+        let state = unsafe { glue::vhost_blk_cpuhp_register(data.as_ptr()) };
         if state < 0 {
-            // SAFETY: nothing was registered; `data` came from
-            // `into_foreign` and is reclaimed once.
-            drop(unsafe { <Arc<Pool> as ForeignOwnable>::from_foreign(data) });
             return Err(Error::from_errno(state));
         }
         // INVARIANT: registered above with `data`.
-        Ok(Self { data, state })
+        Ok(Self { _data: data, state })
     }
 }
 
-impl Drop for CpuOnlineHook {
+impl<T: Send + Sync> Drop for CpuOnlineHook<T> {
     fn drop(&mut self) {
         // SAFETY: registered by `register`; unregistering waits for
-        // running callbacks.
+        // running callbacks, so `data` may be reclaimed when it drops.
         unsafe { glue::vhost_blk_cpuhp_unregister(self.state) };
-        // SAFETY: no callback uses `data` any more; it came from
-        // `into_foreign` and is reclaimed once.
-        drop(unsafe { <Arc<Pool> as ForeignOwnable>::from_foreign(self.data) });
     }
 }
 
 /// Lets the worker pool stop, from a work item, the workers that let go
-/// of their last queue themselves ([`Pool::reap_idle`], [`reap_soon`]).
+/// of their last queue themselves ([`reap_soon`]); the work's callback
+/// (`vhost_blk_rs_reap` in `entry.rs`) gets a reference of `T`.
 ///
 /// # Invariants
 ///
-/// The reaping work of `glue.c` has `data` (a reference of `Arc<Pool>`
-/// from `into_foreign`) while this value exists; at most one exists (the
-/// module's init registers it).
-pub(crate) struct ReapHook {
-    data: *const c_void,
+/// The reaping work of `glue.c` has the lent data's pointer while this value
+/// exists; at most one exists (the module's init registers it).
+pub(crate) struct ReapHook<T: Send + Sync + 'static> {
+    _data: LentArc<T>,
 }
 
-// SAFETY: the registration may be dropped from any thread.
-unsafe impl Send for ReapHook {}
-// SAFETY: `&ReapHook` allows no operation.
-unsafe impl Sync for ReapHook {}
-
-impl ReapHook {
-    /// Registers the reaping of `pool`.
-    pub(crate) fn register(pool: Arc<Pool>) -> Self {
-        let data = pool.into_foreign();
-        // SAFETY: `data` stays valid until unregistered in `drop`.
-        unsafe { glue::vhost_blk_reap_register(data.cast_mut()) };
+impl<T: Send + Sync> ReapHook<T> {
+    /// Registers the reaping of `data`.
+    pub(crate) fn register(data: Arc<T>) -> Self {
+        let data = LentArc::new(data);
+        // SAFETY: `data` stays lent until unregistered in `drop`.
+        unsafe { glue::vhost_blk_reap_register(data.as_ptr()) };
         // INVARIANT: registered above with `data`.
-        Self { data }
+        Self { _data: data }
     }
 }
 
-impl Drop for ReapHook {
+impl<T: Send + Sync> Drop for ReapHook<T> {
     fn drop(&mut self) {
         // SAFETY: registered by `register`; unregistering waits for a
-        // running reaping and prevents new ones.
+        // running reaping and prevents new ones, so `data` may be
+        // reclaimed when it drops.
         unsafe { glue::vhost_blk_reap_unregister() };
-        // SAFETY: no reaping uses `data` any more; it came from
-        // `into_foreign` and is reclaimed once.
-        drop(unsafe { <Arc<Pool> as ForeignOwnable>::from_foreign(self.data) });
     }
 }
 
-/// Asks for [`Pool::reap_idle`] soon, from a work item. Never sleeps.
+/// Asks for the reaping soon, from a work item. Never sleeps.
 pub(crate) fn reap_soon() {
     // SAFETY: no preconditions; does nothing once the hook is gone.
     unsafe { glue::vhost_blk_reap_schedule() };
-}
-
-/// The reaping work's callback.
-///
-/// # Safety
-///
-/// `data` must be NULL or the data of a registered [`ReapHook`].
-#[no_mangle]
-unsafe extern "C" fn vhost_blk_rs_reap(data: *mut c_void) {
-    if data.is_null() {
-        return;
-    }
-    // SAFETY: the data of a registered hook (the caller's guarantee),
-    // which stays registered until this returns.
-    let pool = unsafe { <Arc<Pool> as ForeignOwnable>::borrow(data) };
-    pool.reap_idle();
-}
-
-/// The online callback of [`CpuOnlineHook`].
-///
-/// # Safety
-///
-/// `data` must be the data of a registered [`CpuOnlineHook`]; called in
-/// process context with CPU hotplug locked.
-#[no_mangle]
-unsafe extern "C" fn vhost_blk_rs_cpu_online(data: *mut c_void, cpu: u32) {
-    // SAFETY: `data` is the pool reference of a live `CpuOnlineHook` (its
-    // state is registered, so it has not been dropped).
-    let pool = unsafe { <Arc<Pool> as ForeignOwnable>::borrow(data) };
-    pool.cpu_online(cpu);
 }
 
 /// The owner mm a worker kthread has adopted (`kthread_use_mm`), so that
@@ -309,7 +319,7 @@ impl MmSlot {
     ///
     /// Must be called on a kthread that uses no mm, which keeps the value
     /// and uses no mm other than through it.
-    pub(crate) unsafe fn new() -> Self {
+    unsafe fn new() -> Self {
         // INVARIANT: `mm` is `None`.
         Self {
             mm: None,
@@ -388,15 +398,12 @@ impl WakeTarget {
             .ok_or(ENOMEM)
     }
 
-    /// Points wake-ups at `task`.
-    ///
-    /// # Safety
-    ///
-    /// `task` must stay alive for as long as anything may signal this
-    /// target.
-    pub(crate) unsafe fn set_task(&self, task: *mut task_struct) {
-        // SAFETY: live (type invariant); the caller guarantees the task.
-        unsafe { glue::vhost_blk_wake_set_task(self.wake.as_ptr(), task) };
+    /// Points wake-ups at `thread`, holding a reference on its task until
+    /// the target is freed. Only the first call counts.
+    pub(crate) fn set_task(&self, thread: &Kthread) {
+        // SAFETY: live (type invariant); the task is alive while `thread`
+        // is, and the target takes its own reference on it.
+        unsafe { glue::vhost_blk_wake_set_task(self.wake.as_ptr(), thread.task()) };
     }
 
     /// Marks work pending and wakes the task. Never sleeps.

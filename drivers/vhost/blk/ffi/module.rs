@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! References on this module, for work that outlives the file that
+//! started it.
+//!
+//! C header: [`include/linux/module.h`](srctree/include/linux/module.h).
+
+use super::glue;
+use core::marker::PhantomData;
+
+/// Proof that this module is held (cannot unload) for as long as the
+/// value lives: a file of it being released, say.
+///
+/// # Invariants
+///
+/// The module is held while the value lives.
+pub(crate) struct ModuleHeld<'a>(PhantomData<&'a ()>);
+
+impl ModuleHeld<'_> {
+    /// # Safety
+    ///
+    /// The caller must hold a reference on the module until the value is
+    /// dropped.
+    pub(crate) unsafe fn new() -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self(PhantomData)
+    }
+
+    /// One more reference on the module.
+    pub(crate) fn get(&self) -> ModuleRef {
+        // SAFETY: the module is held (type invariant), so it is live.
+        unsafe { glue::vhost_blk_module_get() };
+        // INVARIANT: taken above.
+        ModuleRef(())
+    }
+}
+
+/// A reference on this module: it stays loaded until the value is
+/// dropped. Held by the queues of a closed device that still had bios in
+/// flight.
+///
+/// # Invariants
+///
+/// Holds one reference on the module.
+pub(crate) struct ModuleRef(());
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: the reference this value holds (type invariant).
+        unsafe { glue::vhost_blk_module_put() };
+    }
+}
