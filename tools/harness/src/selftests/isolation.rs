@@ -194,13 +194,19 @@ fn stats_until(
 /// A memory-backed null_blk with a single tag whose every request takes
 /// 2 s: one request in the disk, every other one would wait for a tag.
 fn one_tag_slow(name: &str) -> Result<(NullBlk, File), String> {
+    one_tag_taking(name, "2000000000")
+}
+
+/// A memory-backed null_blk with one tag, whose every request takes
+/// `nsec` (completed by a timer).
+fn one_tag_taking(name: &str, nsec: &str) -> Result<(NullBlk, File), String> {
     backend(
         name,
         16,
         &[
             ("hw_queue_depth", "1"),
             ("irqmode", "2"),
-            ("completion_nsec", "2000000000"),
+            ("completion_nsec", nsec),
         ],
     )
 }
@@ -322,10 +328,12 @@ impl Drain {
 }
 
 /// For each drain (`GET_VRING_BASE`, `RESET_OWNER`, detach): the owner of
-/// a device with 16 writes in flight on a disk that takes 2 s per
-/// request, one at a time, waits in it for them (32 s); SIGKILL must end
-/// that wait and the process must exit at once (close does not wait
-/// either). The module stays healthy.
+/// a device with 16 writes posted on a disk that takes 6 s per request,
+/// one at a time, waits in it for those the device took: the one the disk
+/// holds and the one that bounced off its tag (12 s; the device takes no
+/// more while a bio waits for room). SIGKILL must end that wait and the
+/// process must exit at once (close does not wait either). The module
+/// stays healthy.
 fn isolation_killed_owner_unblocks() -> CaseResult {
     let mut reaped = Vec::new();
     for (i, drain) in [Drain::GetVringBase, Drain::ResetOwner, Drain::Detach]
@@ -349,7 +357,7 @@ fn isolation_killed_owner_unblocks() -> CaseResult {
 
 /// One owner killed while it waits in `drain`: how long its reaping took.
 fn killed_in(drain: Drain, disk: &str) -> Result<Duration, String> {
-    let (_ns, fs) = one_tag_slow(disk)?;
+    let (_ns, fs) = one_tag_taking(disk, "6000000000")?;
     let (mut lines, tx) = child::pipe()?;
     let mut c = Child::spawn(&tx, || {
         let mut t = ctx(TestDevice::new(&fs, Config::default()), "device")?;
@@ -360,7 +368,7 @@ fn killed_in(drain: Drain, disk: &str) -> Result<Duration, String> {
             let s = t.status();
             t.submit(0, &[Buf::r(h, 16), Buf::r(a, 4096), Buf::w(s, 1)], false);
         }
-        // One taken is enough: the disk holds it for 2 s, and the others
+        // One taken is enough: the disk holds it for 6 s, and the others
         // wait for its one tag (a worker that waits for the tag itself
         // keeps the queue's lock, and the drain could not even start
         // waiting interruptibly). The statistics say what the device
@@ -393,7 +401,7 @@ fn killed_in(drain: Drain, disk: &str) -> Result<Duration, String> {
             Some(why) => return Err(format!("child: {why}")),
             None => {
                 return Err(format!(
-                    "{} {l} with 16 writes of 2 s each in flight: it did not wait",
+                    "{} {l} with writes of 6 s each in flight: it did not wait",
                     drain.name()
                 ))
             }
