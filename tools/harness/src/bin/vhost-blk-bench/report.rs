@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the benchmark writes: the table of medians and ratios with the
+//! targets, the JSON summary, and the SVG plots.
+
+use std::fmt::Write as _;
+
+use vhost_blk_harness::plot::BarChart;
+
+use super::{Args, Engine, Extra, Summary, MATRIX_SCENARIOS, QSD};
+
+fn find<'a>(
+    s: &'a [Summary],
+    scen: &str,
+    backing: &str,
+    wl: &str,
+    eng: &str,
+) -> Option<&'a Summary> {
+    s.iter()
+        .find(|x| x.scenario == scen && x.backing == backing && x.workload == wl && x.engine == eng)
+}
+
+/// One target line: measured value, the goal, and whether it was met.
+fn target(out: &mut String, json: &mut Vec<String>, name: &str, value: f64, goal: &str, met: bool) {
+    let _ = writeln!(
+        out,
+        "  {:<68} {:>7.2}  goal {:<6} {}",
+        name,
+        value,
+        goal,
+        if met { "met" } else { "MISSED" }
+    );
+    json.push(format!(
+        "{{\"target\":\"{name}\",\"value\":{},\"goal\":\"{goal}\",\"met\":{met}}}",
+        num(value)
+    ));
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "null".into()
+    }
+}
+
+pub(super) fn report(
+    a: &Args,
+    sums: &[Summary],
+    extra: &Extra,
+    failures: &[String],
+) -> (String, String) {
+    let mem_line = extra.memory.as_str();
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "vhost-blk-bench: medians of {} runs of {} s each (spread: min..max IOPS); VM idle: {}\n",
+        a.reps, a.secs, extra.idle
+    );
+    let _ = writeln!(
+        t,
+        "{:<12} {:<24} {:<22} {:>9} {:>17} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6}",
+        "backing",
+        "workload",
+        "engine",
+        "IOPS",
+        "spread",
+        "MB/s",
+        "p50us",
+        "p99us",
+        "p99.9us",
+        "cpuus",
+        "x qsd",
+        "thr"
+    );
+    for scenario in MATRIX_SCENARIOS {
+        let heading = match scenario {
+            "iocore" => "I/O core (the backend's threads on the last CPU, the guest's and io_uring's on CPU 0):",
+            "guestpoll" => "polling guest (interrupts off, the guest spins on its used ring; io_uring spins on its CQ):",
+            _ => "",
+        };
+        if !heading.is_empty() && sums.iter().any(|s| s.scenario == scenario) {
+            let _ = writeln!(t, "\n{heading}");
+        }
+        for s in sums.iter().filter(|s| s.scenario == scenario) {
+            let qsd = find(sums, scenario, &s.backing, &s.workload, QSD);
+            let ratio = qsd.map_or(f64::NAN, |q| s.iops / q.iops);
+            let _ = writeln!(
+                t,
+                "{:<12} {:<24} {:<22} {:>9.0} {:>8.0}..{:<8.0} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>6}",
+                s.backing, s.workload, s.engine, s.iops, s.iops_min, s.iops_max, s.mbps, s.p50,
+                s.p99, s.p999, s.cpu, ratio, s.threads
+            );
+        }
+    }
+    let _ = writeln!(
+        t,
+        "\nfairness (a small queue at depth 1 beside a queue or device at depth 128; its latency only):"
+    );
+    for s in sums.iter().filter(|s| s.scenario == "fairness") {
+        let _ = writeln!(
+            t,
+            "  {:<20} {:<24} p50 {:>8.1} us  p99 {:>8.1} us  p99.9 {:>8.1} us",
+            s.engine, s.workload, s.p50, s.p99, s.p999
+        );
+    }
+    let _ = writeln!(
+        t,
+        "\nmany devices (8 devices x 1 queue, randread 4k qd16 each):"
+    );
+    for s in sums.iter().filter(|s| s.scenario == "many-devices") {
+        let _ = writeln!(
+            t,
+            "  {:<20} IOPS {:>8.0}  IOPS per CPU-s {:>8.0}  ctxt/IO {:>5.2}  workers {}",
+            s.engine, s.iops, s.ios_per_cpu_s, s.ctxt_per_io, s.threads
+        );
+    }
+    let _ = writeln!(t, "\nmemory: {mem_line}");
+    let _ = writeln!(t, "\nwake-ups: {}", extra.wakeups);
+
+    let mut js = Vec::new();
+    let _ = writeln!(t, "\ntargets:");
+    let vb_names: Vec<String> = a
+        .polls
+        .iter()
+        .map(|&p| Engine::VhostBlk { poll_us: p }.name())
+        .collect();
+    // qemu-storage-daemon as configured by default, then at each of
+    // vhost-blk's poll budgets.
+    let qsd_names: Vec<String> = core::iter::once(None)
+        .chain(a.polls.iter().map(|&p| Some(p)))
+        .map(|poll_us| Engine::Qsd { poll_us }.name())
+        .collect();
+    let w32 = "randread-4k-qd32-q1";
+    let w1 = "randread-4k-qd1-q1";
+    for (scenario, layout) in [
+        ("matrix", "shared CPUs"),
+        ("iocore", "I/O core"),
+        ("guestpoll", "polling guest"),
+    ] {
+        let g = |b: &str, w: &str, e: &str| find(sums, scenario, b, w, e);
+        // Each back end at its best poll setting.
+        let best = |b: &str, w: &str, names: &[String]| {
+            names
+                .iter()
+                .filter_map(|n| g(b, w, n))
+                .max_by(|x, y| x.iops.partial_cmp(&y.iops).unwrap())
+        };
+        if let (Some(v), Some(q), Some(u)) = (
+            best("nullb-mem", w32, &vb_names),
+            best("nullb-mem", w32, &qsd_names),
+            g("nullb-mem", w32, "io_uring"),
+        ) {
+            target(
+                &mut t,
+                &mut js,
+                &format!(
+                    "4k randread QD32, {layout}: {} / {} IOPS",
+                    v.engine, q.engine
+                ),
+                v.iops / q.iops,
+                ">=1.5",
+                v.iops / q.iops >= 1.5,
+            );
+            target(
+                &mut t,
+                &mut js,
+                &format!("4k randread QD32, {layout}: {} / io_uring IOPS", v.engine),
+                v.iops / u.iops,
+                ">=0.9",
+                v.iops / u.iops >= 0.9,
+            );
+        }
+        // Latency at the same poll budget on both sides (against the
+        // daemon's default if it did not run at that budget).
+        for &poll_us in &a.polls {
+            let v = g("nullb-mem", w1, &Engine::VhostBlk { poll_us }.name());
+            let q = g(
+                "nullb-mem",
+                w1,
+                &Engine::Qsd {
+                    poll_us: Some(poll_us),
+                }
+                .name(),
+            )
+            .or_else(|| g("nullb-mem", w1, QSD));
+            if let (Some(v), Some(q)) = (v, q) {
+                target(
+                    &mut t,
+                    &mut js,
+                    &format!("QD1 p50, {layout}: {} / {}", v.engine, q.engine),
+                    v.p50 / q.p50,
+                    "<=0.7",
+                    v.p50 / q.p50 <= 0.7,
+                );
+            }
+        }
+    }
+    let g = |b: &str, w: &str, e: &str| find(sums, "matrix", b, w, e);
+    if let (Some(one), Some(two)) = (
+        g("nullb-null", w32, "vhost-blk"),
+        g("nullb-null", "randread-4k-qd32-q2", "vhost-blk"),
+    ) {
+        target(
+            &mut t,
+            &mut js,
+            "queue scaling (nullb-null): 2 queues / 1 queue IOPS",
+            two.iops / one.iops,
+            ">=1.8",
+            two.iops / one.iops >= 1.8,
+        );
+    }
+    // Polling off on both sides where the daemon ran without it.
+    let qsd_off = Engine::Qsd { poll_us: Some(0) }.name();
+    if let (Some(v), Some(q)) = (
+        g("nullb-mem", w32, "vhost-blk"),
+        g("nullb-mem", w32, &qsd_off).or_else(|| g("nullb-mem", w32, QSD)),
+    ) {
+        target(
+            &mut t,
+            &mut js,
+            &format!("CPU per I/O, polling off: vhost-blk / {}", q.engine),
+            v.cpu / q.cpu,
+            "<=1.0",
+            v.cpu <= q.cpu,
+        );
+    }
+    let fair = |e: &str, w: &str| find(sums, "fairness", "nullb-null", w, e);
+    for (neighbour, wl) in [
+        ("queue", "small-beside-flood"),
+        ("device", "small-beside-flood-dev"),
+    ] {
+        if let (Some(solo), Some(fl)) = (
+            fair("vhost-blk-quota", "small-solo"),
+            fair("vhost-blk-quota", wl),
+        ) {
+            target(
+                &mut t,
+                &mut js,
+                &format!("fairness: small queue p99 beside flooding {neighbour} / solo"),
+                fl.p99 / solo.p99,
+                "<=2",
+                fl.p99 / solo.p99 <= 2.0,
+            );
+        }
+    }
+    let md = |e: &str| {
+        find(
+            sums,
+            "many-devices",
+            "nullb-null",
+            "8dev-randread-4k-qd16-q1",
+            e,
+        )
+    };
+    for poll in &a.polls {
+        if let (Some(per), Some(sh)) = (
+            md(&format!("worker-per-device-poll{poll}")),
+            md(&format!("shared-1-worker-poll{poll}")),
+        ) {
+            target(
+                &mut t,
+                &mut js,
+                &format!("8 devices, poll {poll}: shared / per-device IOPS per CPU-s"),
+                sh.ios_per_cpu_s / per.ios_per_cpu_s,
+                ">=1.2",
+                sh.ios_per_cpu_s / per.ios_per_cpu_s >= 1.2,
+            );
+        }
+    }
+
+    let mut j = String::from("{\n  \"summary\": [\n");
+    let rowsj: Vec<String> = sums
+        .iter()
+        .map(|s| {
+            format!(
+                "    {{\"scenario\":\"{}\",\"backing\":\"{}\",\"workload\":\"{}\",\"engine\":\"{}\",\
+                 \"iops\":{},\"iops_min\":{},\"iops_max\":{},\"mbps\":{},\"p50_us\":{},\"p99_us\":{},\
+                 \"p999_us\":{},\"cpu_us_per_io\":{},\"backend_cpu_us_per_io\":{},\"ios_per_cpu_s\":{},\
+                 \"ctxt_per_io\":{},\"threads\":{}}}",
+                s.scenario, s.backing, s.workload, s.engine, num(s.iops), num(s.iops_min),
+                num(s.iops_max), num(s.mbps), num(s.p50), num(s.p99), num(s.p999), num(s.cpu),
+                num(s.backend_cpu), num(s.ios_per_cpu_s), num(s.ctxt_per_io), s.threads
+            )
+        })
+        .collect();
+    j.push_str(&rowsj.join(",\n"));
+    j.push_str("\n  ],\n  \"targets\": [\n    ");
+    j.push_str(&js.join(",\n    "));
+    let _ = write!(
+        j,
+        "\n  ],\n  \"failures\": [{}],\n  \"memory\": \"{}\",\n  \"wakeups\": \"{}\",\n  \"vm_idle\": \"{}\",\n  \"secs\": {},\n  \"reps\": {}\n}}\n",
+        failures
+            .iter()
+            .map(|f| format!("\"{}\"", f.replace('"', "'")))
+            .collect::<Vec<_>>()
+            .join(", "),
+        mem_line,
+        extra.wakeups,
+        extra.idle,
+        a.secs,
+        a.reps
+    );
+    (t, j)
+}
+
+pub(super) fn plots(sums: &[Summary]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut engines: Vec<String> = Vec::new();
+    for s in sums.iter().filter(|s| s.scenario == "matrix") {
+        if !engines.contains(&s.engine) {
+            engines.push(s.engine.clone());
+        }
+    }
+    for backing in ["nullb-mem", "nullb-null"] {
+        let mut wls: Vec<String> = Vec::new();
+        for s in sums
+            .iter()
+            .filter(|s| s.scenario == "matrix" && s.backing == backing)
+        {
+            if !wls.contains(&s.workload) {
+                wls.push(s.workload.clone());
+            }
+        }
+        if wls.is_empty() {
+            continue;
+        }
+        let val = |w: &str, e: &str, f: &dyn Fn(&Summary) -> f64| {
+            find(sums, "matrix", backing, w, e).map_or(f64::NAN, f)
+        };
+        // One series per engine: `f(workload, engine)` for every workload.
+        let series = |f: &dyn Fn(&str, &str) -> f64| -> Vec<(String, Vec<f64>)> {
+            engines
+                .iter()
+                .map(|e| (e.clone(), wls.iter().map(|w| f(w, e)).collect()))
+                .collect()
+        };
+        let ratio = BarChart {
+            title: &format!("IOPS relative to qemu-storage-daemon (vhost-user-blk), {backing}"),
+            y_label: "IOPS / qsd IOPS",
+            groups: wls.clone(),
+            series: series(&|w, e| val(w, e, &|s| s.iops) / val(w, QSD, &|s| s.iops)),
+            reference: Some(1.0),
+        };
+        out.push((format!("iops-ratio-{backing}.svg"), ratio.svg()));
+        let cpu = BarChart {
+            title: &format!("Host CPU time per I/O (all CPUs, harness included), {backing}"),
+            y_label: "CPU us per I/O",
+            groups: wls.clone(),
+            series: series(&|w, e| val(w, e, &|s| s.cpu)),
+            reference: None,
+        };
+        out.push((format!("cpu-per-io-{backing}.svg"), cpu.svg()));
+        let lat = BarChart {
+            title: &format!("p50 latency, {backing}"),
+            y_label: "p50 us",
+            groups: wls.clone(),
+            series: series(&|w, e| val(w, e, &|s| s.p50)),
+            reference: None,
+        };
+        out.push((format!("p50-{backing}.svg"), lat.svg()));
+    }
+    out
+}
