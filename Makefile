@@ -46,7 +46,7 @@ BUILD := build/$(KFLAVOUR)
 CARGO ?= cargo
 VM_TIMEOUT ?= 900
 # The L2 guest's accelerator: tcg, kvm (nested KVM in the TCG L1: it has
-# crashed L1, see Documentation/qemu.rst) or auto (KVM when L1 has it).
+# crashed L1, see Documentation/vhost-blk/qemu.rst) or auto (KVM when L1 has it).
 E2E_ACCEL ?= tcg
 
 RUST_SRCS := $(shell find $(MODDIR) tools -name '*.rs')
@@ -173,7 +173,7 @@ bench-e2e: module tools qemu
 BENCH_ARGS ?=
 # More kernel parameters for the benchmark VM, e.g. BENCH_APPEND=idle=poll
 # (idle vCPUs spin instead of halting: what TCG's wake-ups cost without
-# the halt, see Documentation/benchmarks.rst).
+# the halt, see Documentation/vhost-blk/benchmarks.rst).
 BENCH_APPEND ?=
 bench: module tools
 	$(TESTING)/vm-run.sh --timeout 5400 --out $(BENCH_OUT) \
