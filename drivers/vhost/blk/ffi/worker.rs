@@ -450,6 +450,13 @@ impl Drop for WakeTarget {
 /// that could run while it changes, and cleared before that worker's
 /// target can go away, after every source of wake-ups (kick polls,
 /// in-flight bios) is gone.
+///
+/// Not a lock: a kick runs under the eventfd's wait-queue lock, and can
+/// run in hard-IRQ context (a VMM may hand `VHOST_SET_VRING_KICK` an
+/// eventfd that a driver signals from its interrupt handler, as vfio does
+/// for MSI). 6.12's Rust `SpinLock` leaves interrupts on, so a lock taken
+/// there and in process context could deadlock; the binding rules above
+/// make the plain pointer safe instead.
 pub(crate) struct Waker {
     pending: AtomicBool,
     /// Kicked by the guest, and its turn has not started since.
