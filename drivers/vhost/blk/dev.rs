@@ -197,7 +197,7 @@ impl VhostBlkDev {
     /// until then), and requests waiting for the owner's memory are
     /// dropped with the slow path. `held`: the file holds the module
     /// until this returns.
-    pub(crate) fn release(self: Arc<Self>, held: &ModuleHeld<'_>) {
+    pub(crate) fn release(self: Arc<Self>, held: &ModuleHeld) {
         let threads = {
             let mut st = self.state.lock();
             self.close_queues(&mut st, held)
@@ -238,7 +238,7 @@ impl VhostBlkDev {
     /// What closing the file does: [`Self::shutdown`], but a queue whose
     /// bios do not come back within [`RELEASE_WAIT_MS`] is left to its
     /// worker instead of waited for.
-    fn close_queues(&self, st: &mut StateGuard<'_>, held: &ModuleHeld<'_>) -> Stopped {
+    fn close_queues(&self, st: &mut StateGuard<'_>, held: &ModuleHeld) -> Stopped {
         for vq in st.vqs.iter_mut() {
             // No kick wake-up runs once its poll is gone.
             *vq = VqConfig::default();

@@ -31,6 +31,35 @@ pub(crate) type CpuOnline = CpuOnlineHook<Pool>;
 /// The reaping work's registration, for the pool.
 pub(crate) type Reap = ReapHook<Pool>;
 
+/// Registers `/dev/vhost-blk` for `pool`. The module's init calls each
+/// `register_*` once.
+pub(crate) fn register_misc(pool: Arc<Pool>) -> Result<Misc> {
+    // SAFETY: `vhost_blk_rs_open` takes its data as an `Arc<Pool>`; the
+    // module's init registers the device once.
+    unsafe { Misc::register(pool) }
+}
+
+/// Creates the statistics file, showing `pool`.
+pub(crate) fn register_stats(pool: Arc<Pool>) -> Stats {
+    // SAFETY: `vhost_blk_rs_stats_show` takes its data as an `Arc<Pool>`;
+    // the module's init creates the file once.
+    unsafe { Stats::register(pool) }
+}
+
+/// Registers the CPU-online callback for `pool`.
+pub(crate) fn register_cpu_online(pool: Arc<Pool>) -> Result<CpuOnline> {
+    // SAFETY: `vhost_blk_rs_cpu_online` takes its data as an `Arc<Pool>`;
+    // the module's init registers the callback once.
+    unsafe { CpuOnline::register(pool) }
+}
+
+/// Registers the reaping work for `pool`.
+pub(crate) fn register_reap(pool: Arc<Pool>) -> Reap {
+    // SAFETY: `vhost_blk_rs_reap` takes its data as an `Arc<Pool>`; the
+    // module's init registers the work once.
+    unsafe { Reap::register(pool) }
+}
+
 /// `open` of `/dev/vhost-blk`: creates a device and stores one reference to
 /// it in `*devp`.
 ///

@@ -539,7 +539,8 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 	struct bio *head;
 
 	rcu_read_lock();
-	if (bio->bi_status == BLK_STS_AGAIN)
+	/* No room, as vhost_blk_bio_bounce() tells it. */
+	if (bio->bi_status == BLK_STS_AGAIN && (bio->bi_opf & REQ_NOWAIT))
 		WRITE_ONCE(list->bounced, true);
 	head = READ_ONCE(list->head);
 	do {
@@ -559,10 +560,17 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 	rcu_read_unlock();
 }
 
+/*
+ * The flag is cleared after the bios are taken: a bounce that lands in
+ * between loses its flag (its bio is on the list for the next take),
+ * but a flag is never left set for a bio already taken.
+ */
 struct bio *vhost_blk_bio_list_take(struct vhost_blk_bio_list *list)
 {
+	struct bio *head = xchg(&list->head, NULL);
+
 	WRITE_ONCE(list->bounced, false);
-	return xchg(&list->head, NULL);
+	return head;
 }
 
 /*

@@ -55,10 +55,10 @@ impl kernel::Module for VhostBlkModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let bioset = ffi::bio::BioSet::init()?;
         let pool = worker::Pool::new()?;
-        let stats = entry::Stats::register(pool.clone());
-        let cpu_online = entry::CpuOnline::register(pool.clone())?;
-        let reap = entry::Reap::register(pool.clone());
-        let misc = entry::Misc::register(pool)?;
+        let stats = entry::register_stats(pool.clone());
+        let cpu_online = entry::register_cpu_online(pool.clone())?;
+        let reap = entry::register_reap(pool.clone());
+        let misc = entry::register_misc(pool)?;
         pr_info!("registered /dev/vhost-blk\n");
         Ok(Self {
             _misc: misc,

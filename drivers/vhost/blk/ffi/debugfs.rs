@@ -23,10 +23,15 @@ pub(crate) struct StatsFile<T: Send + Sync + 'static> {
 
 impl<T: Send + Sync> StatsFile<T> {
     /// Creates the file, showing `data`.
-    pub(crate) fn register(data: Arc<T>) -> Self {
+    ///
+    /// # Safety
+    ///
+    /// `T` must be the type `vhost_blk_rs_stats_show` takes its data as,
+    /// and no other `StatsFile` may exist.
+    pub(crate) unsafe fn register(data: Arc<T>) -> Self {
         let data = LentArc::new(data);
         // SAFETY: `data` stays lent until `drop`, which removes the file
-        // first. debugfs failures are not errors (debugfs may be absent).
+        // first; reads take it as a `T` (the caller's guarantee). debugfs failures are not errors (debugfs may be absent).
         unsafe { glue::vhost_blk_debugfs_init(data.as_ptr()) };
         // INVARIANT: created above with `data`.
         Self { _data: data }

@@ -29,12 +29,18 @@ pub(crate) struct MiscRegistration<T: Send + Sync + 'static> {
 
 impl<T: Send + Sync> MiscRegistration<T> {
     /// Registers `/dev/vhost-blk`, whose `open` gets `data`.
-    pub(crate) fn register(data: Arc<T>) -> Result<Self> {
+    ///
+    /// # Safety
+    ///
+    /// `T` must be the type `vhost_blk_rs_open` takes its data as, and no
+    /// other `MiscRegistration` may exist.
+    pub(crate) unsafe fn register(data: Arc<T>) -> Result<Self> {
         let data = LentArc::new(data);
         // SAFETY: the misc device is static in glue.c and not registered
         // yet (by the type invariant, no other `MiscRegistration` exists);
         // `data` stays lent until the device is deregistered (in `drop`),
-        // and is reclaimed on failure with nothing registered.
+        // and is reclaimed on failure with nothing registered; `open`
+        // takes it as a `T` (the caller's guarantee).
         let ret = unsafe { glue::vhost_blk_misc_register(data.as_ptr()) };
         kernel::error::to_result(ret)?;
         // INVARIANT: the device was just registered with `data`.

@@ -9,14 +9,15 @@ use super::glue;
 use core::marker::PhantomData;
 
 /// Proof that this module is held (cannot unload) for as long as the
-/// value lives: a file of it being released, say.
+/// value lives: a file of it being released, say. It stays on the thread
+/// that holds the module (it is neither `Send` nor `Sync`).
 ///
 /// # Invariants
 ///
 /// The module is held while the value lives.
-pub(crate) struct ModuleHeld<'a>(PhantomData<&'a ()>);
+pub(crate) struct ModuleHeld(PhantomData<*mut ()>);
 
-impl ModuleHeld<'_> {
+impl ModuleHeld {
     /// # Safety
     ///
     /// The caller must hold a reference on the module until the value is

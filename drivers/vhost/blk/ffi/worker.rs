@@ -237,10 +237,16 @@ pub(crate) struct CpuOnlineHook<T: Send + Sync + 'static> {
 
 impl<T: Send + Sync> CpuOnlineHook<T> {
     /// Registers the hook for `data`.
-    pub(crate) fn register(data: Arc<T>) -> Result<Self> {
+    ///
+    /// # Safety
+    ///
+    /// `T` must be the type `vhost_blk_rs_cpu_online` takes its data as,
+    /// and no other `CpuOnlineHook` may exist.
+    pub(crate) unsafe fn register(data: Arc<T>) -> Result<Self> {
         let data = LentArc::new(data);
         // SAFETY: `data` stays lent until the state is unregistered (in
-        // `drop`), and is reclaimed on failure with nothing registered.
+        // `drop`), and is reclaimed on failure with nothing registered;
+        // the callback takes it as a `T` (the caller's guarantee).
         let state = unsafe { glue::vhost_blk_cpuhp_register(data.as_ptr()) };
         if state < 0 {
             return Err(Error::from_errno(state));
@@ -272,9 +278,15 @@ pub(crate) struct ReapHook<T: Send + Sync + 'static> {
 
 impl<T: Send + Sync> ReapHook<T> {
     /// Registers the reaping of `data`.
-    pub(crate) fn register(data: Arc<T>) -> Self {
+    ///
+    /// # Safety
+    ///
+    /// `T` must be the type `vhost_blk_rs_reap` takes its data as, and no
+    /// other `ReapHook` may exist.
+    pub(crate) unsafe fn register(data: Arc<T>) -> Self {
         let data = LentArc::new(data);
-        // SAFETY: `data` stays lent until unregistered in `drop`.
+        // SAFETY: `data` stays lent until unregistered in `drop`; the
+        // work takes it as a `T` (the caller's guarantee).
         unsafe { glue::vhost_blk_reap_register(data.as_ptr()) };
         // INVARIANT: registered above with `data`.
         Self { _data: data }
