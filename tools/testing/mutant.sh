@@ -6,8 +6,8 @@
 # Copies the work tree to build/mutant/, applies PATCH there (a diff of
 # drivers/, e.g. tools/testing/mutants/*.diff), runs `make MAKE-TARGET`
 # in the copy, and succeeds only if that fails. The copy shares the kernel
-# and QEMU caches and cargo's target directory (the userspace tools do not
-# change).
+# and QEMU caches and, unless the host tests build the mutant, cargo's
+# target directory (the userspace tools do not change).
 #
 # With CASE, only that case runs (SELFTEST_FILTER=CASE for the VM
 # selftests, a test-name filter for the host tests), and the mutant counts
@@ -30,14 +30,21 @@ mkdir -p "$copy"
 tar -C "$top" --exclude=./build --exclude=./target --exclude=./.git -cf - . | tar -C "$copy" -xf -
 (cd "$copy" && make --no-print-directory module-clean >/dev/null && patch -p1 <"$patch") ||
 	{ echo "mutant: $patch does not apply" >&2; exit 2; }
-# The tools are the work tree's (built by cargo into its target/).
-ln -s "$top/target" "$copy/target"
+# The tools are the work tree's (built by cargo into its target/). A
+# mutant of the core that the host tests build gets a target directory of
+# its own: cargo names a build by the package, not by where its sources
+# are, so a build of the copy's mutated sources in the work tree's target/
+# would later pass for the work tree's own (its fingerprint lists the
+# copy's files, which never change again).
+cargo_target=$top/target
+[ "$target" = test-host ] && cargo_target=$top/build/mutant-target
+ln -s "$cargo_target" "$copy/target"
 name=$(basename "$patch")
 log=$top/build/mutant-${name%.diff}.log
 echo "mutant: running make $target${case:+ for $case} with $name applied (log: $log)" >&2
 args=("$target")
 [ -n "$case" ] && args+=("SELFTEST_FILTER=$case" "TEST_FILTER=$case")
-CARGO_TARGET_DIR=$top/target make -C "$copy" --no-print-directory "${args[@]}" >"$log" 2>&1
+CARGO_TARGET_DIR=$cargo_target make -C "$copy" --no-print-directory "${args[@]}" >"$log" 2>&1
 status=$?
 if [ $status = 0 ]; then
 	tail -20 "$log" >&2
