@@ -36,11 +36,10 @@ impl<T: Send + Sync> MiscRegistration<T> {
     /// other `MiscRegistration` may exist.
     pub(crate) unsafe fn register(data: Arc<T>) -> Result<Self> {
         let data = LentArc::new(data);
-        // SAFETY: the misc device is static in glue.c and not registered
-        // yet (by the type invariant, no other `MiscRegistration` exists);
         // `data` stays lent until the device is deregistered (in `drop`),
-        // and is reclaimed on failure with nothing registered; `open`
-        // takes it as a `T` (the caller's guarantee).
+        // and is reclaimed on failure with nothing registered.
+        // SAFETY: the static misc device of glue.c is not registered yet,
+        // and `open` takes `data` as a `T` (both the caller's guarantee).
         let ret = unsafe { glue::vhost_blk_misc_register(data.as_ptr()) };
         kernel::error::to_result(ret)?;
         // INVARIANT: the device was just registered with `data`.
