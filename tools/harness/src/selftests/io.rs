@@ -84,8 +84,17 @@ pub(crate) fn backend(
 ) -> Result<(NullBlk, File), String> {
     let mut a = vec![("memory_backed", "1"), ("blocksize", "512")];
     a.extend_from_slice(attrs);
+    nullb_rw(name, size_mib, &a)
+}
+
+/// A null_blk device with configfs `attrs`, opened read-write.
+pub(crate) fn nullb_rw(
+    name: &str,
+    size_mib: u64,
+    attrs: &[(&str, &str)],
+) -> Result<(NullBlk, File), String> {
     let nb = ctx(
-        NullBlk::create(name, size_mib, &a),
+        NullBlk::create(name, size_mib, attrs),
         format!("null_blk {name}"),
     )?;
     let f = ctx(

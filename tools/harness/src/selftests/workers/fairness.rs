@@ -3,7 +3,7 @@
 //! Fairness on one worker: the per-queue quotas, and a flooding queue's
 //! turn cut short once a small queue beside it waits.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::time::{Duration, Instant};
 
 use vhost_blk_core::blk::*;
@@ -11,6 +11,7 @@ use vhost_blk_core::blk::*;
 use super::{cpulist, no_event_idx, online_cpus, stats, Flow};
 use crate::blk::{Config, TestDevice};
 use crate::nullb::NullBlk;
+use crate::selftests::io::nullb_rw;
 use crate::stats::{fd_ids, ParamGuard};
 use crate::testing::{ctx, ensure, CaseResult, CpuPin};
 
@@ -148,15 +149,7 @@ fn pct<T: Copy>(v: &[T], p: usize) -> T {
 /// A null_blk completing at submission (`irqmode=0`): a queue with free
 /// slots always has work, so only the quota makes it yield.
 fn inline_nullb(name: &str) -> Result<(NullBlk, File), String> {
-    let nb = ctx(
-        NullBlk::create(name, 128, &[("irqmode", "0"), ("blocksize", "512")]),
-        "null_blk",
-    )?;
-    let f = ctx(
-        OpenOptions::new().read(true).write(true).open(nb.path()),
-        "open null_blk",
-    )?;
-    Ok((nb, f))
+    nullb_rw(name, 128, &[("irqmode", "0"), ("blocksize", "512")])
 }
 
 /// What [`flood_and_trickle`] measured under one quota.
