@@ -70,13 +70,15 @@ pub struct DriverRing {
 }
 
 impl DriverRing {
-    /// Allocates and zeroes the rings of a queue of `num` entries.
+    /// Allocates and zeroes the rings of a queue of `num` entries. The
+    /// used ring has whole pages of its own (as in the legacy virtio
+    /// layout), so a test can make it read-only and still post chains.
     pub fn new(mem: &impl UserMemory, alloc: &mut BumpAllocator, num: u16) -> Self {
         let n = u64::from(num);
         let addrs = VringAddrs {
             desc: alloc.alloc(DESC_SIZE * n, 16),
             avail: alloc.alloc(6 + 2 * n, 2),
-            used: alloc.alloc(6 + 8 * n, 4),
+            used: alloc.alloc((6 + 8 * n).next_multiple_of(4096), 4096),
         };
         for (a, len) in [
             (addrs.desc, DESC_SIZE * n),

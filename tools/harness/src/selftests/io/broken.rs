@@ -15,6 +15,7 @@ use vhost_blk_core::ring::{
 use super::{backend, expect_status, slow_backend, write_read, MIB};
 use crate::blk::{status_name, Config, TestDevice};
 use crate::driver::Buf;
+use crate::stats::ParamGuard;
 use crate::testing::{ctx, ensure, CaseResult};
 
 pub(super) fn io_bad_requests_get_status() -> CaseResult {
@@ -199,8 +200,18 @@ pub(super) fn io_broken_ring_answers_nothing_more() -> CaseResult {
     Ok(())
 }
 
-/// Queue 0 of `t` as the statistics show it, for a failure message.
+/// Queue 0 of `t` as its used ring and the statistics show it, for a
+/// failure message.
 fn queue_state(t: &TestDevice) -> String {
+    let used_idx = t
+        .mem
+        .read_u16(t.queues[0].ring.addrs().used + 2)
+        .map_or("unreadable".into(), |i| i.to_string());
+    format!("used idx {used_idx}, {}", module_state(t))
+}
+
+/// The module's statistics of queue 0.
+fn module_state(t: &TestDevice) -> String {
     let id = match crate::stats::fd_ids(&t.dev) {
         Ok((id, _)) => id,
         Err(e) => return format!("fdinfo: {e}"),
@@ -221,13 +232,14 @@ fn queue_state(t: &TestDevice) -> String {
     }
 }
 
+/// Makes a device's queue 0 malformed; returns the pages it made read-only,
+/// if any, to be made writable again once the device gave up.
+type Breaker = fn(&mut TestDevice) -> Option<(u64, usize)>;
+
 /// Each malformed ring must raise the err eventfd, leave the queue
 /// stopped (nothing used), and leave other devices working.
 pub(super) fn io_broken_rings_signal_err() -> CaseResult {
     let (_nb, f) = backend("vbio8", 16, &[])?;
-    // A breaker returns the pages it made read-only, if any, to be made
-    // writable again once the device gave up.
-    type Breaker = fn(&mut TestDevice) -> Option<(u64, usize)>;
     let breakers: [(&str, Breaker); 16] = [
         ("head out of range", |t| {
             t.queues[0].ring.push_avail(&t.mem, 200);
@@ -395,31 +407,48 @@ pub(super) fn io_broken_rings_signal_err() -> CaseResult {
             None
         }),
         ("used ring not writable", |t| {
-            // A good request, then the used ring made read-only (as a VMM
-            // can): publishing its completion faults.
+            // The used ring made read-only (as a VMM can), then a good
+            // request: publishing its completion faults. Protect first: a
+            // worker still polling may take the chain as soon as it is
+            // posted, before the kick.
             let (h, a, s) = (t.header(VIRTIO_BLK_T_IN, 0), t.buf(512, 512), t.status());
-            t.queues[0]
-                .ring
-                .add_chain(&t.mem, &[Buf::r(h, 16), Buf::w(a, 512), Buf::w(s, 1)]);
             let used = t.queues[0].ring.addrs().used;
             let len = 6 + 8 * usize::from(t.queues[0].ring.num());
             t.mem.protect(used, len, libc::PROT_READ).unwrap();
+            t.queues[0]
+                .ring
+                .add_chain(&t.mem, &[Buf::r(h, 16), Buf::w(a, 512), Buf::w(s, 1)]);
             Some((used, len))
         }),
         ("status byte not writable", |t| {
             let (h, a) = (t.header(VIRTIO_BLK_T_IN, 0), t.buf(512, 512));
             let s = t.buf(4096, 4096);
             t.mem.write(s, &[0xff]).unwrap();
+            // Read-only before the chain is posted, as above.
+            t.mem.protect(s, 4096, libc::PROT_READ).unwrap();
             t.queues[0]
                 .ring
                 .add_chain(&t.mem, &[Buf::r(h, 16), Buf::w(a, 512), Buf::w(s, 1)]);
-            t.mem.protect(s, 4096, libc::PROT_READ).unwrap();
             Some((s, 4096))
         }),
     ];
-    let mut healthy = ctx(TestDevice::new(&f, Config::default()), "healthy device")?;
-    for (what, brk) in breakers {
-        let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+    // Each breaker once on a sleeping worker, which finds the ring at the
+    // kick, and once on one worker that polls every queue it serves and
+    // may find a posted chain before the kick.
+    let polled: &[(&str, &str)] = &[("max_workers", "1"), ("poll_budget_us", "500000")];
+    for (how, params) in [("notified", &[][..]), ("polled", polled)] {
+        let _g = ParamGuard::set(params)?;
+        break_rings(&f, &breakers).map_err(|e| format!("{how}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Runs each of `breakers` on a fresh device on `f`, checking that its
+/// queue stops and signals the err eventfd while another device works.
+fn break_rings(f: &std::fs::File, breakers: &[(&str, Breaker)]) -> CaseResult {
+    let mut healthy = ctx(TestDevice::new(f, Config::default()), "healthy device")?;
+    for &(what, brk) in breakers {
+        let mut t = ctx(TestDevice::new(f, Config::default()), "device")?;
         let protected = brk(&mut t);
         t.queues[0].kick.signal();
         let signalled = t.queues[0].err.wait(Duration::from_secs(30));
