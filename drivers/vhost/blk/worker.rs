@@ -33,7 +33,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
 /// The version of the statistics format (`admin-guide.rst`).
-const STATS_VERSION: u32 = 2;
+const STATS_VERSION: u32 = 3;
 
 /// What a worker applies in one pass, read from the parameters at its
 /// start.

@@ -10,7 +10,7 @@ use vhost_blk_core::blk::*;
 use super::{stat_cli, Flow};
 use crate::blk::{Config, TestDevice};
 use crate::selftests::io::backend;
-use crate::stats::{fd_ids, Stats};
+use crate::stats::{fd_ids, Stats, STATS_VERSION};
 use crate::testing::{ctx, ensure, CaseResult};
 
 pub(super) fn workers_stat_cli() -> CaseResult {
@@ -24,9 +24,10 @@ pub(super) fn workers_stat_cli() -> CaseResult {
         flow.drain(&mut t, Duration::from_secs(10))?;
     }
     let raw = stat_cli(&["--raw"])?;
-    ensure(raw.starts_with("version 2\n"), || {
-        format!("--raw output {raw:?}")
-    })?;
+    ensure(
+        raw.starts_with(&format!("version {STATS_VERSION}\n")),
+        || format!("--raw output {raw:?}"),
+    )?;
     let s = Stats::parse(&raw)?;
     let v = s.vq(id, 0).ok_or("no vq line for the device")?;
     ensure(
