@@ -26,7 +26,7 @@ use crate::queue::{Queue, QueueCtx};
 use crate::slow::SlowThread;
 use crate::vcore::blk::{self, BlkLimits, DataRules};
 use crate::vcore::features;
-use crate::vcore::memory::{MemRegion, MemTable, MemTableError, MAX_MEM_REGIONS};
+use crate::vcore::memory::{MemRegion, MemTable, MemTableError, ValidRegions, MAX_MEM_REGIONS};
 use crate::vcore::ring::{self, RingFeatures, Vring, VringAddrs};
 use crate::vcore::uapi::{
     self, VhostBlkBackend, VhostMemoryHeader, VhostMemoryRegion, VhostVringAddr, VhostVringFile,
@@ -53,21 +53,6 @@ fn errno(e: u32) -> Error {
     Error::from_errno(-(e as i32))
 }
 
-/// The ioctls only the owner may issue (handled by `owner_ioctl`).
-const OWNER_IOCTLS: [u32; 11] = [
-    uapi::VHOST_RESET_OWNER,
-    uapi::VHOST_SET_MEM_TABLE,
-    uapi::VHOST_SET_VRING_NUM,
-    uapi::VHOST_SET_VRING_ADDR,
-    uapi::VHOST_SET_VRING_BASE,
-    uapi::VHOST_GET_VRING_BASE,
-    uapi::VHOST_SET_VRING_KICK,
-    uapi::VHOST_SET_VRING_CALL,
-    uapi::VHOST_SET_VRING_ERR,
-    uapi::VHOST_BLK_SET_BACKEND,
-    uapi::VHOST_BLK_SET_SERIAL,
-];
-
 /// The configuration of one virtqueue, as set by the vring ioctls (its
 /// call and err eventfds live with the queue, which signals them).
 #[derive(Default)]
@@ -79,7 +64,7 @@ struct VqConfig {
     /// The avail index to start from (`VHOST_SET_VRING_BASE`).
     base: u16,
     /// Guest-to-host notifications, polled for as long as they are set.
-    kick: Option<KickPoll>,
+    kick: Option<KickPoll<Queue>>,
 }
 
 /// Device state protected by [`VhostBlkDev::state`].
@@ -223,9 +208,9 @@ impl VhostBlkDev {
             let mut run = q.lock();
             run.call = None;
             run.err = None;
-            // SAFETY: no kick poll is left and the queue has drained, so
-            // nothing wakes its worker any more.
-            let worker = unsafe { q.unbind(&mut run) };
+            // No kick poll is left and the queue has drained: nothing
+            // wakes its worker through it any more.
+            let worker = q.unbind(&mut run);
             drop(run);
             if let Some(w) = worker {
                 *slot = self.pool.detach(q, &w);
@@ -269,9 +254,9 @@ impl VhostBlkDev {
             run.ctx = None;
             run.call = None;
             run.err = None;
-            // SAFETY: no kick poll is left and the queue has drained, so
-            // nothing wakes its worker any more.
-            let worker = unsafe { q.unbind(&mut run) };
+            // No kick poll is left and the queue has drained: nothing
+            // wakes its worker through it any more.
+            let worker = q.unbind(&mut run);
             drop(run);
             if let Some(w) = worker {
                 *slot = self.pool.detach(q, &w);
@@ -328,10 +313,10 @@ impl VhostBlkDev {
         }
         let worker = self.pool.attach(q)?;
         let mut run = q.lock();
-        // SAFETY: the device's lock, held by the caller, keeps anybody else
-        // from binding the queue, so it has no worker and no bio; `worker`
+        // The device's lock, held by the caller, keeps anybody else from
+        // binding the queue, so it has no worker and no bio; `worker`
         // serves it until `shutdown` unbinds it.
-        unsafe { q.bind(&mut run, worker) };
+        q.bind(&mut run, worker);
         Ok(())
     }
 
@@ -492,7 +477,7 @@ impl VhostBlkDev {
             }
             // Unknown commands are ENOTTY for everyone; known ones need the
             // owner.
-            _ if !OWNER_IOCTLS.contains(&cmd) => Err(ENOTTY),
+            _ if !uapi::OWNER_IOCTLS.contains(&cmd) => Err(ENOTTY),
             uapi::VHOST_RESET_OWNER => {
                 st.check_owner()?;
                 let threads = self.shutdown(&mut st)?;
@@ -580,9 +565,7 @@ impl VhostBlkDev {
                             // The queue's worker is fixed before any kick
                             // can reach its waker.
                             self.bind(q)?;
-                            // SAFETY: the poll is stored in this device's
-                            // state, which is dropped before its queues.
-                            Some(unsafe { KickPoll::start(fd, q.waker())? })
+                            Some(KickPoll::start(fd, q.clone())?)
                         }
                     };
                     st.vq(f.index)?.kick = poll;
@@ -649,54 +632,28 @@ impl VhostBlkDev {
     }
 }
 
-/// A copy of a validated memory table, for a queue.
-fn copy_regions(mem: &KVec<MemRegion>) -> Result<KVec<MemRegion>> {
+/// A copy of the device's memory table, for a queue.
+fn copy_regions(mem: &KVec<MemRegion>) -> Result<ValidRegions<KVec<MemRegion>>> {
     let mut copy = KVec::with_capacity(mem.len(), GFP_KERNEL)?;
     for r in mem.iter() {
         copy.push(*r, GFP_KERNEL)?;
     }
-    Ok(copy)
+    // Validated already (`read_mem_table`): this cannot fail.
+    ValidRegions::new(copy).map_err(|_| EINVAL)
 }
 
-/// The largest request vhost-blk accepts, in bytes.
-const MAX_TRANSFER: u32 = 8 << 20;
-
-/// The largest DISCARD or offloaded WRITE_ZEROES range, in sectors: its
-/// byte count must fit a bio's 32-bit size.
-const MAX_RANGE_SECTORS: u32 = u32::MAX >> 9;
-
-/// The largest WRITE_ZEROES range, in sectors (8 MiB): at most 8 bios of
-/// zero pages per range, 256 per request.
-const MAX_ZEROOUT_SECTORS: u32 = 16384;
-
-/// What requests are checked against, from the backend and the acked
-/// features.
+/// What requests to `bdev` are checked against, with the features `acked`.
 fn limits(bdev: &BdevFile, acked: u64) -> BlkLimits {
     let i = bdev.info();
-    BlkLimits {
+    let disk = blk::Disk {
         capacity: i.capacity,
-        logical_block_size: i.logical_block_size.max(512),
+        logical_block_size: i.logical_block_size,
+        max_discard_sectors: i.max_discard_sectors,
+        max_write_zeroes_sectors: i.max_write_zeroes_sectors,
         read_only: i.read_only != 0,
-        flush: acked & features::bit(features::VIRTIO_BLK_F_FLUSH) != 0,
-        max_discard_seg: if i.max_discard_sectors != 0 {
-            blk::MAX_RANGES
-        } else {
-            0
-        },
-        max_discard_sectors: i.max_discard_sectors.min(MAX_RANGE_SECTORS),
-        max_write_zeroes_seg: blk::MAX_RANGES,
-        // Any range may be written from the zero page (see
-        // `vq::submit_ranges`), so this bound holds with or without offload.
-        max_write_zeroes_sectors: MAX_ZEROOUT_SECTORS.min(if i.max_write_zeroes_sectors != 0 {
-            i.max_write_zeroes_sectors
-        } else {
-            MAX_ZEROOUT_SECTORS
-        }),
-        max_transfer: MAX_TRANSFER,
-        write_zeroes_offload: i.max_write_zeroes_sectors != 0,
-        write_through: i.write_cache != 0
-            && acked & features::bit(features::VIRTIO_BLK_F_FLUSH) == 0,
-    }
+        write_cache: i.write_cache != 0,
+    };
+    BlkLimits::for_disk(&disk, acked)
 }
 
 /// Copies the `N`-byte argument of an ioctl from userspace.

@@ -257,23 +257,31 @@ bool vhost_blk_kthread_should_stop(void)
  * What wakes a worker: a flag that work is pending, set from any context
  * (kick wake-ups, bio completions), and the worker's task. The worker
  * clears the flag before each pass and sleeps only while it is clear.
+ * @waiting counts the worker's queues that the guest kicked and that wait
+ * for their turn: a hint, read and written without ordering.
  *
- * Bio completions reach it through a queue's list (vhost_blk_bio_end_io)
- * under rcu_read_lock(), and may still be signalling it when the worker
- * has already taken their bio, finished its last request and been
- * stopped: the target and its task reference are freed after a grace
- * period, and the module waits for those callbacks when it unloads
- * (vhost_blk_rcu_barrier).
+ * Counted: the worker holds a reference, and so does each queue and each
+ * bio list it points at the worker. Wake-ups (kicks and completions)
+ * read those pointers under rcu_read_lock(), so a pointer may be changed
+ * at any time: the last reference is dropped through call_rcu(), after
+ * every wake-up that could still see it. The module waits for those
+ * callbacks when it unloads (vhost_blk_rcu_barrier).
  */
 struct vhost_blk_wake {
 	struct task_struct *task;
 	atomic_t pending;
+	atomic_t waiting;
+	refcount_t ref;
 	struct rcu_head rcu;
 };
 
 struct vhost_blk_wake *vhost_blk_wake_new(void)
 {
-	return kzalloc(sizeof(struct vhost_blk_wake), GFP_KERNEL);
+	struct vhost_blk_wake *wake = kzalloc(sizeof(*wake), GFP_KERNEL);
+
+	if (wake)
+		refcount_set(&wake->ref, 1);
+	return wake;
 }
 
 static void vhost_blk_wake_free_rcu(struct rcu_head *rcu)
@@ -286,9 +294,25 @@ static void vhost_blk_wake_free_rcu(struct rcu_head *rcu)
 	kfree(wake);
 }
 
-void vhost_blk_wake_free(struct vhost_blk_wake *wake)
+void vhost_blk_wake_get(struct vhost_blk_wake *wake)
 {
-	call_rcu(&wake->rcu, vhost_blk_wake_free_rcu);
+	refcount_inc(&wake->ref);
+}
+
+void vhost_blk_wake_put(struct vhost_blk_wake *wake)
+{
+	if (refcount_dec_and_test(&wake->ref))
+		call_rcu(&wake->rcu, vhost_blk_wake_free_rcu);
+}
+
+void vhost_blk_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void vhost_blk_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
 }
 
 /*
@@ -330,6 +354,16 @@ bool vhost_blk_wake_pending(struct vhost_blk_wake *wake)
 	return atomic_read(&wake->pending);
 }
 
+void vhost_blk_wake_waiting_add(struct vhost_blk_wake *wake, int delta)
+{
+	atomic_add(delta, &wake->waiting);
+}
+
+int vhost_blk_wake_waiting(struct vhost_blk_wake *wake)
+{
+	return atomic_read(&wake->waiting);
+}
+
 void vhost_blk_sleep_prepare(void)
 {
 	set_current_state(TASK_INTERRUPTIBLE);
@@ -367,13 +401,14 @@ void vhost_blk_unuse_mm(struct mm_struct *mm)
 
 /*
  * Kick polling, as vhost_poll: a wait entry on the kick eventfd whose
- * wake-up calls vhost_blk_rs_kick(), which must not sleep.
+ * wake-up calls kick(data), which must not sleep.
  */
 struct vhost_blk_poll {
 	poll_table table;
 	wait_queue_head_t *wqh;
 	wait_queue_entry_t wait;
 	struct file *file;
+	void (*kick)(void *data);
 	void *data;
 };
 
@@ -394,11 +429,12 @@ static int vhost_blk_poll_wakeup(wait_queue_entry_t *wait, unsigned int mode,
 						   wait);
 
 	if (key_to_poll(key) & EPOLLIN)
-		vhost_blk_rs_kick(poll->data);
+		poll->kick(poll->data);
 	return 0;
 }
 
-struct vhost_blk_poll *vhost_blk_poll_start(int fd, void *data)
+struct vhost_blk_poll *vhost_blk_poll_start(int fd, void (*kick)(void *),
+					    void *data)
 {
 	struct vhost_blk_poll *poll;
 	struct file *file;
@@ -413,12 +449,13 @@ struct vhost_blk_poll *vhost_blk_poll_start(int fd, void *data)
 		return ERR_CAST(file);
 	}
 	poll->file = file;
+	poll->kick = kick;
 	poll->data = data;
 	init_waitqueue_func_entry(&poll->wait, vhost_blk_poll_wakeup);
 	init_poll_funcptr(&poll->table, vhost_blk_poll_queue);
 	mask = vfs_poll(poll->file, &poll->table);
 	if (mask & EPOLLIN)
-		vhost_blk_rs_kick(data);
+		kick(data);
 	return poll;
 }
 
@@ -485,14 +522,20 @@ struct vhost_blk_bio_list *vhost_blk_bio_list_new(void)
 }
 
 /*
- * Points completions at @wake (or nowhere). A target replaced here may
- * still be signalled by a completion in progress: it is freed after a
- * grace period (vhost_blk_wake_free).
+ * Points completions at @wake (or nowhere), with a reference of the
+ * list's own. A target replaced here may still be signalled by a
+ * completion in progress: its last reference goes after a grace period.
  */
 void vhost_blk_bio_list_set_wake(struct vhost_blk_bio_list *list,
 				 struct vhost_blk_wake *wake)
 {
-	rcu_assign_pointer(list->wake, wake);
+	struct vhost_blk_wake *old;
+
+	if (wake)
+		vhost_blk_wake_get(wake);
+	old = unrcu_pointer(xchg(&list->wake, RCU_INITIALIZER(wake)));
+	if (old)
+		vhost_blk_wake_put(old);
 }
 
 bool vhost_blk_bio_list_empty(struct vhost_blk_bio_list *list)
@@ -503,6 +546,7 @@ bool vhost_blk_bio_list_empty(struct vhost_blk_bio_list *list)
 void vhost_blk_bio_list_free(struct vhost_blk_bio_list *list)
 {
 	WARN_ON_ONCE(READ_ONCE(list->head));
+	vhost_blk_bio_list_set_wake(list, NULL);
 	kfree_rcu(list, rcu);
 }
 

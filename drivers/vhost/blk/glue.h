@@ -14,7 +14,6 @@
 int vhost_blk_rs_open(void *data, void **devp);
 void vhost_blk_rs_release(void *dev);
 long vhost_blk_rs_ioctl(void *dev, unsigned int cmd, unsigned long arg);
-void vhost_blk_rs_kick(void *data);
 struct seq_file;
 int vhost_blk_rs_stats_show(struct seq_file *m, void *data);
 void vhost_blk_rs_show_fdinfo(void *dev, struct seq_file *m);
@@ -99,12 +98,17 @@ u64 vhost_blk_now_ns(void);
 
 struct vhost_blk_wake;
 struct vhost_blk_wake *vhost_blk_wake_new(void);
-void vhost_blk_wake_free(struct vhost_blk_wake *wake);
+void vhost_blk_wake_get(struct vhost_blk_wake *wake);
+void vhost_blk_wake_put(struct vhost_blk_wake *wake);
 void vhost_blk_wake_set_task(struct vhost_blk_wake *wake,
 			     struct task_struct *task);
 void vhost_blk_wake_signal(struct vhost_blk_wake *wake);
 bool vhost_blk_wake_take(struct vhost_blk_wake *wake);
 bool vhost_blk_wake_pending(struct vhost_blk_wake *wake);
+void vhost_blk_wake_waiting_add(struct vhost_blk_wake *wake, int delta);
+int vhost_blk_wake_waiting(struct vhost_blk_wake *wake);
+void vhost_blk_rcu_read_lock(void);
+void vhost_blk_rcu_read_unlock(void);
 void vhost_blk_sleep_prepare(void);
 void vhost_blk_sleep(void);
 void vhost_blk_sleep_cancel(void);
@@ -113,7 +117,8 @@ unsigned int vhost_blk_online_cpus(void);
 void vhost_blk_use_mm(struct mm_struct *mm);
 void vhost_blk_unuse_mm(struct mm_struct *mm);
 
-struct vhost_blk_poll *vhost_blk_poll_start(int fd, void *data);
+struct vhost_blk_poll *vhost_blk_poll_start(int fd, void (*kick)(void *),
+					    void *data);
 void vhost_blk_poll_stop(struct vhost_blk_poll *poll);
 
 struct vhost_blk_bio_list *vhost_blk_bio_list_new(void);

@@ -21,16 +21,18 @@ use crate::ffi::cgroup::Blkcg;
 use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;
 use crate::ffi::module::ModuleRef;
+use crate::ffi::poll::Kicked;
 use crate::ffi::seq::SeqFile;
 use crate::ffi::task::TaskWaker;
 use crate::ffi::uaccess::{fault_in, FaultIn, OwnerMemory};
-use crate::ffi::worker::{now_ns, MmSlot, Waker};
+use crate::ffi::worker::{now_ns, MmSlot};
 use crate::vcore::blk::{BlkLimits, DataRules};
-use crate::vcore::memory::{MemRegion, MemTable};
+use crate::vcore::memory::{MemRegion, MemTable, ValidRegions};
 use crate::vcore::ring::Chain;
 use crate::vcore::sched::Turn;
 use crate::vcore::uapi;
 use crate::vq::{Batch, Ctx, Flush, SlowJob, VqRuntime};
+use crate::waker::Waker;
 use crate::worker::{Policy, Worker};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -47,8 +49,8 @@ pub(crate) type RunGuard<'a> = Guard<'a, QueueRun, MutexBackend>;
 /// it (`VHOST_SET_MEM_TABLE`, `VHOST_BLK_SET_SERIAL`).
 pub(crate) struct QueueCtx {
     pub(crate) mm: Arc<OwnerMm>,
-    /// The validated memory table, sorted by guest address.
-    pub(crate) mem: KVec<MemRegion>,
+    /// The memory table, validated when it was set.
+    pub(crate) mem: ValidRegions<KVec<MemRegion>>,
     pub(crate) bdev: Arc<BdevFile>,
     pub(crate) limits: BlkLimits,
     /// How data must lie in memory for the backend.
@@ -149,47 +151,28 @@ impl Queue {
         self.run.lock()
     }
 
-    /// The queue's wake-ups, for its kick poll.
-    pub(crate) fn waker(&self) -> &Waker {
-        &self.waker
-    }
-
     /// Points the queue's wake-ups and completions at `worker`, which now
-    /// serves it.
-    ///
-    /// # Safety
-    ///
-    /// The queue must not be served yet (`run.worker` is `None`), no bio of
-    /// it may be in flight, and `worker` must serve it until
-    /// [`Queue::unbind`].
-    pub(crate) unsafe fn bind(&self, run: &mut QueueRun, worker: Arc<Worker>) {
-        // SAFETY: the target lives as long as the worker, which `run` keeps
-        // until `unbind`; a kick racing with this store sees either no
-        // target (it leaves the pending flag for the queue's start) or
-        // this one, and the target never changes again before `unbind`.
-        unsafe {
-            self.waker.set_target(Some(worker.wake_target()));
-            self.bios.set_wake(Some(worker.wake_target()));
-        }
+    /// serves it. For a queue no worker serves yet (`run.worker` is
+    /// `None`) and with no bio in flight: a kick racing with this sees
+    /// either no target (it leaves the pending flag for the queue's start)
+    /// or this one.
+    pub(crate) fn bind(&self, run: &mut QueueRun, worker: Arc<Worker>) {
+        debug_assert!(run.worker.is_none());
+        self.waker.set_target(Some(worker.wake_target()));
+        self.bios.set_wake(Some(worker.wake_target()));
         run.worker = Some(worker);
     }
 
-    /// Takes the queue away from its worker and returns it.
-    ///
-    /// # Safety
-    ///
-    /// No kick poll of the queue may be left, and no bio of it in flight:
-    /// nothing may wake the worker through the queue any more (a bio
-    /// completion still leaving may signal the old target, which is freed
-    /// only after a grace period).
-    pub(crate) unsafe fn unbind(&self, run: &mut QueueRun) -> Option<Arc<Worker>> {
+    /// Takes the queue away from its worker and returns it. The queue must
+    /// have no kick poll left and no bio in flight: memory stays safe
+    /// either way (a wake-up still running keeps the old target alive until
+    /// it is done), but a kick landing in between would leave the worker
+    /// counting this queue as waiting, and cut its other queues' turns.
+    pub(crate) fn unbind(&self, run: &mut QueueRun) -> Option<Arc<Worker>> {
         let worker = run.worker.take()?;
         self.waker.forget_waiting();
-        // SAFETY: guaranteed by the caller: no wake-up can run.
-        unsafe {
-            self.waker.set_target(None);
-            self.bios.set_wake(None);
-        }
+        self.waker.set_target(None);
+        self.bios.set_wake(None);
         self.polling.store(false, Ordering::Relaxed);
         Some(worker)
     }
@@ -271,7 +254,7 @@ impl Queue {
         let (rt, qc) = (&mut **rt, &mut **qc);
         mm.adopt(&qc.mm);
         let mem = OwnerMemory::new(rt.bad_range());
-        let table = MemTable::validate(&mut qc.mem).unwrap_or(MemTable::EMPTY);
+        let table = qc.mem.table();
         let target = BioTarget {
             bdev: &qc.bdev,
             list: &self.bios,
@@ -487,9 +470,9 @@ impl Queue {
         run.ctx = None;
         run.call = None;
         run.err = None;
-        // SAFETY: the device is gone with its kick polls, and no bio of
-        // the queue is in flight.
-        drop(unsafe { self.unbind(&mut run) });
+        // The device is gone with its kick polls, and no bio of the queue
+        // is in flight.
+        drop(self.unbind(&mut run));
         run.orphan.take()
     }
 
@@ -535,6 +518,13 @@ impl Queue {
         run.ctx
             .as_ref()
             .map(|c| (c.bdev.info().major, c.bdev.info().minor))
+    }
+}
+
+impl Kicked for Queue {
+    /// A guest kick, from the queue's kick poll.
+    fn kick(&self) {
+        self.waker.kick();
     }
 }
 

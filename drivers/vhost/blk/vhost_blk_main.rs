@@ -8,18 +8,25 @@
 //!
 //! The crate is layered: `vcore` is pure, `unsafe`-free logic shared with
 //! the host-side cargo build; `ffi` holds owning wrappers of C objects and
-//! knows nothing of the driver; the device (`dev`, `queue`, `vq`, `slow`)
-//! and the shared workers (`worker`) are built on both; `entry` holds the
-//! functions the C glue calls into the driver.
+//! knows nothing of the driver; the device (`dev`, `queue`, `waker`, `vq`,
+//! `slow`) and the shared workers (`worker`) are built on both, without
+//! `unsafe`; `entry` holds the functions the C glue calls into the driver.
 
 use kernel::prelude::*;
 
+#[forbid(unsafe_code)]
 mod dev;
 mod entry;
 mod ffi;
+#[forbid(unsafe_code)]
 mod queue;
+#[forbid(unsafe_code)]
 mod slow;
+#[forbid(unsafe_code)]
 mod vq;
+#[forbid(unsafe_code)]
+mod waker;
+#[forbid(unsafe_code)]
 mod worker;
 // The core is a library shared with the cargo build, where its items are
 // `pub` API used by the host tests and the harness; not all of it is used

@@ -25,14 +25,14 @@
 
 use crate::ffi::bio::{Bio, BioKind, BioStack, BioTarget, DoneBio, MAX_VECS};
 use crate::ffi::uaccess::{OwnerMemory, UserRange};
-use crate::ffi::worker::Waker;
 use crate::vcore::blk::{
-    self, BlkLimits, DataRules, Op, Request, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK,
+    self, BlkLimits, DataRules, Op, Parsed, Request, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK,
 };
 use crate::vcore::memory::MemTable;
 use crate::vcore::ring::{Chain, RingError, Vring};
 use crate::vcore::sched::{Quota, Turn};
 use crate::vcore::uapi::VIRTIO_BLK_ID_BYTES;
+use crate::waker::Waker;
 use kernel::prelude::*;
 
 mod complete;
@@ -527,15 +527,15 @@ impl VqRuntime {
             return Ok(Taken::Stalled);
         }
         let req = match parsed {
-            Err(blk::NoStatus) => return Err(RingError::NoStatus),
-            Ok(Err(rej)) => {
+            Parsed::NoStatus => return Err(RingError::NoStatus),
+            Parsed::Rejected(rej) => {
                 self.answer(chain.head(), rej.status_addr, rej.status, 1);
                 return Ok(Taken::Request {
                     bytes: 0,
                     descriptors,
                 });
             }
-            Ok(Ok(req)) => req,
+            Parsed::Request(req) => req,
         };
         let bytes = if matches!(req.op, Op::Read | Op::Write) {
             req.data.len

@@ -21,8 +21,9 @@
 use crate::ffi::bdev::BdevFile;
 use crate::ffi::params;
 use crate::ffi::seq::SeqFile;
+use crate::ffi::wake::WakeTarget;
 use crate::ffi::worker::{
-    self as kthread, now_ns, online_cpus, reap_soon, Kthread, KthreadBody, MmSlot, WakeTarget,
+    self as kthread, now_ns, online_cpus, reap_soon, Kthread, KthreadBody, MmSlot,
 };
 use crate::queue::{Queue, TurnResult};
 use crate::vcore::ring::Chain;

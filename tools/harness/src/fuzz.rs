@@ -79,14 +79,14 @@ pub fn chain_and_request(data: &[u8]) {
             );
         }
         match blk::parse(&mem, &table, &chain, &limits) {
-            Err(_) => {}
-            Ok(Err(rej)) => {
+            blk::Parsed::NoStatus => {}
+            blk::Parsed::Rejected(rej) => {
                 assert!(
                     rej.status == blk::VIRTIO_BLK_S_IOERR || rej.status == blk::VIRTIO_BLK_S_UNSUPP
                 );
                 assert!(table.covers(rej.status_addr, 1));
             }
-            Ok(Ok(req)) => {
+            blk::Parsed::Request(req) => {
                 assert!(table.covers(req.status_addr, 1));
                 assert!(
                     !(limits.read_only

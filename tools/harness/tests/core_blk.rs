@@ -53,11 +53,7 @@ impl T {
     }
 
     /// Submits `bufs` and parses the chain against `limits`.
-    fn parse(
-        &mut self,
-        bufs: &[Buf],
-        limits: &BlkLimits,
-    ) -> Result<Result<Request, Rejection>, NoStatus> {
+    fn parse(&mut self, bufs: &[Buf], limits: &BlkLimits) -> Parsed {
         self.f.drv.add_chain(&self.f.mem, bufs).unwrap();
         assert!(self.f.pop().unwrap());
         let mut regions = self.f.regions.clone();
@@ -66,11 +62,17 @@ impl T {
     }
 
     fn ok(&mut self, bufs: &[Buf]) -> Request {
-        self.parse(bufs, &LIMITS).unwrap().unwrap()
+        match self.parse(bufs, &LIMITS) {
+            Parsed::Request(r) => r,
+            other => panic!("not a request: {other:?}"),
+        }
     }
 
     fn rejected(&mut self, bufs: &[Buf], limits: &BlkLimits) -> Rejection {
-        self.parse(bufs, limits).unwrap().unwrap_err()
+        match self.parse(bufs, limits) {
+            Parsed::Rejected(r) => r,
+            other => panic!("not rejected: {other:?}"),
+        }
     }
 }
 
@@ -391,10 +393,10 @@ fn writes_to_a_read_only_device_are_ioerr() {
     let mut t = T::new();
     let h = t.header(VIRTIO_BLK_T_IN, 0);
     let (d, s) = (t.f.buf(512), t.f.buf(1));
-    assert!(t
-        .parse(&[Buf::r(h, 16), Buf::w(d, 512), Buf::w(s, 1)], &ro)
-        .unwrap()
-        .is_ok());
+    assert!(matches!(
+        t.parse(&[Buf::r(h, 16), Buf::w(d, 512), Buf::w(s, 1)], &ro),
+        Parsed::Request(_)
+    ));
 }
 
 #[test]
@@ -499,11 +501,11 @@ fn missing_or_read_only_status_byte_stops_the_queue() {
     let mut t = T::new();
     let h = t.header(VIRTIO_BLK_T_IN, 0);
     // Only readable buffers: no status byte at all.
-    assert_eq!(t.parse(&[Buf::r(h, 16)], &LIMITS), Err(NoStatus));
+    assert_eq!(t.parse(&[Buf::r(h, 16)], &LIMITS), Parsed::NoStatus);
     let d = t.f.buf(512);
     assert_eq!(
         t.parse(&[Buf::r(h, 16), Buf::r(d, 1)], &LIMITS),
-        Err(NoStatus)
+        Parsed::NoStatus
     );
 }
 
@@ -534,15 +536,16 @@ fn random_headers_never_panic_and_always_classify() {
         bufs.sort_by_key(|b| b.writable);
         let s = t.f.buf(1);
         bufs.push(Buf::w(s, 1));
-        match t.parse(&bufs, &LIMITS).unwrap() {
-            Ok(r) => {
+        match t.parse(&bufs, &LIMITS) {
+            Parsed::NoStatus => panic!("the status byte is there"),
+            Parsed::Request(r) => {
                 assert_eq!(r.status_addr, s);
                 if matches!(r.op, Op::Read | Op::Write) {
                     assert_eq!(r.data.len % 512, 0);
                     assert!(r.sector + u64::from(r.data.len / 512) <= LIMITS.capacity);
                 }
             }
-            Err(rej) => {
+            Parsed::Rejected(rej) => {
                 assert_eq!(rej.status_addr, s);
                 assert!(rej.status == VIRTIO_BLK_S_IOERR || rej.status == VIRTIO_BLK_S_UNSUPP);
             }
@@ -638,7 +641,9 @@ fn fetched_once(t: &mut T, bufs: &[Buf], indirect: Option<u64>) -> (Request, Vec
     let mut regions = t.f.regions.clone();
     let table = MemTable::validate(&mut regions).unwrap();
     assert!(t.f.dev.get_vq_desc(&rec, &table, &mut t.f.chain).unwrap());
-    let r = parse(&rec, &table, &t.f.chain, &LIMITS).unwrap().unwrap();
+    let Parsed::Request(r) = parse(&rec, &table, &t.f.chain, &LIMITS) else {
+        panic!("not a request");
+    };
     let mut ranges = Vec::new();
     if matches!(r.op, Op::Discard | Op::WriteZeroes) {
         for i in 0..r.data.len / DWZ_SEG_LEN {
@@ -721,4 +726,105 @@ fn every_guest_byte_of_a_request_is_fetched_once() {
         let got: Vec<_> = ranges.iter().map(|r| (r.sector, r.num_sectors)).collect();
         assert_eq!(got, [(100, 8), (200, 8)]);
     }
+}
+
+// ---- limits from the disk (BlkLimits::for_disk) ----
+
+const FLUSH: u64 = 1 << vhost_blk_core::features::VIRTIO_BLK_F_FLUSH;
+
+fn disk() -> Disk {
+    Disk {
+        capacity: 1 << 21,
+        logical_block_size: 512,
+        max_discard_sectors: 0,
+        max_write_zeroes_sectors: 0,
+        read_only: false,
+        write_cache: false,
+    }
+}
+
+#[test]
+fn limits_offer_discard_only_when_the_disk_discards() {
+    let l = BlkLimits::for_disk(&disk(), FLUSH);
+    assert_eq!((l.max_discard_seg, l.max_discard_sectors), (0, 0));
+    let l = BlkLimits::for_disk(
+        &Disk {
+            max_discard_sectors: 2048,
+            ..disk()
+        },
+        FLUSH,
+    );
+    assert_eq!(
+        (l.max_discard_seg, l.max_discard_sectors),
+        (MAX_RANGES, 2048)
+    );
+    // A range's bytes must fit a bio's 32-bit size.
+    let l = BlkLimits::for_disk(
+        &Disk {
+            max_discard_sectors: u32::MAX,
+            ..disk()
+        },
+        FLUSH,
+    );
+    assert_eq!(l.max_discard_sectors, MAX_RANGE_SECTORS);
+    assert!(u64::from(l.max_discard_sectors) * 512 <= u64::from(u32::MAX));
+}
+
+#[test]
+fn limits_bound_write_zeroes_with_or_without_offload() {
+    let l = BlkLimits::for_disk(&disk(), FLUSH);
+    assert!(!l.write_zeroes_offload);
+    assert_eq!(l.max_write_zeroes_seg, MAX_RANGES);
+    assert_eq!(l.max_write_zeroes_sectors, MAX_ZEROOUT_SECTORS);
+    for (offered, want) in [
+        (8, 8),
+        (MAX_ZEROOUT_SECTORS, MAX_ZEROOUT_SECTORS),
+        (u32::MAX, MAX_ZEROOUT_SECTORS),
+    ] {
+        let l = BlkLimits::for_disk(
+            &Disk {
+                max_write_zeroes_sectors: offered,
+                ..disk()
+            },
+            FLUSH,
+        );
+        assert!(l.write_zeroes_offload);
+        assert_eq!(l.max_write_zeroes_sectors, want, "disk offers {offered}");
+    }
+}
+
+#[test]
+fn limits_follow_block_size_read_only_and_flush() {
+    let l = BlkLimits::for_disk(&disk(), FLUSH);
+    assert_eq!(
+        (l.capacity, l.logical_block_size, l.max_transfer),
+        (1 << 21, 512, MAX_TRANSFER)
+    );
+    assert!(l.flush && !l.read_only && !l.write_through);
+    let l = BlkLimits::for_disk(
+        &Disk {
+            logical_block_size: 0,
+            ..disk()
+        },
+        FLUSH,
+    );
+    assert_eq!(l.logical_block_size, 512);
+    let l = BlkLimits::for_disk(
+        &Disk {
+            logical_block_size: 4096,
+            read_only: true,
+            ..disk()
+        },
+        0,
+    );
+    assert_eq!(l.logical_block_size, 4096);
+    assert!(l.read_only && !l.flush);
+    // A volatile cache is written through only if the driver cannot flush.
+    let cached = Disk {
+        write_cache: true,
+        ..disk()
+    };
+    assert!(!BlkLimits::for_disk(&cached, FLUSH).write_through);
+    assert!(BlkLimits::for_disk(&cached, 0).write_through);
+    assert!(!BlkLimits::for_disk(&disk(), 0).write_through);
 }

@@ -2,7 +2,9 @@
 
 //! Host tests of the memory table (`core/memory.rs`).
 
-use vhost_blk_core::memory::{MemRegion, MemTable, MemTableError, MAX_MEM_REGIONS};
+use vhost_blk_core::memory::{
+    Fault, MemRegion, MemTable, MemTableError, ValidRegions, MAX_MEM_REGIONS,
+};
 use vhost_blk_harness::mem::TestMemory;
 
 fn r(gpa: u64, size: u64, ua: u64) -> MemRegion {
@@ -78,9 +80,8 @@ fn translation_follows_regions_and_refuses_gaps() {
     let mut pieces = Vec::new();
     t.for_each_piece(0x1ff0, 0x1020, |ua, n| {
         pieces.push((ua, n));
-        Ok::<(), ()>(())
+        Ok::<(), Fault>(())
     })
-    .unwrap()
     .unwrap();
     assert_eq!(
         pieces,
@@ -113,4 +114,23 @@ fn copies_cross_region_boundaries() {
     mem.read(0x10_0000, &mut raw).unwrap();
     assert_eq!(&raw[..], &data[32..]);
     assert!(t.read(&mem, 0x1ff0, &mut [0u8; 32]).is_err());
+}
+
+#[test]
+fn regions_validated_once_give_the_same_table() {
+    let v = vec![r(0x3000, 0x1000, 0x9_0000), r(0x1000, 0x1000, 0x5_0000)];
+    let valid = ValidRegions::new(v).unwrap();
+    let t = valid.table();
+    assert_eq!(t.regions()[0].guest_phys_addr, 0x1000, "sorted");
+    assert!(t.covers(0x1000, 0x1000) && t.covers(0x3000, 0x1000));
+    assert!(!t.covers(0x2000, 1));
+    // What validate refuses, so does it.
+    for bad in [
+        vec![r(0x1000, 0, 0)],
+        vec![r(0x1000, 0x2000, 0), r(0x2000, 0x1000, 0x10000)],
+        vec![r(u64::MAX, 2, 0)],
+    ] {
+        let want = MemTable::validate(&mut bad.clone()).unwrap_err();
+        assert_eq!(ValidRegions::new(bad).unwrap_err(), want);
+    }
 }

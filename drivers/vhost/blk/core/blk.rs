@@ -9,6 +9,7 @@
 //! part, the status byte is the last writable byte, and the data sits
 //! between them.
 
+use super::features;
 use super::memory::{Fault, MemTable, UserMemory};
 use super::ring::{Chain, Segment};
 
@@ -69,6 +70,66 @@ pub struct BlkLimits {
     /// negotiate FLUSH, so it assumes a write-through cache, but the
     /// backend has a volatile one.
     pub write_through: bool,
+}
+
+/// The largest request vhost-blk accepts, in bytes.
+pub const MAX_TRANSFER: u32 = 8 << 20;
+
+/// The largest DISCARD or offloaded WRITE_ZEROES range, in sectors: its
+/// byte count must fit a bio's 32-bit size.
+pub const MAX_RANGE_SECTORS: u32 = u32::MAX >> 9;
+
+/// The largest WRITE_ZEROES range, in sectors (8 MiB): at most 8 bios of
+/// zero pages per range, 256 per request, when the disk cannot offload it.
+pub const MAX_ZEROOUT_SECTORS: u32 = 16384;
+
+/// What a backing disk offers, as the block layer reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Disk {
+    /// Size in 512-byte sectors.
+    pub capacity: u64,
+    /// Logical block size in bytes (0 or less than 512 is taken as 512).
+    pub logical_block_size: u32,
+    /// Largest discard in sectors; 0 if the disk cannot discard.
+    pub max_discard_sectors: u32,
+    /// Largest offloaded write-zeroes in sectors; 0 if not offloaded.
+    pub max_write_zeroes_sectors: u32,
+    /// The disk, or the file it was opened through, is read-only.
+    pub read_only: bool,
+    /// The disk has a volatile write cache.
+    pub write_cache: bool,
+}
+
+impl BlkLimits {
+    /// What requests to a device on `disk` are checked against, once the
+    /// driver acked the features `acked`.
+    pub fn for_disk(disk: &Disk, acked: u64) -> Self {
+        let flush = acked & features::bit(features::VIRTIO_BLK_F_FLUSH) != 0;
+        let offload = disk.max_write_zeroes_sectors != 0;
+        Self {
+            capacity: disk.capacity,
+            logical_block_size: disk.logical_block_size.max(SECTOR_SIZE as u32),
+            read_only: disk.read_only,
+            flush,
+            max_discard_seg: if disk.max_discard_sectors != 0 {
+                MAX_RANGES
+            } else {
+                0
+            },
+            max_discard_sectors: disk.max_discard_sectors.min(MAX_RANGE_SECTORS),
+            max_write_zeroes_seg: MAX_RANGES,
+            // Any range may be written from the zero page, so this bound
+            // holds with or without offload.
+            max_write_zeroes_sectors: if offload {
+                disk.max_write_zeroes_sectors.min(MAX_ZEROOUT_SECTORS)
+            } else {
+                MAX_ZEROOUT_SECTORS
+            },
+            max_transfer: MAX_TRANSFER,
+            write_zeroes_offload: offload,
+            write_through: disk.write_cache && !flush,
+        }
+    }
 }
 
 /// How the data of a request must lie in the owner's memory for the backing
@@ -417,26 +478,35 @@ pub fn status_addr(chain: &Chain) -> Result<u64, NoStatus> {
     }
 }
 
-/// Parses and validates the request in `chain`.
-///
-/// `Ok(Ok(request))` is a request to execute; `Ok(Err(rejection))` one to
-/// answer with `rejection.status` at once; `Err(NoStatus)` a chain without a
-/// status byte, which stops the queue. Ranges of DISCARD and WRITE_ZEROES
-/// are checked one by one with [`check_range`] when executed, since they
-/// live in guest memory.
+/// What [`parse`] made of a chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// A request to execute.
+    Request(Request),
+    /// A request to answer at once with its `status`.
+    Rejected(Rejection),
+    /// A chain without a status byte: a ring error, the queue stops.
+    NoStatus,
+}
+
+/// Parses and validates the request in `chain`. Ranges of DISCARD and
+/// WRITE_ZEROES are checked one by one with [`check_range`] when executed,
+/// since they live in guest memory.
 pub fn parse(
     mem: &impl UserMemory,
     table: &MemTable<'_>,
     chain: &Chain,
     limits: &BlkLimits,
-) -> Result<Result<Request, Rejection>, NoStatus> {
-    let status_addr = status_addr(chain)?;
+) -> Parsed {
+    let Ok(status_addr) = status_addr(chain) else {
+        return Parsed::NoStatus;
+    };
     let reject = |reason: Reject| {
-        Ok(Err(Rejection {
+        Parsed::Rejected(Rejection {
             reason,
             status: reason.status(),
             status_addr,
-        }))
+        })
     };
     if chain.readable_len() < HEADER_LEN {
         return reject(Reject::ShortHeader);
@@ -520,10 +590,10 @@ pub fn parse(
         }
         Op::Flush | Op::GetId => {}
     }
-    Ok(Ok(Request {
+    Parsed::Request(Request {
         op,
         sector,
         data,
         status_addr,
-    }))
+    })
 }

@@ -7,6 +7,7 @@
 //! through [`UserMemory`], validates the copy and uses only the copy; the
 //! guest may change the original at any time.
 
+use core::ops::DerefMut;
 use core::sync::atomic::{fence, Ordering};
 
 /// A failed copy to or from the owner's address space (`-EFAULT`).
@@ -116,6 +117,37 @@ pub enum MemTableError {
 /// `max_mem_regions`, which QEMU also assumes for vhost-kernel).
 pub const MAX_MEM_REGIONS: usize = 64;
 
+/// Regions validated once, kept in a container of the caller's choice (a
+/// `KVec` in the module, a `Vec` on the host), for the tables of many
+/// turns.
+///
+/// # Invariants
+///
+/// The regions hold [`MemTable`]'s invariants.
+#[derive(Debug)]
+pub struct ValidRegions<C> {
+    regions: C,
+}
+
+impl<C: DerefMut<Target = [MemRegion]>> ValidRegions<C> {
+    /// Validates `regions`, sorting them in place (see
+    /// [`MemTable::validate`]).
+    pub fn new(mut regions: C) -> Result<Self, MemTableError> {
+        MemTable::validate(&mut regions)?;
+        // INVARIANT: validated above; the container is not handed out
+        // mutably again.
+        Ok(Self { regions })
+    }
+
+    /// The table of the regions, without checking them again.
+    pub fn table(&self) -> MemTable<'_> {
+        // INVARIANT: the type's invariant.
+        MemTable {
+            regions: &self.regions,
+        }
+    }
+}
+
 /// A validated memory table: sorted by guest address, no empty, wrapping or
 /// overlapping regions.
 ///
@@ -177,17 +209,18 @@ impl<'a> MemTable<'a> {
     }
 
     /// Translates the guest range `[gpa, gpa + len)` piece by piece, calling
-    /// `f(user_addr, piece_len)` for each piece in order. Fails with
-    /// [`Fault`] (calling `f` for none or only some pieces) if any byte is
-    /// not mapped or the range wraps. A zero-length range is always valid.
-    pub fn for_each_piece<E>(
+    /// `f(user_addr, piece_len)` for each piece in order, and stops at the
+    /// first error `f` returns. Fails with [`Fault`] (calling `f` for none
+    /// or only some pieces) if any byte is not mapped or the range wraps.
+    /// A zero-length range is always valid.
+    pub fn for_each_piece<E: From<Fault>>(
         &self,
         gpa: u64,
         len: u64,
         mut f: impl FnMut(u64, u64) -> Result<(), E>,
-    ) -> Result<Result<(), E>, Fault> {
+    ) -> Result<(), E> {
         if len == 0 {
-            return Ok(Ok(()));
+            return Ok(());
         }
         gpa.checked_add(len - 1).ok_or(Fault)?;
         let (mut gpa, mut left) = (gpa, len);
@@ -195,19 +228,17 @@ impl<'a> MemTable<'a> {
             let r = self.find(gpa).ok_or(Fault)?;
             let off = gpa - r.guest_phys_addr;
             let n = core::cmp::min(left, r.size - off);
-            if let Err(e) = f(r.userspace_addr + off, n) {
-                return Ok(Err(e));
-            }
+            f(r.userspace_addr + off, n)?;
             left -= n;
             // Cannot overflow: `gpa + len - 1` was checked.
             gpa = gpa.wrapping_add(n);
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Whether every byte of `[gpa, gpa + len)` is mapped.
     pub fn covers(&self, gpa: u64, len: u64) -> bool {
-        self.for_each_piece(gpa, len, |_, _| Ok::<(), ()>(()))
+        self.for_each_piece(gpa, len, |_, _| Ok::<(), Fault>(()))
             .is_ok()
     }
 
@@ -219,7 +250,7 @@ impl<'a> MemTable<'a> {
             mem.read(ua, &mut buf[done..done + n])?;
             done += n;
             Ok(())
-        })?
+        })
     }
 
     /// Copies `buf` to guest memory at `gpa`.
@@ -230,6 +261,6 @@ impl<'a> MemTable<'a> {
             mem.write(ua, &buf[done..done + n])?;
             done += n;
             Ok(())
-        })?
+        })
     }
 }

@@ -257,6 +257,34 @@ pub const VHOST_BLK_SET_BACKEND: u32 = iow(0x50, core::mem::size_of::<VhostBlkBa
 /// `VHOST_BLK_SET_SERIAL`.
 pub const VHOST_BLK_SET_SERIAL: u32 = iow(0x51, core::mem::size_of::<VhostBlkSerial>());
 
+/// The ioctls anyone holding the file may issue: feature negotiation and
+/// `VHOST_SET_OWNER`.
+pub const OPEN_IOCTLS: [u32; 5] = [
+    VHOST_GET_FEATURES,
+    VHOST_SET_FEATURES,
+    VHOST_GET_BACKEND_FEATURES,
+    VHOST_SET_BACKEND_FEATURES,
+    VHOST_SET_OWNER,
+];
+
+/// The ioctls only the owner may issue (`vhost_dev_check_owner`: from the
+/// address space that called `VHOST_SET_OWNER`). Any other command,
+/// `VHOST_SET_LOG_BASE` and `VHOST_SET_LOG_FD` included, is `ENOTTY` for
+/// everyone.
+pub const OWNER_IOCTLS: [u32; 11] = [
+    VHOST_RESET_OWNER,
+    VHOST_SET_MEM_TABLE,
+    VHOST_SET_VRING_NUM,
+    VHOST_SET_VRING_ADDR,
+    VHOST_SET_VRING_BASE,
+    VHOST_GET_VRING_BASE,
+    VHOST_SET_VRING_KICK,
+    VHOST_SET_VRING_CALL,
+    VHOST_SET_VRING_ERR,
+    VHOST_BLK_SET_BACKEND,
+    VHOST_BLK_SET_SERIAL,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +306,21 @@ mod tests {
         assert_eq!(VHOST_SET_VRING_ERR, 0x4008_af22);
         assert_eq!(VHOST_SET_BACKEND_FEATURES, 0x4008_af25);
         assert_eq!(VHOST_GET_BACKEND_FEATURES, 0x8008_af26);
+    }
+
+    #[test]
+    fn every_ioctl_is_open_owner_only_or_refused() {
+        let all = OPEN_IOCTLS.iter().chain(OWNER_IOCTLS.iter());
+        for (i, a) in all.clone().enumerate() {
+            // Each command in exactly one place.
+            assert_eq!(all.clone().skip(i + 1).find(|b| *b == a), None, "{a:#x}");
+        }
+        // Dirty logging is not offered: its commands are unknown here.
+        for cmd in [VHOST_SET_LOG_BASE, VHOST_SET_LOG_FD] {
+            assert!(!OPEN_IOCTLS.contains(&cmd) && !OWNER_IOCTLS.contains(&cmd));
+        }
+        assert!(OPEN_IOCTLS.contains(&VHOST_SET_OWNER));
+        assert!(OWNER_IOCTLS.contains(&VHOST_RESET_OWNER));
     }
 
     #[test]

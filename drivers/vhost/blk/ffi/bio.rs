@@ -14,7 +14,7 @@
 use super::bdev::BdevFile;
 use super::cgroup::Blkcg;
 use super::glue::{self, bio, vhost_blk_bio_list};
-use super::worker::WakeTarget;
+use super::wake::WakeTarget;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use kernel::prelude::*;
@@ -149,16 +149,14 @@ impl BioList {
         NonNull::new(list).map(|list| Self { list }).ok_or(ENOMEM)
     }
 
-    /// Signals `target` on completions (or nobody, with `None`).
-    ///
-    /// # Safety
-    ///
-    /// `target` must stay alive until replaced. A target replaced here may
-    /// still be signalled by a completion in progress: the C side frees
-    /// targets only after a grace period, so the caller need not wait.
-    pub(crate) unsafe fn set_wake(&self, target: Option<&WakeTarget>) {
+    /// Signals `target` on completions (or nobody, with `None`). The list
+    /// takes a reference of its own; a target replaced here may still be
+    /// signalled by a completion in progress, which keeps it alive until
+    /// it is done (its last reference goes after a grace period).
+    pub(crate) fn set_wake(&self, target: Option<&WakeTarget>) {
         let wake = target.map_or(core::ptr::null_mut(), |t| t.as_ptr());
-        // SAFETY: the list is live; the caller guarantees the target rules.
+        // SAFETY: the list is live; `wake` is null or a live target, of
+        // which the C side takes its own reference.
         unsafe { glue::vhost_blk_bio_list_set_wake(self.list.as_ptr(), wake) };
     }
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A reference of an [`Arc`] lent to C as a `void *`, for the data of a
-//! C registration (misc device, debugfs file, hotplug state, work item)
-//! whose callbacks come back into Rust (`entry.rs`).
+//! C registration (misc device, debugfs file, hotplug state, work item,
+//! kick poll) whose callbacks come back into Rust (`entry.rs`, or a
+//! trait's method).
 
 use core::ffi::c_void;
 use core::marker::PhantomData;

@@ -3,7 +3,8 @@
 //! The FFI layer: owning wrappers around the C objects vhost-blk uses.
 //! It knows nothing of the driver: the C glue's calls into the driver
 //! land in `entry.rs`, through data lent by the registrations here
-//! ([`lent::LentArc`]).
+//! ([`lent::LentArc`]), or in a trait the driver implements (a kick
+//! poll's [`poll::Kicked`]).
 
 pub(crate) mod bdev;
 pub(crate) mod bio;
@@ -19,6 +20,7 @@ pub(crate) mod poll;
 pub(crate) mod seq;
 pub(crate) mod task;
 pub(crate) mod uaccess;
+pub(crate) mod wake;
 pub(crate) mod worker;
 
 /// Functions implemented in `glue.c` (prototypes in `glue.h`).
@@ -84,11 +86,16 @@ pub(crate) mod glue {
         ) -> c_int;
         pub(super) fn vhost_blk_now_ns() -> u64;
         pub(super) fn vhost_blk_wake_new() -> *mut vhost_blk_wake;
-        pub(super) fn vhost_blk_wake_free(wake: *mut vhost_blk_wake);
+        pub(super) fn vhost_blk_wake_get(wake: *mut vhost_blk_wake);
+        pub(super) fn vhost_blk_wake_put(wake: *mut vhost_blk_wake);
         pub(super) fn vhost_blk_wake_set_task(wake: *mut vhost_blk_wake, task: *mut task_struct);
         pub(super) fn vhost_blk_wake_signal(wake: *mut vhost_blk_wake);
         pub(super) fn vhost_blk_wake_take(wake: *mut vhost_blk_wake) -> bool;
         pub(super) fn vhost_blk_wake_pending(wake: *mut vhost_blk_wake) -> bool;
+        pub(super) fn vhost_blk_wake_waiting_add(wake: *mut vhost_blk_wake, delta: c_int);
+        pub(super) fn vhost_blk_wake_waiting(wake: *mut vhost_blk_wake) -> c_int;
+        pub(super) fn vhost_blk_rcu_read_lock();
+        pub(super) fn vhost_blk_rcu_read_unlock();
         pub(super) fn vhost_blk_sleep_prepare();
         pub(super) fn vhost_blk_sleep();
         pub(super) fn vhost_blk_sleep_cancel();
@@ -96,7 +103,11 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_online_cpus() -> core::ffi::c_uint;
         pub(super) fn vhost_blk_use_mm(mm: *mut mm_struct);
         pub(super) fn vhost_blk_unuse_mm(mm: *mut mm_struct);
-        pub(super) fn vhost_blk_poll_start(fd: c_int, data: *mut c_void) -> *mut vhost_blk_poll;
+        pub(super) fn vhost_blk_poll_start(
+            fd: c_int,
+            kick: Option<unsafe extern "C" fn(*mut c_void)>,
+            data: *mut c_void,
+        ) -> *mut vhost_blk_poll;
         pub(super) fn vhost_blk_poll_stop(poll: *mut vhost_blk_poll);
         pub(super) fn vhost_blk_bio_list_new() -> *mut vhost_blk_bio_list;
         pub(super) fn vhost_blk_bio_list_set_wake(

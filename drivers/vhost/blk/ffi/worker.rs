@@ -1,17 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Worker kthreads, their wake-ups, and borrowing the owner's mm.
+//! Worker kthreads, and borrowing the owner's mm.
 //!
 //! C header: [`include/linux/kthread.h`](srctree/include/linux/kthread.h).
 
 use super::bdev::BdevFile;
-use super::glue::{self, task_struct, vhost_blk_wake};
+use super::glue::{self, task_struct};
 use super::lent::LentArc;
 use super::mm::OwnerMm;
 use core::ffi::{c_int, c_void};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use kernel::error::{from_err_ptr, Error};
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -134,7 +133,7 @@ impl Kthread {
     }
 
     /// The task, for wake-ups.
-    fn task(&self) -> *mut task_struct {
+    pub(super) fn task(&self) -> *mut task_struct {
         self.task.as_ptr()
     }
 
@@ -374,218 +373,4 @@ impl Drop for MmSlot {
 pub(crate) fn now_ns() -> u64 {
     // SAFETY: no preconditions.
     unsafe { glue::vhost_blk_now_ns() }
-}
-
-/// What wakes a shared worker: a pending flag set from any context (kick
-/// wake-ups, bio completions) and the worker's task.
-///
-/// # Invariants
-///
-/// `wake` is a live `struct vhost_blk_wake` owned by this value; its task
-/// is null or a live kthread (see [`WakeTarget::set_task`]).
-pub(crate) struct WakeTarget {
-    wake: NonNull<vhost_blk_wake>,
-    /// How many of the worker's queues were kicked by the guest and wait
-    /// for their turn (see [`Waker::kick`]): a hint that ends a queue's
-    /// turn early, never a condition for serving anything.
-    waiting_queues: AtomicU32,
-}
-
-// SAFETY: the flag is atomic and wake-ups may come from any thread.
-unsafe impl Send for WakeTarget {}
-// SAFETY: as above.
-unsafe impl Sync for WakeTarget {}
-
-impl WakeTarget {
-    /// A target with no task yet.
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: no preconditions.
-        let wake = unsafe { glue::vhost_blk_wake_new() };
-        // INVARIANT: a fresh, zeroed allocation owned by the new value.
-        NonNull::new(wake)
-            .map(|wake| Self {
-                wake,
-                waiting_queues: AtomicU32::new(0),
-            })
-            .ok_or(ENOMEM)
-    }
-
-    /// Points wake-ups at `thread`, holding a reference on its task until
-    /// the target is freed. Only the first call counts.
-    pub(crate) fn set_task(&self, thread: &Kthread) {
-        // SAFETY: live (type invariant); the task is alive while `thread`
-        // is, and the target takes its own reference on it.
-        unsafe { glue::vhost_blk_wake_set_task(self.wake.as_ptr(), thread.task()) };
-    }
-
-    /// Marks work pending and wakes the task. Never sleeps.
-    pub(crate) fn signal(&self) {
-        // SAFETY: live (type invariant), with a live or null task.
-        unsafe { glue::vhost_blk_wake_signal(self.wake.as_ptr()) };
-    }
-
-    /// Clears the pending flag; returns whether it was set.
-    pub(crate) fn take(&self) -> bool {
-        // SAFETY: live (type invariant).
-        unsafe { glue::vhost_blk_wake_take(self.wake.as_ptr()) }
-    }
-
-    /// Whether work is pending.
-    pub(crate) fn pending(&self) -> bool {
-        // SAFETY: live (type invariant).
-        unsafe { glue::vhost_blk_wake_pending(self.wake.as_ptr()) }
-    }
-
-    /// The C object, for bio lists.
-    pub(crate) fn as_ptr(&self) -> *mut vhost_blk_wake {
-        self.wake.as_ptr()
-    }
-}
-
-impl Drop for WakeTarget {
-    fn drop(&mut self) {
-        // SAFETY: owned (type invariant), freed once.
-        unsafe { glue::vhost_blk_wake_free(self.wake.as_ptr()) };
-    }
-}
-
-/// A virtqueue's wake-ups: a pending flag set from any context (kick
-/// wake-ups run under the eventfd's wait-queue lock), and the
-/// [`WakeTarget`] of the worker serving the queue. Also counts the
-/// queue's kicks, and remembers whether the guest kicked it since its
-/// last turn started (a neighbour's turn ends early while it waits).
-///
-/// # Invariants
-///
-/// `target` is null or a live [`WakeTarget`]: it is set once, when the
-/// queue is bound to a worker, before any kick poll of the queue exists
-/// that could run while it changes, and cleared before that worker's
-/// target can go away, after every source of wake-ups (kick polls,
-/// in-flight bios) is gone.
-///
-/// Not a lock: a kick runs under the eventfd's wait-queue lock, and can
-/// run in hard-IRQ context (a VMM may hand `VHOST_SET_VRING_KICK` an
-/// eventfd that a driver signals from its interrupt handler, as vfio does
-/// for MSI). 6.12's Rust `SpinLock` leaves interrupts on, so a lock taken
-/// there and in process context could deadlock; the binding rules above
-/// make the plain pointer safe instead.
-pub(crate) struct Waker {
-    pending: AtomicBool,
-    /// Kicked by the guest, and its turn has not started since.
-    waiting: AtomicBool,
-    target: AtomicPtr<WakeTarget>,
-    kicks: AtomicU64,
-}
-
-impl Waker {
-    /// A waker with no worker.
-    pub(crate) const fn new() -> Self {
-        Self {
-            pending: AtomicBool::new(false),
-            waiting: AtomicBool::new(false),
-            target: AtomicPtr::new(core::ptr::null_mut()),
-            kicks: AtomicU64::new(0),
-        }
-    }
-
-    /// Points wake-ups at `target` (or nowhere, with `None`).
-    ///
-    /// # Safety
-    ///
-    /// The target must stay alive until the waker is pointed elsewhere,
-    /// and it may be pointed elsewhere only when no wake-up can run.
-    pub(crate) unsafe fn set_target(&self, target: Option<&WakeTarget>) {
-        let p = target.map_or(core::ptr::null_mut(), |t| {
-            (t as *const WakeTarget).cast_mut()
-        });
-        // INVARIANT: the caller guarantees the lifetime rules.
-        self.target.store(p, Ordering::Release);
-    }
-
-    /// A guest kick: counts it, marks the queue pending and waiting, and
-    /// wakes the worker. Never sleeps.
-    pub(crate) fn kick(&self) {
-        self.kicks.fetch_add(1, Ordering::Relaxed);
-        if !self.waiting.swap(true, Ordering::AcqRel) {
-            self.with_target(|t| {
-                t.waiting_queues.fetch_add(1, Ordering::AcqRel);
-            });
-        }
-        self.kick_quiet();
-        self.wake();
-    }
-
-    /// The worker's target, if the queue has a worker.
-    fn target(&self) -> Option<&WakeTarget> {
-        let target = self.target.load(Ordering::Acquire);
-        // SAFETY: by the type invariant a non-null target is alive until
-        // the waker is pointed elsewhere, which happens only when no
-        // wake-up (and so no caller of this) can run.
-        unsafe { target.as_ref() }
-    }
-
-    /// Calls `f` on the worker's target, if the queue has a worker.
-    fn with_target(&self, f: impl FnOnce(&WakeTarget)) {
-        if let Some(t) = self.target() {
-            f(t);
-        }
-    }
-
-    /// Marks the queue pending without a wake-up (from the worker itself).
-    pub(crate) fn kick_quiet(&self) {
-        self.pending.store(true, Ordering::Release);
-    }
-
-    /// Wakes the worker. Never sleeps.
-    pub(crate) fn wake(&self) {
-        self.with_target(WakeTarget::signal);
-    }
-
-    /// Takes the pending flag.
-    pub(crate) fn take(&self) -> bool {
-        self.pending.swap(false, Ordering::AcqRel)
-    }
-
-    /// The queue's turn starts: it no longer waits. Every change of
-    /// `waiting` to true (in [`Waker::kick`]) is paired with one back to
-    /// false here or in [`Waker::forget_waiting`], and the target never
-    /// changes in between, so the worker's count settles right even when
-    /// the two race.
-    pub(crate) fn turn_starts(&self) {
-        if self.waiting.swap(false, Ordering::AcqRel) {
-            self.with_target(|t| {
-                t.waiting_queues.fetch_sub(1, Ordering::AcqRel);
-            });
-        }
-    }
-
-    /// Drops the waiting mark: for a queue that is not served, or one
-    /// leaving its worker (then called before [`Waker::set_target`]
-    /// clears the target, once no kick can run).
-    pub(crate) fn forget_waiting(&self) {
-        self.turn_starts();
-    }
-
-    /// Whether the guest kicked another queue of the same worker that
-    /// waits for its turn while this one takes its own.
-    pub(crate) fn others_waiting(&self) -> bool {
-        let Some(t) = self.target() else {
-            return false;
-        };
-        let mine = self.waiting.load(Ordering::Acquire);
-        // The count less this queue's own mark. A count caught in a race
-        // (briefly off by one, or wrapped below zero) only shortens one
-        // turn.
-        t.waiting_queues.load(Ordering::Acquire) > u32::from(mine)
-    }
-
-    /// Whether the queue is pending.
-    pub(crate) fn any(&self) -> bool {
-        self.pending.load(Ordering::Acquire)
-    }
-
-    /// Kicks received.
-    pub(crate) fn kicks(&self) -> u64 {
-        self.kicks.load(Ordering::Relaxed)
-    }
 }

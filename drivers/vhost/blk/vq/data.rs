@@ -6,6 +6,7 @@
 use super::{Ctx, DataError, PAGE_SIZE};
 use crate::ffi::bio::{Bio, BioKind, BioStack, MAX_VECS};
 use crate::vcore::blk::{self, Op, Request};
+use crate::vcore::memory::Fault;
 use crate::vcore::ring::Chain;
 use kernel::prelude::*;
 
@@ -30,16 +31,13 @@ pub(super) fn data_bios(
     // Check every piece before pinning any.
     let mut pieces = 0u32;
     let aligned = blk::for_each_data_piece(chain, &req.data, |gpa, len| {
-        match cx.table.for_each_piece(gpa, u64::from(len), |ua, n| {
+        cx.table.for_each_piece(gpa, u64::from(len), |ua, n| {
             if !rules.piece_aligned(ua, n) {
-                return Err(());
+                return Err(Fault);
             }
             pieces += 1;
             Ok(())
-        }) {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(()),
-        }
+        })
     });
     if aligned.is_err() {
         return Err(DataError::Failed);
@@ -60,13 +58,12 @@ pub(super) fn data_bios(
     };
     let mut failed = None;
     let r = blk::for_each_data_piece(chain, &req.data, |gpa, len| {
-        let r = cx.table.for_each_piece(gpa, u64::from(len), |ua, n| {
-            b.add_piece(ua, n as u32).map_err(|e| failed = Some(e))
-        });
-        match r {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(()),
-        }
+        cx.table.for_each_piece(gpa, u64::from(len), |ua, n| {
+            b.add_piece(ua, n as u32).map_err(|e| {
+                failed = Some(e);
+                Fault
+            })
+        })
     });
     if r.is_err() {
         // Dropping the unsubmitted bios unpins what they hold.
