@@ -50,6 +50,10 @@ pub fn run(r: &mut Runner) {
         polling::workers_no_stranded_requests,
     );
     r.run(
+        "workers_polling_end_rechecks_the_ring",
+        polling::workers_polling_end_rechecks_the_ring,
+    );
+    r.run(
         "workers_quota_keeps_small_queue_fair",
         fairness::workers_quota_keeps_small_queue_fair,
     );

@@ -4,13 +4,16 @@
 //! and no request stranded when the worker stops polling.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::atomic::{fence, Ordering};
+use std::time::{Duration, Instant};
 
 use vhost_blk_core::blk::*;
 use vhost_blk_core::features;
+use vhost_blk_core::ring::VRING_USED_F_NO_NOTIFY;
 
 use super::{no_event_idx, qd1, stats, Flow};
 use crate::blk::{Config, TestDevice};
+use crate::driver::Buf;
 use crate::selftests::io::backend;
 use crate::stats::{fd_ids, ParamGuard};
 use crate::testing::{ctx, ensure, CaseResult, Rng};
@@ -157,5 +160,82 @@ pub(super) fn workers_no_stranded_requests() -> CaseResult {
         );
     }
     println!("  {total} requests, {kicks} kicks, none stranded");
+    Ok(())
+}
+
+/// A request posted while the worker ends its polling, after it last
+/// looked at the ring but before it turned notifications back on, gets no
+/// kick (the driver saw them off): the re-check that follows turning them
+/// on must find it.
+///
+/// One worker serves 16 queues and ends their polling in the order they
+/// were placed. Once queue 0 shows notifications on, the worker has
+/// looked at every ring for the last time; a request then posted on queue
+/// 15, whose notifications are still off after the post, is only found
+/// by queue 15's re-check. A post that finds them already on is kicked,
+/// as a driver would, and does not count.
+pub(super) fn workers_polling_end_rechecks_the_ring() -> CaseResult {
+    let (_nb, f) = backend("vbw9", 16, &[])?;
+    let _g = ParamGuard::set(&[("max_workers", "1"), ("poll_budget_us", "20000")])?;
+    let n = 16usize;
+    let cfg = Config {
+        queues: n as u32,
+        features: no_event_idx(),
+        ..Config::default()
+    };
+    let mut t = ctx(TestDevice::new(&f, cfg), "device")?;
+    let last = n - 1;
+    let off = |t: &TestDevice, q: usize| {
+        t.queues[q].ring.used_flags(&t.mem) & VRING_USED_F_NO_NOTIFY != 0
+    };
+    let (mut conclusive, mut rounds) = (0, 0);
+    while conclusive < 10 && rounds < 300 {
+        rounds += 1;
+        // A request on every queue: each turn ends on an empty ring, left
+        // polled with notifications off.
+        for q in 0..n {
+            let (h, a, s) = (t.header(VIRTIO_BLK_T_IN, 0), t.buf(512, 512), t.status());
+            t.submit(q, &[Buf::r(h, 16), Buf::w(a, 512), Buf::w(s, 1)], false);
+        }
+        for q in 0..n {
+            t.wait(q, 1, Duration::from_secs(5))
+                .map_err(|e| format!("round {rounds}: queue {q}: {e}"))?;
+        }
+        if !off(&t, 0) {
+            // Polling already ended (the host was slow): no window.
+            continue;
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while off(&t, 0) {
+            ensure(Instant::now() < deadline, || {
+                format!("round {rounds}: queue 0 still polled after 2 s (budget 20 ms)")
+            })?;
+            std::hint::spin_loop();
+        }
+        let (h, a, s) = (t.header(VIRTIO_BLK_T_IN, 0), t.buf(512, 512), t.status());
+        t.queues[last]
+            .ring
+            .add_chain(&t.mem, &[Buf::r(h, 16), Buf::w(a, 512), Buf::w(s, 1)])
+            .ok_or("no free descriptor")?;
+        fence(Ordering::SeqCst);
+        if !off(&t, last) {
+            // The worker turned them on before the post: kick.
+            t.queues[last].kick.signal();
+            t.wait(last, 1, Duration::from_secs(5))
+                .map_err(|e| format!("round {rounds}: kicked request: {e}"))?;
+            continue;
+        }
+        conclusive += 1;
+        t.wait(last, 1, Duration::from_secs(2)).map_err(|e| {
+            format!(
+                "round {rounds}: a request posted while polling ended, with notifications \
+                 still off, was stranded: {e}"
+            )
+        })?;
+    }
+    ensure(conclusive > 0, || {
+        format!("no request landed in the window in {rounds} rounds")
+    })?;
+    println!("  {conclusive} requests posted as polling ended (in {rounds} rounds), none stranded");
     Ok(())
 }
