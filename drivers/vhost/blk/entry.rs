@@ -2,7 +2,8 @@
 
 //! The functions `glue.c` calls into the driver: the file operations of
 //! `/dev/vhost-blk`, the statistics file's `show`, the worker pool's
-//! reaping work and its CPU-online callback (prototypes in `glue.h`).
+//! reaping work and its CPU-online callback, and the `worker_cpus`
+//! parameter (prototypes in `glue.h`).
 //!
 //! Each gets back, as a `void *`, a reference lent to C by an `ffi`
 //! registration that the module's init made with the type named here:
@@ -14,10 +15,12 @@ use crate::ffi::debugfs::StatsFile;
 use crate::ffi::glue;
 use crate::ffi::misc::MiscRegistration;
 use crate::ffi::module::ModuleHeld;
+use crate::ffi::params::{ParamPage, WorkerCpusLocked};
 use crate::ffi::seq::SeqFile;
 use crate::ffi::worker::{CpuOnlineHook, ReapHook};
 use crate::worker::Pool;
-use core::ffi::{c_int, c_long, c_uint, c_ulong, c_void};
+use crate::worker_cpus;
+use core::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void, CStr};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::types::ForeignOwnable;
@@ -186,4 +189,52 @@ unsafe extern "C" fn vhost_blk_rs_cpu_online(data: *mut c_void, cpu: u32) {
     // state is registered, so it has not been dropped).
     let pool = unsafe { <Arc<Pool> as ForeignOwnable>::borrow(data) };
     pool.cpu_online(cpu);
+}
+
+/// `set` of the `worker_cpus` parameter ([`worker_cpus::set`]).
+///
+/// # Safety
+///
+/// `val` must be a NUL-terminated string; called with CPU hotplug held for
+/// reading and the list's lock held.
+#[no_mangle]
+unsafe extern "C" fn vhost_blk_rs_worker_cpus_set(val: *const c_char) -> c_int {
+    // SAFETY: the caller guarantees a NUL-terminated string.
+    let text = unsafe { CStr::from_ptr(val) };
+    // SAFETY: the caller holds the lock until this returns.
+    let locked = unsafe { WorkerCpusLocked::assume_held() };
+    match worker_cpus::set(&locked, text) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `get` of the `worker_cpus` parameter: fills `buf`, returns its length.
+///
+/// # Safety
+///
+/// `buf` must be the page given to `get`; called with the list's lock
+/// held.
+#[no_mangle]
+unsafe extern "C" fn vhost_blk_rs_worker_cpus_get(buf: *mut c_char) -> c_int {
+    // SAFETY: the caller guarantees the page.
+    let mut page = unsafe { ParamPage::from_raw(buf) };
+    // SAFETY: the caller holds the lock until this returns.
+    let locked = unsafe { WorkerCpusLocked::assume_held() };
+    // The page cuts what does not fit; nothing fails.
+    let _ = worker_cpus::show(&locked, &mut page);
+    page.len() as c_int
+}
+
+/// The hotplug callbacks' recount of `worker_cpus` ([`worker_cpus::recount`]):
+/// `leaving` is a CPU going offline, or negative for none.
+///
+/// # Safety
+///
+/// Called with CPU hotplug held and the list's lock held.
+#[no_mangle]
+unsafe extern "C" fn vhost_blk_rs_worker_cpus_recount(leaving: c_int) {
+    // SAFETY: the caller holds the lock until this returns.
+    let locked = unsafe { WorkerCpusLocked::assume_held() };
+    worker_cpus::recount(&locked, u32::try_from(leaving).ok());
 }

@@ -16,7 +16,8 @@
 //! can hold a worker back from the other queues.
 
 use crate::ffi::bdev::BdevFile;
-use crate::ffi::bio::{with_plug, BioList, BioTarget};
+use crate::ffi::bio::{with_plug, BioTarget};
+use crate::ffi::bio_list::BioList;
 use crate::ffi::cgroup::Blkcg;
 use crate::ffi::eventfd::EventFd;
 use crate::ffi::mm::OwnerMm;

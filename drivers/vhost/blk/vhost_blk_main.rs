@@ -28,6 +28,8 @@ mod vq;
 mod waker;
 #[forbid(unsafe_code)]
 mod worker;
+#[forbid(unsafe_code)]
+mod worker_cpus;
 // The core is a library shared with the cargo build, where its items are
 // `pub` API used by the host tests and the harness; not all of it is used
 // by the module itself.
@@ -55,7 +57,7 @@ struct VhostBlkModule {
     _bioset: ffi::bio::BioSet,
     // Last: waits for the grace periods after which completions' lists
     // and wake-up targets are freed.
-    _rcu: ffi::bio::RcuBarrier,
+    _rcu: ffi::rcu::RcuBarrier,
 }
 
 impl kernel::Module for VhostBlkModule {
@@ -73,7 +75,7 @@ impl kernel::Module for VhostBlkModule {
             _reap: reap,
             _stats: stats,
             _bioset: bioset,
-            _rcu: ffi::bio::RcuBarrier,
+            _rcu: ffi::rcu::RcuBarrier,
         })
     }
 }

@@ -173,12 +173,12 @@ pub(crate) enum SlowJob {
 
 /// A request token: queue index, slot index, and whether the bio writes
 /// zeroes from the zero page. Carried by each bio.
-pub(crate) fn token(q: u32, slot: u16, zero: bool) -> usize {
-    (usize::from(zero) << 32) | ((q as usize & 0xffff) << 16) | usize::from(slot)
+pub(crate) fn token(q: u32, slot: u16, zero: bool) -> u64 {
+    (u64::from(zero) << 32) | ((u64::from(q) & 0xffff) << 16) | u64::from(slot)
 }
 
 /// The queue, slot and zero flag of a token.
-pub(crate) fn untoken(t: usize) -> (u32, u16, bool) {
+pub(crate) fn untoken(t: u64) -> (u32, u16, bool) {
     (
         ((t >> 16) & 0xffff) as u32,
         (t & 0xffff) as u16,
@@ -705,7 +705,7 @@ impl VqRuntime {
         cx: &Ctx<'_>,
         op: Op,
         ranges: &[blk::Range],
-        tok: usize,
+        tok: u64,
     ) -> Option<(BioStack<Bio>, BioStack<Bio>)> {
         let mut bios = BioStack::new();
         let mut zeroes = BioStack::new();

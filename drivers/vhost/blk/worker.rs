@@ -28,6 +28,7 @@ use crate::ffi::worker::{
 use crate::queue::{Queue, TurnResult};
 use crate::vcore::ring::Chain;
 use crate::vcore::sched::{self, Idle, Placement, Quota};
+use crate::worker_cpus;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
@@ -60,7 +61,7 @@ impl Policy {
             quota: params::quota(),
             poll: budget_ns != 0,
             publish_batch: params::publish_batch(),
-            worker_cpus: params::worker_cpus_count(),
+            worker_cpus: worker_cpus::count(),
             cpus: online_cpus(),
             budget_ns,
         }
@@ -388,7 +389,7 @@ impl Pool {
     /// `worker_cpus` it gets. Returns the slot.
     fn start_worker(&self, inner: &mut PoolInner, nth: u32) -> Result<usize> {
         let id = inner.next_id;
-        let cpu = params::worker_cpu(nth);
+        let cpu = worker_cpus::cpu_for(nth);
         let worker = Worker::new(id)?;
         let thread = Kthread::spawn(worker.clone(), id, cpu)?;
         worker.wake.set_task(&thread);
@@ -458,7 +459,7 @@ impl Pool {
     /// is attached to one of its queues' devices, unless it is pinned or
     /// `worker_cpus` pins workers.
     pub(crate) fn follow_bdev(&self, worker: &Arc<Worker>, bdev: &BdevFile) {
-        if params::worker_cpus_set() {
+        if worker_cpus::pins() {
             return;
         }
         let mut inner = self.inner.lock();

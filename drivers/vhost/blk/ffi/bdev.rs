@@ -91,6 +91,6 @@ impl Drop for BdevFile {
     fn drop(&mut self) {
         // SAFETY: by the type invariant this value holds one reference,
         // released exactly once, here.
-        unsafe { glue::vhost_blk_fput(self.file.as_ptr()) };
+        unsafe { kernel::bindings::fput(self.file.as_ptr().cast()) };
     }
 }

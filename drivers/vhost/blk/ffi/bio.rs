@@ -1,37 +1,105 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Bios built from the owner's pages, and the list their completions come
-//! back on.
+//! Bios built from the owner's pages, and submitted again when they come
+//! back undone.
 //!
 //! C header: [`include/linux/bio.h`](srctree/include/linux/bio.h).
 //!
-//! Every bio comes from the module's bioset, carries an opaque token (which
-//! request it serves) and, on completion, is pushed by `glue.c` onto its
-//! queue's [`BioList`] and the worker is woken. Pages are unpinned (and
-//! dirtied) by the worker in process context, never in the completion
-//! interrupt.
+//! Every bio comes from the module's bioset, whose front pad
+//! ([`BioPad`]) says which request it serves and how to submit it again.
+//! On completion it is pushed onto its queue's [`BioList`] and the worker
+//! is woken; pages are unpinned (and dirtied) by the worker in process
+//! context, never in the completion interrupt.
 
 use super::bdev::BdevFile;
+use super::bio_list::{BioList, BLK_STS_AGAIN, END_IO};
 use super::cgroup::Blkcg;
-use super::glue::{self, bio, vhost_blk_bio_list};
-use super::wake::WakeTarget;
+use super::glue;
 use core::marker::PhantomData;
-use core::ptr::NonNull;
+use core::ptr::{addr_of_mut, NonNull};
+use kernel::bindings::{self, bio};
+use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
+use kernel::types::Opaque;
+
+/// `REQ_NOWAIT`: fail with `BLK_STS_AGAIN` rather than wait.
+pub(super) const REQ_NOWAIT: u32 = 1 << bindings::req_flag_bits___REQ_NOWAIT;
+const REQ_SYNC: u32 = 1 << bindings::req_flag_bits___REQ_SYNC;
+const REQ_IDLE: u32 = 1 << bindings::req_flag_bits___REQ_IDLE;
+const REQ_FUA: u32 = 1 << bindings::req_flag_bits___REQ_FUA;
+const REQ_PREFLUSH: u32 = 1 << bindings::req_flag_bits___REQ_PREFLUSH;
+const REQ_NOUNMAP: u32 = 1 << bindings::req_flag_bits___REQ_NOUNMAP;
+const REQ_ALLOC_CACHE: u32 = 1 << bindings::req_flag_bits___REQ_ALLOC_CACHE;
+/// `BLK_STS_NOTSUPP` (a macro with a cast; `glue.c` asserts the value).
+const BLK_STS_NOTSUPP: u8 = 1;
+
+/// What the module keeps in front of each of its bios (the bioset's front
+/// pad): written when the bio is allocated, read by the worker.
+#[repr(C)]
+struct BioPad {
+    /// Which request it serves (opaque here).
+    token: u64,
+    /// Where it was submitted, for a resubmission.
+    iter: bindings::bvec_iter,
+    /// The cgroup charged for it, or null; the queue holds a reference
+    /// for as long as the bio lives.
+    blkcg: *mut bindings::cgroup_subsys_state,
+    kind: BioKind,
+    /// Whether it holds pinned user pages.
+    pinned: bool,
+    /// Times submitted again with `REQ_NOWAIT` after coming back.
+    nowait_retries: u8,
+    bio: bio,
+}
+
+/// The front pad of `bio`.
+///
+/// # Safety
+///
+/// `bio` is a bio of the module's bioset.
+unsafe fn pad(bio: NonNull<bio>) -> *mut BioPad {
+    // SAFETY: the bioset puts a `BioPad`'s fields before each bio (its
+    // front pad is the offset of `bio` in `BioPad`).
+    unsafe {
+        bio.as_ptr()
+            .cast::<u8>()
+            .sub(core::mem::offset_of!(BioPad, bio))
+    }
+    .cast()
+}
+
+/// The storage of the module's bioset.
+struct BioSetCell(Opaque<bindings::bio_set>);
+
+// SAFETY: initialised before any bio is allocated and torn down after the
+// last is freed ([`BioSet`]); the block layer synchronises the rest.
+unsafe impl Sync for BioSetCell {}
+
+static BIO_SET: BioSetCell = BioSetCell(Opaque::uninit());
 
 /// The module's bioset, from which every vhost-blk bio is allocated.
 ///
 /// # Invariants
 ///
-/// The bioset in `glue.c` is initialised while this value exists, and only
-/// the module's init creates one.
+/// `BIO_SET` is initialised while this value exists, and only the
+/// module's init creates one.
 pub(crate) struct BioSet(());
 
 impl BioSet {
-    /// Initialises the bioset.
+    /// Initialises the bioset: a mempool of 64 bios with their vectors,
+    /// and a per-CPU cache of small bios.
     pub(crate) fn init() -> Result<Self> {
-        // SAFETY: called once, from module init.
-        kernel::error::to_result(unsafe { glue::vhost_blk_bioset_init() })?;
+        let flags = bindings::BIOSET_NEED_BVECS | bindings::BIOSET_PERCPU_CACHE;
+        // SAFETY: called once, from module init, before any bio is
+        // allocated.
+        kernel::error::to_result(unsafe {
+            bindings::bioset_init(
+                BIO_SET.0.get(),
+                64,
+                core::mem::offset_of!(BioPad, bio) as _,
+                flags as _,
+            )
+        })?;
         // INVARIANT: initialised above.
         Ok(Self(()))
     }
@@ -42,158 +110,69 @@ impl Drop for BioSet {
         // SAFETY: initialised (type invariant) and no bio is outstanding:
         // every device drains before its last reference goes, and devices
         // keep the module loaded while they have bios.
-        unsafe { glue::vhost_blk_bioset_exit() };
+        unsafe { bindings::bioset_exit(BIO_SET.0.get()) };
     }
 }
 
-/// Waits, when dropped, for the grace-period callbacks that free wake-up
-/// targets and completion lists (`rcu_barrier`): the module's last field,
-/// so that no callback of its runs after it is unloaded.
-pub(crate) struct RcuBarrier;
-
-impl Drop for RcuBarrier {
-    fn drop(&mut self) {
-        // SAFETY: process context (module exit); no preconditions.
-        unsafe { glue::vhost_blk_rcu_barrier() };
-    }
-}
-
-/// What a bio does (`enum vhost_blk_bio_kind` of `glue.h`).
+/// What a bio does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum BioKind {
     /// `REQ_OP_READ`: the device writes the pages.
-    Read = 0,
+    Read,
     /// `REQ_OP_WRITE`.
-    Write = 1,
+    Write,
     /// `REQ_OP_WRITE | REQ_FUA`: durable when it completes (the block
     /// layer adds a post-flush on devices without FUA).
-    WriteFua = 2,
+    WriteFua,
     /// An empty `REQ_OP_WRITE | REQ_PREFLUSH`.
-    Flush = 3,
+    Flush,
     /// `REQ_OP_DISCARD` of a range.
-    Discard = 4,
+    Discard,
     /// `REQ_OP_WRITE_ZEROES` of a range, which may deallocate.
-    WriteZeroes = 5,
+    WriteZeroes,
     /// `REQ_OP_WRITE_ZEROES | REQ_NOUNMAP` of a range.
-    WriteZeroesNoUnmap = 6,
+    WriteZeroesNoUnmap,
     /// A range still to be written from the zero page: never submitted.
-    ZeroRange = 7,
+    ZeroRange,
 }
 
 impl BioKind {
-    fn from_raw(v: u32) -> Option<Self> {
-        Some(match v {
-            0 => Self::Read,
-            1 => Self::Write,
-            2 => Self::WriteFua,
-            3 => Self::Flush,
-            4 => Self::Discard,
-            5 => Self::WriteZeroes,
-            6 => Self::WriteZeroesNoUnmap,
-            7 => Self::ZeroRange,
-            _ => return None,
-        })
+    /// The operation and flags it is submitted with.
+    fn opf(self) -> u32 {
+        // Writes go as O_DIRECT writes do: not held back by writeback
+        // throttling.
+        let write = bindings::req_op_REQ_OP_WRITE | REQ_SYNC | REQ_IDLE;
+        match self {
+            Self::Read => bindings::req_op_REQ_OP_READ,
+            Self::Write => write,
+            Self::WriteFua => write | REQ_FUA,
+            Self::Flush => bindings::req_op_REQ_OP_WRITE | REQ_PREFLUSH,
+            Self::Discard => bindings::req_op_REQ_OP_DISCARD,
+            Self::WriteZeroes => bindings::req_op_REQ_OP_WRITE_ZEROES,
+            Self::WriteZeroesNoUnmap => bindings::req_op_REQ_OP_WRITE_ZEROES | REQ_NOUNMAP,
+            Self::ZeroRange => bindings::req_op_REQ_OP_WRITE,
+        }
+    }
+
+    /// Whether it carries pages; the others cover a range without any.
+    fn has_pages(self) -> bool {
+        matches!(self, Self::Read | Self::Write | Self::WriteFua)
     }
 }
 
-/// Why a bio submitted with `REQ_NOWAIT` came back undone
-/// (`enum vhost_blk_bio_bounce` of `glue.h`, whose `NONE` is 0 and whose
-/// other values are 1 and 2, in this order).
+/// Why a bio submitted with `REQ_NOWAIT` came back undone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Bounce {
-    /// The device would have made the submitter wait: no free tag, a
-    /// frozen queue, a split.
+    /// The device would have made the submitter wait (`BLK_STS_AGAIN`: no
+    /// free tag, a frozen queue, a split).
     NoRoom,
-    /// The device no longer takes `REQ_NOWAIT`.
+    /// The device no longer takes `REQ_NOWAIT` (`BLK_STS_NOTSUPP`).
     NowaitRefused,
-}
-
-/// `struct vhost_blk_bio_args` of `glue.h`.
-#[repr(C)]
-pub(crate) struct BioArgs {
-    bdev_file: *mut glue::file,
-    list: *mut vhost_blk_bio_list,
-    blkcg: *mut glue::cgroup_subsys_state,
-    token: core::ffi::c_ulong,
-    sector: u64,
-    bytes: u32,
-    nr_vecs: u16,
-    kind: u8,
-    nowait: bool,
 }
 
 /// The most pages one bio holds (`BIO_MAX_VECS`).
 pub(crate) const MAX_VECS: u32 = 256;
-
-/// A queue's list of completed bios.
-///
-/// # Invariants
-///
-/// `list` is a live `struct vhost_blk_bio_list` owned by this value.
-pub(crate) struct BioList {
-    list: NonNull<vhost_blk_bio_list>,
-}
-
-// SAFETY: the list is a lock-free stack usable from any thread.
-unsafe impl Send for BioList {}
-// SAFETY: as above; `take` is an atomic exchange.
-unsafe impl Sync for BioList {}
-
-impl BioList {
-    /// An empty list that wakes nobody yet.
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: no preconditions.
-        let list = unsafe { glue::vhost_blk_bio_list_new() };
-        // INVARIANT: a fresh allocation owned by the new value.
-        NonNull::new(list).map(|list| Self { list }).ok_or(ENOMEM)
-    }
-
-    /// Signals `target` on completions (or nobody, with `None`). The list
-    /// takes a reference of its own; a target replaced here may still be
-    /// signalled by a completion in progress, which keeps it alive until
-    /// it is done (its last reference goes after a grace period).
-    pub(crate) fn set_wake(&self, target: Option<&WakeTarget>) {
-        let wake = target.map_or(core::ptr::null_mut(), |t| t.as_ptr());
-        // SAFETY: the list is live; `wake` is null or a live target, of
-        // which the C side takes its own reference.
-        unsafe { glue::vhost_blk_bio_list_set_wake(self.list.as_ptr(), wake) };
-    }
-
-    /// Whether no completion is waiting.
-    pub(crate) fn is_empty(&self) -> bool {
-        // SAFETY: the list is live.
-        unsafe { glue::vhost_blk_bio_list_empty(self.list.as_ptr()) }
-    }
-
-    /// Whether a bio came back from a full disk (`BLK_STS_AGAIN`) since
-    /// the last [`Self::take`]: submitting more now would bounce too.
-    pub(crate) fn bounced(&self) -> bool {
-        // SAFETY: the list is live.
-        unsafe { glue::vhost_blk_bio_list_bounced(self.list.as_ptr()) }
-    }
-
-    /// Takes every completed bio, and clears [`Self::bounced`].
-    pub(crate) fn take(&self) -> BioStack<DoneBio> {
-        // SAFETY: the list is live; the bios taken are completed bios of
-        // this module, now owned by the caller, linked by `bi_next`.
-        let head = unsafe { glue::vhost_blk_bio_list_take(self.list.as_ptr()) };
-        // INVARIANT: completed bios, owned by nothing else now.
-        BioStack {
-            head: NonNull::new(head),
-            _owns: PhantomData,
-        }
-    }
-}
-
-impl Drop for BioList {
-    fn drop(&mut self) {
-        // SAFETY: owned by this value, freed once (after a grace period,
-        // as completions may still be leaving it). Queues drain all bios
-        // before dropping their list; glue.c warns if one is left.
-        unsafe { glue::vhost_blk_bio_list_free(self.list.as_ptr()) };
-    }
-}
 
 /// Why pages could not be added to a bio without waiting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,8 +187,8 @@ pub(crate) enum PinError {
 ///
 /// # Invariants
 ///
-/// `bio` is a live bio of the module's bioset, owned by this value, whose
-/// pages (if any) are pinned.
+/// `bio` is a live bio of the module's bioset, with its [`BioPad`] set,
+/// owned by this value, whose pages (if any) are pinned.
 #[repr(transparent)]
 pub(crate) struct Bio {
     bio: NonNull<bio>,
@@ -243,80 +222,203 @@ impl Bio {
         nr_vecs: u32,
         sector: u64,
         bytes: u32,
-        token: usize,
+        token: u64,
     ) -> Option<Self> {
-        let args = BioArgs {
-            bdev_file: to.bdev.as_ptr(),
-            list: to.list.list.as_ptr(),
-            blkcg: to.blkcg.map_or(core::ptr::null_mut(), |c| c.as_ptr()),
-            token: token as _,
-            sector,
-            bytes,
-            nr_vecs: nr_vecs.min(MAX_VECS) as u16,
-            kind: kind as u8,
-            nowait: to.nowait,
+        let nr_vecs = if kind.has_pages() {
+            nr_vecs.min(MAX_VECS) as u16
+        } else {
+            0
         };
-        // SAFETY: `args` is a valid `struct vhost_blk_bio_args`: a live
-        // block device file and a live list, both outliving the bio (queues
-        // drain bios before dropping either), and a cgroup reference the
-        // queue holds as long (the bio takes its own reference of it).
-        let bio = unsafe { glue::vhost_blk_bio_alloc(&args) };
-        // INVARIANT: a fresh bio with no pages, if any.
-        NonNull::new(bio).map(|bio| Self { bio })
+        let mut opf = kind.opf() | REQ_ALLOC_CACHE;
+        if to.nowait {
+            opf |= REQ_NOWAIT;
+        }
+        // SAFETY: the block device outlives the file, which the queue
+        // holds for longer than its bios.
+        let bdev = unsafe { bindings::file_bdev(to.bdev.as_ptr().cast()) };
+        // Small bios come from the bioset's per-CPU cache, as io_uring's
+        // do: the worker allocates them, and frees them too
+        // ([`DoneBio::release`]), always in process context, as the cache
+        // requires. The block layer drops the flag for bios with more
+        // vectors than fit inline. The first try does not reclaim: the
+        // worker serves other queues. The mempool allocation that may
+        // sleep does not fail; the request fails with IOERR if it ever
+        // does.
+        let alloc = |gfp: bindings::gfp_t| {
+            // SAFETY: a live block device and the initialised bioset
+            // (devices exist only while the module's `BioSet` does).
+            unsafe { bindings::bio_alloc_bioset(bdev, nr_vecs, opf, gfp, BIO_SET.0.get()) }
+        };
+        let bio = NonNull::new(alloc(bindings::GFP_NOWAIT))
+            .or_else(|| NonNull::new(alloc(bindings::GFP_KERNEL)))?;
+        let blkcg = to
+            .blkcg
+            .map_or(core::ptr::null_mut(), |c| c.as_ptr().cast());
+        // SAFETY: a fresh bio of the bioset, owned here: its front pad is
+        // ours to write, and its fields the submitter's to set.
+        unsafe {
+            let pad = pad(bio);
+            addr_of_mut!((*pad).token).write(token);
+            addr_of_mut!((*pad).iter).write(core::mem::zeroed());
+            addr_of_mut!((*pad).blkcg).write(blkcg);
+            addr_of_mut!((*pad).kind).write(kind);
+            addr_of_mut!((*pad).pinned).write(false);
+            addr_of_mut!((*pad).nowait_retries).write(0);
+            let b = bio.as_ptr();
+            (*b).bi_iter.bi_sector = sector;
+            if !kind.has_pages() {
+                (*b).bi_iter.bi_size = bytes;
+            }
+            (*b).bi_end_io = END_IO;
+            (*b).bi_private = to.list.as_private();
+            // Charged to the owner's cgroup, not the shared worker's.
+            if !blkcg.is_null() {
+                bindings::bio_associate_blkg_from_css(b, blkcg);
+            }
+        }
+        // INVARIANT: a fresh bio with its pad set and no pages.
+        Some(Self { bio })
     }
 
-    /// Pins the owner's pages of `[uaddr, uaddr + len)` into the bio until
-    /// it is full, without faulting and without waiting. Returns the bytes
-    /// added (0 when full). Must run under the owner's mm.
+    fn pad(&self) -> *mut BioPad {
+        // SAFETY: a bio of the bioset (type invariant).
+        unsafe { pad(self.bio) }
+    }
+
+    /// Pins the owner's pages of `[uaddr, uaddr + len)` into the bio, one
+    /// vector per page, until it is full. Returns the bytes added (0 when
+    /// full), or [`PinError::WouldBlock`] if the first page is not present
+    /// (or, for the device to write, not writable). Must run under the
+    /// owner's mm.
+    ///
+    /// `FOLL_NOFAULT`: this never faults a page in, so a shared worker
+    /// never sleeps on the owner's memory (userfaultfd, FUSE, swap); the
+    /// owner's slow path faults the range in and the worker retries. Where
+    /// GUP-fast cannot pin a page, GUP falls back to a page-table walk
+    /// under the owner's `mmap_lock` taken for reading: only a writer
+    /// holding it can delay the worker.
     pub(crate) fn add_user(
         &mut self,
         uaddr: u64,
         len: u32,
         device_writes: bool,
     ) -> Result<u32, PinError> {
-        let addr = usize::try_from(uaddr).map_err(|_| PinError::WouldBlock)?;
-        // SAFETY: the bio is live and not submitted; pinning reaches only
-        // the current mm.
-        let r = unsafe {
-            glue::vhost_blk_bio_add_user(self.bio.as_ptr(), addr as _, len, device_writes)
-        };
-        u32::try_from(r).map_err(|_| PinError::WouldBlock)
+        let uaddr = usize::try_from(uaddr).map_err(|_| PinError::WouldBlock)?;
+        let mut gup = bindings::FOLL_NOFAULT;
+        if device_writes {
+            gup |= bindings::FOLL_WRITE;
+        }
+        // GUP-fast walks `current->mm` unchecked: a worker that adopted no
+        // address space has nothing to pin.
+        // SAFETY: no preconditions.
+        if unsafe { glue::vhost_blk_current_mm() }.is_null() {
+            return Err(PinError::WouldBlock);
+        }
+        let b = self.bio.as_ptr();
+        let mut pages = [core::ptr::null_mut::<bindings::page>(); 16];
+        let mut done = 0u32;
+        // SAFETY: the bio is live and owned, not submitted (type
+        // invariant).
+        let free_vecs = |b: *mut bio| unsafe { (*b).bi_max_vecs.saturating_sub((*b).bi_vcnt) };
+        if free_vecs(b) == 0 {
+            return Ok(0);
+        }
+        while done < len && free_vecs(b) > 0 {
+            let addr = uaddr.wrapping_add(done as usize);
+            let mut off = addr % PAGE_SIZE;
+            let want = (off + (len - done) as usize)
+                .div_ceil(PAGE_SIZE)
+                .min(pages.len())
+                .min(free_vecs(b) as usize);
+            // SAFETY: `pages` has room for `want` pointers; the current task
+            // has an mm (checked above), the only one pinning reaches.
+            let n = unsafe {
+                bindings::pin_user_pages_fast(addr - off, want as _, gup as _, pages.as_mut_ptr())
+            };
+            let Ok(n) = usize::try_from(n) else { break };
+            if n == 0 {
+                break;
+            }
+            // SAFETY: owned bio; its pad is ours.
+            unsafe { (*self.pad()).pinned = true };
+            for &page in &pages[..n] {
+                let chunk = (len - done).min((PAGE_SIZE - off) as u32);
+                // SAFETY: a vector is free (at most `free_vecs` were
+                // pinned); the page is pinned and held by the bio until
+                // `release`.
+                unsafe { bindings::__bio_add_page(b, page, chunk, off as u32) };
+                done += chunk;
+                off = 0;
+            }
+            if n < want {
+                break;
+            }
+        }
+        if done == 0 && len != 0 {
+            return Err(PinError::WouldBlock);
+        }
+        Ok(done)
     }
 
     /// Adds the shared zero page for up to `len` bytes, until the bio is
-    /// full; returns the bytes added. A bio holds either user pages or
-    /// zero pages, never both (glue.c refuses to mix them).
+    /// full; returns the bytes added. Used to write zeroes on devices
+    /// without a write-zeroes offload. A bio holds either user pages or
+    /// zero pages, never both (the zero page is never unpinned).
     pub(crate) fn add_zeroes(&mut self, len: u32) -> u32 {
-        // SAFETY: the bio is live and not submitted.
-        unsafe { glue::vhost_blk_bio_add_zeroes(self.bio.as_ptr(), len) }
+        let b = self.bio.as_ptr();
+        // SAFETY: owned bio; its pad is ours.
+        if unsafe { (*self.pad()).pinned } {
+            return 0;
+        }
+        // SAFETY: no preconditions.
+        let zero = unsafe { glue::vhost_blk_zero_page() };
+        let mut done = 0u32;
+        // SAFETY: the bio is live, owned and not submitted.
+        while done < len && unsafe { (*b).bi_vcnt < (*b).bi_max_vecs } {
+            let n = (len - done).min(PAGE_SIZE as u32);
+            // SAFETY: a vector is free (checked above); the zero page is
+            // never freed.
+            unsafe { bindings::__bio_add_page(b, zero.cast(), n, 0) };
+            done += n;
+        }
+        done
     }
 
     /// The token it was created with.
-    pub(crate) fn token(&self) -> usize {
-        // SAFETY: live by the type invariant.
-        unsafe { glue::vhost_blk_bio_token(self.bio.as_ptr()) as usize }
+    pub(crate) fn token(&self) -> u64 {
+        // SAFETY: the pad was set by `new` (type invariant).
+        unsafe { (*self.pad()).token }
     }
 
     /// For a [`BioKind::ZeroRange`] record: the range left to write,
     /// `(sector, bytes)`.
     pub(crate) fn range(&self) -> (u64, u32) {
-        range_of(self.bio)
+        // SAFETY: the bio is live and owned.
+        let it = unsafe { &(*self.bio.as_ptr()).bi_iter };
+        (it.bi_sector, it.bi_size)
     }
 
     /// For a [`BioKind::ZeroRange`] record: moves past `bytes` that are
     /// now being written.
     pub(crate) fn advance_range(&mut self, bytes: u32) {
-        // SAFETY: the bio is live, not submitted, and owned.
-        unsafe { glue::vhost_blk_bio_advance_range(self.bio.as_ptr(), bytes) };
+        // SAFETY: the bio is live, owned and not submitted.
+        let it = unsafe { &mut (*self.bio.as_ptr()).bi_iter };
+        let bytes = bytes.min(it.bi_size);
+        it.bi_sector += u64::from(bytes >> bindings::SECTOR_SHIFT);
+        it.bi_size -= bytes;
     }
 
     /// Submits the bio; it comes back through its [`BioList`].
     pub(crate) fn submit(self) {
         let bio = self.bio;
         core::mem::forget(self);
-        // SAFETY: the bio is live and complete; ownership passes to the
-        // block layer until it completes onto the list.
-        unsafe { glue::vhost_blk_bio_submit(bio.as_ptr()) };
+        // SAFETY: the bio is live and complete; its starting point is kept
+        // for a resubmission, and ownership passes to the block layer until
+        // it completes onto the list.
+        unsafe {
+            (*pad(bio)).iter = (*bio.as_ptr()).bi_iter;
+            bindings::submit_bio(bio.as_ptr());
+        }
     }
 }
 
@@ -324,23 +426,39 @@ impl Drop for Bio {
     fn drop(&mut self) {
         // SAFETY: an unsubmitted bio owned by this value: unpin its pages
         // and free it, once.
-        unsafe { glue::vhost_blk_bio_release(self.bio.as_ptr(), false) };
+        unsafe { release(self.bio, false) };
     }
 }
 
-fn range_of(bio: NonNull<bio>) -> (u64, u32) {
-    let (mut sector, mut bytes) = (0u64, 0u32);
-    // SAFETY: `bio` is a live bio of the module (callers' invariants);
-    // the out-pointers are valid for writes.
-    unsafe { glue::vhost_blk_bio_range(bio.as_ptr(), &mut sector, &mut bytes) };
-    (sector, bytes)
+/// Unpins the bio's user pages, dirtying them if the device wrote them
+/// (the page lock is skipped for pages already dirty), and frees it.
+/// Sleeps.
+///
+/// # Safety
+///
+/// `bio` is a bio of the module owned by the caller, not in flight, and
+/// released once.
+unsafe fn release(bio: NonNull<bio>, dirty: bool) {
+    let b = bio.as_ptr();
+    // SAFETY: the caller's bio; its vectors are the pages added by
+    // `add_user`, one page each.
+    unsafe {
+        if (*pad(bio)).pinned {
+            for i in 0..usize::from((*b).bi_vcnt) {
+                let bv = (*b).bi_io_vec.add(i);
+                bindings::unpin_user_pages_dirty_lock(addr_of_mut!((*bv).bv_page), 1, dirty);
+            }
+        }
+        bindings::bio_put(b);
+    }
 }
 
 /// A completed bio taken from a [`BioList`].
 ///
 /// # Invariants
 ///
-/// `bio` is a completed bio of the module's bioset, owned by this value.
+/// `bio` is a completed bio of the module's bioset, with its [`BioPad`]
+/// set, owned by this value.
 pub(crate) struct DoneBio {
     bio: NonNull<bio>,
 }
@@ -350,45 +468,58 @@ pub(crate) struct DoneBio {
 unsafe impl Send for DoneBio {}
 
 impl DoneBio {
+    fn pad(&self) -> &BioPad {
+        // SAFETY: a completed bio of the bioset owned here (type
+        // invariant): nobody else writes its pad.
+        unsafe { &*pad(self.bio) }
+    }
+
+    fn bio(&self) -> &bio {
+        // SAFETY: completed and owned (type invariant).
+        unsafe { self.bio.as_ref() }
+    }
+
     /// The token it was created with.
-    pub(crate) fn token(&self) -> usize {
-        // SAFETY: live by the type invariant.
-        unsafe { glue::vhost_blk_bio_token(self.bio.as_ptr()) as usize }
+    pub(crate) fn token(&self) -> u64 {
+        self.pad().token
     }
 
     /// What it did.
-    pub(crate) fn kind(&self) -> Option<BioKind> {
-        // SAFETY: live by the type invariant.
-        BioKind::from_raw(unsafe { glue::vhost_blk_bio_kind(self.bio.as_ptr()) })
+    pub(crate) fn kind(&self) -> BioKind {
+        self.pad().kind
     }
 
-    /// The range it covered, for the range kinds: `(sector, bytes)`.
+    /// The range it covered, for the range kinds, as it was submitted:
+    /// `(sector, bytes)`.
     pub(crate) fn range(&self) -> (u64, u32) {
-        range_of(self.bio)
+        let it = &self.pad().iter;
+        (it.bi_sector, it.bi_size)
     }
 
     /// 0, or the negative errno of its status.
     pub(crate) fn errno(&self) -> i32 {
-        // SAFETY: live by the type invariant.
-        unsafe { glue::vhost_blk_bio_errno(self.bio.as_ptr()) }
+        // SAFETY: no preconditions.
+        unsafe { bindings::blk_status_to_errno(self.bio().bi_status) }
     }
 
     /// Why it came back undone, if it was submitted with `REQ_NOWAIT` and
     /// the device would have waited: it must then be submitted again
     /// ([`DoneBio::retry_nowait`], [`DoneBio::resubmit`]).
     pub(crate) fn bounce(&self) -> Option<Bounce> {
-        // SAFETY: live by the type invariant.
-        match unsafe { glue::vhost_blk_bio_bounce(self.bio.as_ptr()) } {
-            1 => Some(Bounce::NoRoom),
-            2 => Some(Bounce::NowaitRefused),
+        let bio = self.bio();
+        if bio.bi_opf & REQ_NOWAIT == 0 {
+            return None;
+        }
+        match bio.bi_status {
+            BLK_STS_AGAIN => Some(Bounce::NoRoom),
+            BLK_STS_NOTSUPP => Some(Bounce::NowaitRefused),
             _ => None,
         }
     }
 
     /// How many times [`DoneBio::retry_nowait`] submitted it again.
     pub(crate) fn nowait_retries(&self) -> u32 {
-        // SAFETY: live by the type invariant.
-        unsafe { glue::vhost_blk_bio_nowait_retries(self.bio.as_ptr()) }
+        self.pad().nowait_retries.into()
     }
 
     /// Submits it again as it was, still with `REQ_NOWAIT`: never waits;
@@ -404,15 +535,35 @@ impl DoneBio {
         self.submit_again(false);
     }
 
+    /// Makes the bio ready to be submitted again, as it was, and with
+    /// `REQ_NOWAIT` only if `nowait`, and submits it. Its iterator goes
+    /// back to where it was submitted, before a partition's offset was
+    /// added, so `BIO_REMAPPED` goes too: `submit_bio_noacct()` then remaps
+    /// it again instead of sending it to the partition-relative sector of
+    /// the whole disk. Completion dropped its cgroup association
+    /// (`bio_endio`), so it is charged to the owner's cgroup again.
     fn submit_again(self, nowait: bool) {
         let bio = self.bio;
         core::mem::forget(self);
-        // SAFETY: a completed bio owned by this value, whose pages are
-        // still pinned; rearmed, it is a complete bio again, and ownership
-        // passes to the block layer until it completes onto its list.
+        // SAFETY: a completed bio owned here, whose pages are still
+        // pinned: nobody else touches it until it is submitted, and then
+        // ownership passes to the block layer until it completes onto its
+        // list.
         unsafe {
-            glue::vhost_blk_bio_rearm(bio.as_ptr(), nowait);
-            glue::vhost_blk_bio_submit(bio.as_ptr());
+            let (b, pad) = (bio.as_ptr(), pad(bio));
+            (*b).bi_iter = (*pad).iter;
+            (*b).bi_status = 0;
+            if nowait {
+                (*pad).nowait_retries = (*pad).nowait_retries.saturating_add(1);
+            } else {
+                (*b).bi_opf &= !REQ_NOWAIT;
+            }
+            (*b).bi_next = core::ptr::null_mut();
+            (*b).bi_flags &= !((1 << bindings::BIO_QUIET) | (1 << bindings::BIO_REMAPPED)) as u16;
+            if !(*pad).blkcg.is_null() {
+                bindings::bio_associate_blkg_from_css(b, (*pad).blkcg);
+            }
+            bindings::submit_bio(b);
         }
     }
 
@@ -422,14 +573,14 @@ impl DoneBio {
         let bio = self.bio;
         core::mem::forget(self);
         // SAFETY: owned and completed; released once.
-        unsafe { glue::vhost_blk_bio_release(bio.as_ptr(), dirty) };
+        unsafe { release(bio, dirty) };
     }
 }
 
 impl Drop for DoneBio {
     fn drop(&mut self) {
         // SAFETY: owned and completed; released once.
-        unsafe { glue::vhost_blk_bio_release(self.bio.as_ptr(), true) };
+        unsafe { release(self.bio, true) };
     }
 }
 
@@ -489,6 +640,22 @@ pub(crate) struct BioStack<B: OwnedBio> {
 // SAFETY: the bios are owned and may be moved between threads as `B` may.
 unsafe impl<B: OwnedBio + Send> Send for BioStack<B> {}
 
+impl BioStack<DoneBio> {
+    /// The completed bios linked from `head` by their `bi_next`.
+    ///
+    /// # Safety
+    ///
+    /// Every bio so linked is a completed bio of the module, with its pad
+    /// set, owned by nothing else from now on.
+    pub(super) unsafe fn from_completed(head: Option<NonNull<bio>>) -> Self {
+        // INVARIANT: as the caller promises.
+        Self {
+            head,
+            _owns: PhantomData,
+        }
+    }
+}
+
 impl<B: OwnedBio> BioStack<B> {
     /// An empty stack.
     pub(crate) const fn new() -> Self {
@@ -508,7 +675,7 @@ impl<B: OwnedBio> BioStack<B> {
         let bio = b.into_raw();
         let next = self.head.map_or(core::ptr::null_mut(), |h| h.as_ptr());
         // SAFETY: `bio` is live and now owned by this stack.
-        unsafe { glue::vhost_blk_bio_set_next(bio.as_ptr(), next) };
+        unsafe { (*bio.as_ptr()).bi_next = next };
         // INVARIANT: `bio` links the rest, all owned here.
         self.head = Some(bio);
     }
@@ -520,8 +687,8 @@ impl<B: OwnedBio> BioStack<B> {
         // and is cleared: the block layer links a submitted bio's requests
         // through it.
         unsafe {
-            self.head = NonNull::new(glue::vhost_blk_bio_next(bio.as_ptr()));
-            glue::vhost_blk_bio_set_next(bio.as_ptr(), core::ptr::null_mut());
+            self.head = NonNull::new((*bio.as_ptr()).bi_next);
+            (*bio.as_ptr()).bi_next = core::ptr::null_mut();
         }
         // SAFETY: pushed as a `B` (or taken from a list as one), and no
         // longer reachable from the stack.

@@ -4,8 +4,8 @@
 //!
 //! C header: [`include/linux/eventfd.h`](srctree/include/linux/eventfd.h).
 
-use super::glue;
 use core::ptr::NonNull;
+use kernel::bindings;
 use kernel::error::from_err_ptr;
 use kernel::prelude::*;
 
@@ -16,7 +16,7 @@ use kernel::prelude::*;
 /// `ctx` points to a live `struct eventfd_ctx` on which this value holds
 /// one reference.
 pub(crate) struct EventFd {
-    ctx: NonNull<super::glue::eventfd_ctx>,
+    ctx: NonNull<bindings::eventfd_ctx>,
 }
 
 // SAFETY: eventfd contexts are refcounted and `eventfd_signal` may be
@@ -31,7 +31,7 @@ impl EventFd {
     /// `EBADF` if `fd` is not open, `EINVAL` if it is not an eventfd.
     pub(crate) fn from_fd(fd: i32) -> Result<Self> {
         // SAFETY: no preconditions.
-        let ctx = from_err_ptr(unsafe { glue::vhost_blk_eventfd_get(fd) })?;
+        let ctx = from_err_ptr(unsafe { bindings::eventfd_ctx_fdget(fd) })?;
         match NonNull::new(ctx) {
             // INVARIANT: a context that is not an error carries a reference.
             Some(ctx) => Ok(Self { ctx }),
@@ -42,7 +42,7 @@ impl EventFd {
     /// Adds 1 to the counter, waking its waiters (`eventfd_signal`).
     pub(crate) fn signal(&self) {
         // SAFETY: the context is live by the type invariant.
-        unsafe { glue::vhost_blk_eventfd_signal(self.ctx.as_ptr()) };
+        unsafe { bindings::eventfd_signal_mask(self.ctx.as_ptr(), 0) };
     }
 }
 
@@ -50,6 +50,6 @@ impl Drop for EventFd {
     fn drop(&mut self) {
         // SAFETY: by the type invariant this value holds one reference,
         // released exactly once, here.
-        unsafe { glue::vhost_blk_eventfd_put(self.ctx.as_ptr()) };
+        unsafe { bindings::eventfd_ctx_put(self.ctx.as_ptr()) };
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! C header: [`include/linux/sched/mm.h`](srctree/include/linux/sched/mm.h).
 
-use super::glue;
 use core::ptr::NonNull;
+use kernel::bindings;
 use kernel::prelude::*;
 
 /// A reference on the address space of the process that called
@@ -16,7 +16,7 @@ use kernel::prelude::*;
 /// `mm` points to a live `struct mm_struct` on which this value holds one
 /// `mm_users` reference.
 pub(crate) struct OwnerMm {
-    mm: NonNull<super::glue::mm_struct>,
+    mm: NonNull<bindings::mm_struct>,
 }
 
 // SAFETY: an `mm_users` reference may be dropped from any thread, and the
@@ -29,22 +29,24 @@ impl OwnerMm {
     /// A reference on `current`'s mm; `EINVAL` for a kernel thread, which
     /// has none.
     pub(crate) fn current() -> Result<Self> {
-        // SAFETY: `get_task_mm(current)` has no preconditions.
-        let mm = unsafe { glue::vhost_blk_mm_get_current() };
+        // SAFETY: no preconditions; `current` is live while it runs.
+        let mm = unsafe { bindings::get_task_mm(bindings::get_current()) };
         // INVARIANT: a non-NULL result carries an `mm_users` reference.
         NonNull::new(mm).map(|mm| Self { mm }).ok_or(EINVAL)
     }
 
     /// The mm, for `kthread_use_mm`.
-    pub(crate) fn as_ptr(&self) -> *mut super::glue::mm_struct {
+    pub(crate) fn as_ptr(&self) -> *mut bindings::mm_struct {
         self.mm.as_ptr()
     }
 
     /// Whether the calling task runs in this address space.
     pub(crate) fn is_current(&self) -> bool {
-        // SAFETY: the pointer is live by the type invariant; the function
-        // only compares it with `current->mm`.
-        unsafe { glue::vhost_blk_mm_is_current(self.mm.as_ptr()) }
+        // SAFETY: no preconditions.
+        core::ptr::eq(
+            unsafe { super::glue::vhost_blk_current_mm() }.cast(),
+            self.mm.as_ptr(),
+        )
     }
 }
 
@@ -52,6 +54,6 @@ impl Drop for OwnerMm {
     fn drop(&mut self) {
         // SAFETY: by the type invariant this value holds one reference,
         // released exactly once, here.
-        unsafe { glue::vhost_blk_mm_put(self.mm.as_ptr()) };
+        unsafe { bindings::mmput(self.mm.as_ptr()) };
     }
 }

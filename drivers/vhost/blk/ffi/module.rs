@@ -5,8 +5,8 @@
 //!
 //! C header: [`include/linux/module.h`](srctree/include/linux/module.h).
 
-use super::glue;
 use core::marker::PhantomData;
+use kernel::bindings;
 
 /// Proof that this module is held (cannot unload) for as long as the
 /// value lives: a file of it being released, say. It stays on the thread
@@ -30,7 +30,7 @@ impl ModuleHeld {
     /// One more reference on the module.
     pub(crate) fn get(&self) -> ModuleRef {
         // SAFETY: the module is held (type invariant), so it is live.
-        unsafe { glue::vhost_blk_module_get() };
+        unsafe { bindings::__module_get(crate::THIS_MODULE.as_ptr()) };
         // INVARIANT: taken above.
         ModuleRef(())
     }
@@ -48,6 +48,6 @@ pub(crate) struct ModuleRef(());
 impl Drop for ModuleRef {
     fn drop(&mut self) {
         // SAFETY: the reference this value holds (type invariant).
-        unsafe { glue::vhost_blk_module_put() };
+        unsafe { bindings::module_put(crate::THIS_MODULE.as_ptr()) };
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! C header: [`include/linux/seq_file.h`](srctree/include/linux/seq_file.h).
 
-use super::glue::{self, seq_file};
+use super::glue::seq_file;
 use core::ptr::NonNull;
 
 /// A `seq_file` being shown, borrowed for one `show` callback.
@@ -35,7 +35,7 @@ impl core::fmt::Write for SeqFile {
         // SAFETY: `m` is valid (type invariant) and `s` is valid for
         // `s.len()` bytes. An overflowing seq_file is retried by the seq
         // core with a bigger buffer.
-        unsafe { glue::vhost_blk_seq_write(self.m.as_ptr(), s.as_ptr().cast(), s.len()) };
+        unsafe { kernel::bindings::seq_write(self.m.as_ptr().cast(), s.as_ptr().cast(), s.len()) };
         Ok(())
     }
 }

@@ -54,7 +54,7 @@ impl TaskWaker {
         if !task.is_null() {
             // SAFETY: a task this value holds a reference on (type
             // invariant); waking one that has exited does nothing.
-            unsafe { glue::vhost_blk_task_wake(task) };
+            unsafe { kernel::bindings::wake_up_process(task.cast()) };
         }
     }
 
@@ -64,9 +64,9 @@ impl TaskWaker {
             return;
         }
         // SAFETY: no preconditions.
-        let me = unsafe { glue::vhost_blk_current() };
+        let me = unsafe { kernel::bindings::get_current() }.cast::<task_struct>();
         // SAFETY: `me` is the live current task.
-        unsafe { glue::vhost_blk_task_hold(me) };
+        unsafe { kernel::bindings::get_task_struct(me.cast()) };
         // INVARIANT: the reference taken above is kept if the pointer is
         // stored; this is the only thread that stores it.
         self.task.store(me, Ordering::Release);
@@ -78,7 +78,7 @@ impl Drop for TaskWaker {
         let task = *self.task.get_mut();
         if !task.is_null() {
             // SAFETY: the reference this value holds (type invariant).
-            unsafe { glue::vhost_blk_task_release(task) };
+            unsafe { kernel::bindings::put_task_struct(task.cast()) };
         }
     }
 }

@@ -5,12 +5,15 @@
 //! C header: [`include/linux/kthread.h`](srctree/include/linux/kthread.h).
 
 use super::bdev::BdevFile;
+use super::cpumask::CpuSet;
 use super::glue::{self, task_struct};
 use super::lent::LentArc;
 use super::mm::OwnerMm;
 use core::ffi::{c_int, c_void};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
+use kernel::bindings;
+use kernel::c_str;
 use kernel::error::{from_err_ptr, Error};
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -70,7 +73,8 @@ unsafe fn reclaim_body<T: KthreadBody>(data: *mut c_void) {
 ///
 /// # Invariants
 ///
-/// `task` is a kthread started by `kthread_run` that has not been stopped;
+/// `task` is a kthread created and woken by [`Kthread::spawn`] that has not
+/// been stopped;
 /// its function returns only once `kthread_should_stop()` is true, and
 /// never returns `-EINTR`. `reclaim(data)` is safe to call once if the
 /// function never ran.
@@ -116,20 +120,37 @@ impl Kthread {
         id: u32,
         cpu: Option<u32>,
     ) -> Result<Self> {
-        let cpu = cpu.map_or(-1, |c| c as c_int);
-        // SAFETY: the caller vouches for `f`.
-        let task =
-            from_err_ptr(unsafe { glue::vhost_blk_kthread_run(Some(f), data, id as c_int, cpu) })?;
-        match NonNull::new(task) {
-            // INVARIANT: a started kthread whose function obeys kthread_stop,
-            // with the caller's promises about `f` and `reclaim`.
-            Some(task) => Ok(Self {
-                task,
+        // SAFETY: the caller vouches for `f`; the name is a format with
+        // one `int` argument, which is given.
+        let task = from_err_ptr(unsafe {
+            bindings::kthread_create_on_node(
+                Some(f),
                 data,
-                reclaim,
-            }),
-            None => Err(ENOMEM),
+                bindings::NUMA_NO_NODE,
+                c_str!("vhost-blk-%d").as_char_ptr(),
+                id as c_int,
+            )
+        })?;
+        let task = NonNull::new(task).ok_or(ENOMEM)?.cast::<task_struct>();
+        // INVARIANT: a created kthread whose function obeys kthread_stop,
+        // with the caller's promises about `f` and `reclaim`; it starts
+        // below.
+        let thread = Self {
+            task,
+            data,
+            reclaim,
+        };
+        // `cpu` was online when it was chosen; if it has gone offline
+        // since, the worker runs unpinned, as it would had the CPU gone
+        // offline under it.
+        if let Some(cpu) = cpu {
+            if thread.pin(cpu).is_err() && super::notice_ratelimit() {
+                pr_notice!("worker_cpus: CPU {cpu} went offline; vhost-blk-{id} runs unpinned\n");
+            }
         }
+        // SAFETY: a created kthread, not yet woken.
+        unsafe { bindings::wake_up_process(task.as_ptr().cast()) };
+        Ok(thread)
     }
 
     /// The task, for wake-ups.
@@ -137,10 +158,17 @@ impl Kthread {
         self.task.as_ptr()
     }
 
-    /// The thread's pid.
+    /// The thread's pid (in the initial pid namespace).
     pub(crate) fn pid(&self) -> i32 {
-        // SAFETY: the task is alive (type invariant).
-        unsafe { glue::vhost_blk_task_pid(self.task.as_ptr()) }
+        // SAFETY: the task is alive (type invariant); the initial namespace
+        // lives for ever.
+        unsafe {
+            bindings::__task_pid_nr_ns(
+                self.task.as_ptr().cast(),
+                bindings::pid_type_PIDTYPE_PID,
+                core::ptr::addr_of_mut!(bindings::init_pid_ns),
+            )
+        }
     }
 
     /// Writes the CPUs the thread may run on, as a cpulist, into `buf`;
@@ -155,9 +183,10 @@ impl Kthread {
 
     /// Pins the thread to `cpu`; fails with `EINVAL` if it is not online.
     pub(crate) fn pin(&self, cpu: u32) -> Result {
-        let cpu = c_int::try_from(cpu).map_err(|_| EINVAL)?;
-        // SAFETY: the task is alive (type invariant).
-        let ret = unsafe { glue::vhost_blk_kthread_pin(self.task.as_ptr(), cpu) };
+        let set = CpuSet::single(cpu)?;
+        // SAFETY: the task is alive (type invariant); the mask is copied.
+        let ret =
+            unsafe { bindings::set_cpus_allowed_ptr(self.task.as_ptr().cast(), set.as_cpumask()) };
         if ret < 0 {
             return Err(Error::from_errno(ret));
         }
@@ -178,7 +207,7 @@ impl Drop for Kthread {
     fn drop(&mut self) {
         // SAFETY: the task is a running kthread (type invariant) and is
         // stopped exactly once, here; this waits for its function to return.
-        let ret = unsafe { glue::vhost_blk_kthread_stop(self.task.as_ptr()) };
+        let ret = unsafe { bindings::kthread_stop(self.task.as_ptr().cast()) };
         if ret == EINTR.to_errno() {
             // SAFETY: the function never ran (it never returns -EINTR, by
             // the type invariant), so `data` was never consumed.
@@ -190,7 +219,7 @@ impl Drop for Kthread {
 /// Whether the current kthread was asked to stop.
 pub(crate) fn should_stop() -> bool {
     // SAFETY: no preconditions; called from a kthread's function.
-    unsafe { glue::vhost_blk_kthread_should_stop() }
+    unsafe { bindings::kthread_should_stop() }
 }
 
 /// Sleeps unless `pending()` holds or the kthread must stop, without losing
@@ -201,7 +230,7 @@ pub(crate) fn sleep_unless(pending: impl Fn() -> bool) {
     if !pending() && !should_stop() {
         // SAFETY: scheduling away is allowed here: process context, no
         // spinlocks held.
-        unsafe { glue::vhost_blk_sleep() };
+        unsafe { bindings::schedule() };
     }
     // SAFETY: no preconditions.
     unsafe { glue::vhost_blk_sleep_cancel() };
@@ -215,8 +244,12 @@ pub(crate) fn cond_resched() -> bool {
 
 /// The number of online CPUs (a snapshot: CPUs may come and go).
 pub(crate) fn online_cpus() -> u32 {
-    // SAFETY: reads a counter; any context.
-    unsafe { glue::vhost_blk_online_cpus() }
+    // SAFETY: reads the kernel's count (`num_online_cpus`), an `atomic_t`
+    // read whole, in any context.
+    let n = unsafe {
+        core::ptr::read_volatile(core::ptr::addr_of!(bindings::__num_online_cpus.counter))
+    };
+    n as u32
 }
 
 /// Tells the worker pool when a CPU comes online, so that it pins the
@@ -349,7 +382,7 @@ impl MmSlot {
         // SAFETY: by the type invariant the kthread uses no mm now (the
         // slot is empty), and the clone kept below holds a reference that
         // keeps the mm live for as long as it is used.
-        unsafe { glue::vhost_blk_use_mm(mm.as_ptr()) };
+        unsafe { bindings::kthread_use_mm(mm.as_ptr()) };
         // INVARIANT: adopted above.
         self.mm = Some(mm.clone());
     }
@@ -358,7 +391,7 @@ impl MmSlot {
     pub(crate) fn release(&mut self) {
         if let Some(mm) = self.mm.take() {
             // SAFETY: by the type invariant the kthread uses this mm.
-            unsafe { glue::vhost_blk_unuse_mm(mm.as_ptr()) };
+            unsafe { bindings::kthread_unuse_mm(mm.as_ptr()) };
         }
     }
 }
@@ -372,5 +405,6 @@ impl Drop for MmSlot {
 /// Monotonic time in nanoseconds (`ktime_get_ns`).
 pub(crate) fn now_ns() -> u64 {
     // SAFETY: no preconditions.
-    unsafe { glue::vhost_blk_now_ns() }
+    let ns = unsafe { bindings::ktime_get() };
+    ns as u64
 }

@@ -67,7 +67,7 @@ impl VqRuntime {
         }
         let errno = bio.errno();
         if errno == -(kernel::bindings::EOPNOTSUPP as i32)
-            && bio.kind() == Some(BioKind::WriteZeroesNoUnmap)
+            && bio.kind() == BioKind::WriteZeroesNoUnmap
             && !self.orphaned
         {
             // The offload cannot zero without deallocating: write the range

@@ -19,7 +19,7 @@ pub(super) fn data_bios(
     cx: &Ctx<'_>,
     chain: &Chain,
     req: &Request,
-    tok: usize,
+    tok: u64,
 ) -> Result<BioStack<Bio>, DataError> {
     let read = req.op == Op::Read;
     let kind = match (read, cx.limits.write_through) {
@@ -78,7 +78,7 @@ struct BioBuilder<'a, 'b> {
     cx: &'b Ctx<'a>,
     kind: BioKind,
     nr_vecs: u32,
-    tok: usize,
+    tok: u64,
     read: bool,
     /// The request's first sector.
     sector: u64,
