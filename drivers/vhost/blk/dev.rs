@@ -348,13 +348,13 @@ impl VhostBlkDev {
             notify_on_empty: has(features::VIRTIO_F_NOTIFY_ON_EMPTY),
         };
         let mut ready = KVec::with_capacity(self.queues.len(), GFP_KERNEL)?;
-        for (i, (vq, q)) in st.vqs.iter().zip(self.queues.iter()).enumerate() {
+        for (vq, q) in st.vqs.iter().zip(self.queues.iter()) {
             let Some(addrs) = vq.addrs.filter(|_| vq.num != 0) else {
                 continue;
             };
             let vring = Vring::new(vq.num, addrs, rf, vq.base).map_err(|_| EINVAL)?;
             let run_id = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
-            let rt = KBox::new(VqRuntime::new(i as u32, run_id, vring)?, GFP_KERNEL)?;
+            let rt = KBox::new(VqRuntime::new(run_id, vring)?, GFP_KERNEL)?;
             let ctx = KBox::new(
                 QueueCtx {
                     mm: owner.clone(),

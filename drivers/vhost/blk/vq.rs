@@ -31,6 +31,7 @@ use crate::vcore::blk::{
 use crate::vcore::memory::MemTable;
 use crate::vcore::ring::{Chain, RingError, Vring};
 use crate::vcore::sched::{Quota, Turn};
+use crate::vcore::slots::{Slot, SlotTable, Token};
 use crate::vcore::uapi::VIRTIO_BLK_ID_BYTES;
 use crate::waker::Waker;
 use kernel::prelude::*;
@@ -55,20 +56,6 @@ pub(crate) const ZERO_RANGES_WAITING: u32 = 64;
 /// whose tags others hold) must not keep the request waiting for all of
 /// them.
 pub(crate) const NOWAIT_RETRIES: u32 = 4;
-
-/// One request in flight.
-#[derive(Clone, Copy, Default)]
-struct Slot {
-    head: u16,
-    status_addr: u64,
-    /// Bytes the device wrote into the chain, status byte included.
-    used_len: u32,
-    status: u8,
-    /// Bios (and zero ranges) not yet completed.
-    pending: u32,
-    /// The device writes guest memory (reads): dirty pages on release.
-    dirty: bool,
-}
 
 /// What a queue needs from its device while it works.
 pub(crate) struct Ctx<'a> {
@@ -171,31 +158,12 @@ pub(crate) enum SlowJob {
     Resubmit(DoneBio),
 }
 
-/// A request token: queue index, slot index, and whether the bio writes
-/// zeroes from the zero page. Carried by each bio.
-pub(crate) fn token(q: u32, slot: u16, zero: bool) -> u64 {
-    (u64::from(zero) << 32) | ((u64::from(q) & 0xffff) << 16) | u64::from(slot)
-}
-
-/// The queue, slot and zero flag of a token.
-pub(crate) fn untoken(t: u64) -> (u32, u16, bool) {
-    (
-        ((t >> 16) & 0xffff) as u32,
-        (t & 0xffff) as u16,
-        (t >> 32) & 1 != 0,
-    )
-}
-
 /// A virtqueue being served.
 pub(crate) struct VqRuntime {
-    index: u32,
     /// Tells this run of the queue from earlier and later ones.
     run_id: u64,
     vring: Vring,
-    slots: KVec<Slot>,
-    /// Free slot indexes: `free[..nfree]`.
-    free: KVec<u16>,
-    nfree: usize,
+    slots: SlotTable<KVec<Slot>, KVec<u16>>,
     /// Slots whose I/O is over, to be answered: `done[..ndone]`.
     done: KVec<u16>,
     ndone: usize,
@@ -242,27 +210,23 @@ pub(crate) struct VqRuntime {
 }
 
 impl VqRuntime {
-    /// Serves queue `index` with `vring`, preallocating its request state.
-    pub(crate) fn new(index: u32, run_id: u64, vring: Vring) -> Result<Self> {
+    /// Serves `vring` in its run `run_id`, preallocating its request
+    /// state.
+    pub(crate) fn new(run_id: u64, vring: Vring) -> Result<Self> {
         let num = vring.num() as usize;
-        let mut slots = KVec::with_capacity(num, GFP_KERNEL)?;
-        let mut free = KVec::with_capacity(num, GFP_KERNEL)?;
-        for i in 0..num {
-            slots.push(Slot::default(), GFP_KERNEL)?;
-            // `num` <= 32768 fits in u16.
-            free.push((num - 1 - i) as u16, GFP_KERNEL)?;
-        }
+        let slots = SlotTable::new(
+            KVec::from_elem(Slot::default(), num, GFP_KERNEL)?,
+            KVec::from_elem(0u16, num, GFP_KERNEL)?,
+        )
+        .ok_or(EINVAL)?;
         // At most `num` chains are outstanding, so at most `num` slots are
         // done and `num` used elements wait between two flushes.
         let done = KVec::from_elem(0u16, num, GFP_KERNEL)?;
         let used = KVec::from_elem((0u16, 0u32), num, GFP_KERNEL)?;
         Ok(Self {
-            index,
             run_id,
             vring,
             slots,
-            free,
-            nfree: num,
             done,
             ndone: 0,
             used,
@@ -309,12 +273,12 @@ impl VqRuntime {
     /// Request slots free: what a turn may take at most.
     pub(crate) fn free_slots(&self) -> u32 {
         // At most `num` <= 32768.
-        self.nfree as u32
+        self.slots.free_count() as u32
     }
 
     /// Requests taken from the ring and not yet answered.
     pub(crate) fn inflight(&self) -> usize {
-        self.slots.len() - self.nfree
+        self.slots.inflight()
     }
 
     /// Whether the queue owes its driver nothing more: no request in
@@ -453,9 +417,13 @@ impl VqRuntime {
             if turn.batch_full(start, cx.publish_batch) {
                 break Batch::Full;
             }
-            if self.nfree == 0 || !self.may_take() || cx.target.list.bounced() {
-                // Completions free slots (or the disk's room) and bring
-                // the worker back.
+            // The slot the next request takes.
+            let Some(slot) = self.slots.next() else {
+                // Completions free slots and bring the worker back.
+                break Batch::Done;
+            };
+            if !self.may_take() || cx.target.list.bounced() {
+                // As do the owner's slow path and the disk's room.
                 break Batch::Done;
             }
             match self.vring.get_vq_desc(cx.mem, cx.table, chain) {
@@ -482,7 +450,7 @@ impl VqRuntime {
                 }
                 Err(e) => return stalled_or(cx.mem, e),
             }
-            match self.handle_chain(cx, chain)? {
+            match self.handle_chain(cx, chain, slot)? {
                 Taken::Request { bytes, descriptors } => {
                     turn.charge(u64::from(bytes), descriptors);
                 }
@@ -518,9 +486,9 @@ impl VqRuntime {
         Ok(false)
     }
 
-    /// Serves one chain: gives it a slot and starts its request, or answers
-    /// it at once.
-    fn handle_chain(&mut self, cx: &Ctx<'_>, chain: &Chain) -> Result<Taken, RingError> {
+    /// Serves one chain: gives it `slot` (the next free one) and starts its
+    /// request, or answers it at once.
+    fn handle_chain(&mut self, cx: &Ctx<'_>, chain: &Chain, slot: u16) -> Result<Taken, RingError> {
         let descriptors = chain.descriptors();
         let parsed = blk::parse(cx.mem, cx.table, chain, cx.limits);
         if cx.mem.stalled() {
@@ -529,7 +497,7 @@ impl VqRuntime {
         let req = match parsed {
             Parsed::NoStatus => return Err(RingError::NoStatus),
             Parsed::Rejected(rej) => {
-                self.answer(chain.head(), rej.status_addr, rej.status, 1);
+                self.answer(slot, chain.head(), rej.status_addr, rej.status, 1);
                 return Ok(Taken::Request {
                     bytes: 0,
                     descriptors,
@@ -542,20 +510,21 @@ impl VqRuntime {
         } else {
             0
         };
-        if !self.start_request(cx, chain, &req) {
+        if !self.start_request(cx, chain, &req, slot) {
             return Ok(Taken::Stalled);
         }
         self.stats.bytes += u64::from(bytes);
         Ok(Taken::Request { bytes, descriptors })
     }
 
-    /// Starts a parsed request: its bios, or its answer. Returns `false`
-    /// if guest memory was not present: nothing was started, and the chain
-    /// must be taken again later.
-    fn start_request(&mut self, cx: &Ctx<'_>, chain: &Chain, req: &Request) -> bool {
+    /// Starts a parsed request in `slot` (the next free one): its bios, or
+    /// its answer. Returns `false` if guest memory was not present:
+    /// nothing was started, and the chain must be taken again later.
+    fn start_request(&mut self, cx: &Ctx<'_>, chain: &Chain, req: &Request, slot: u16) -> bool {
         let head = chain.head();
+        let tok = Token { slot, zero: false }.encode();
         let ioerr = |vq: &mut Self| {
-            vq.answer(head, req.status_addr, VIRTIO_BLK_S_IOERR, 1);
+            vq.answer(slot, head, req.status_addr, VIRTIO_BLK_S_IOERR, 1);
             true
         };
         match req.op {
@@ -565,36 +534,30 @@ impl VqRuntime {
                     return false;
                 }
                 match r {
-                    Ok(n) => self.answer(head, req.status_addr, VIRTIO_BLK_S_OK, n + 1),
-                    Err(_) => self.answer(head, req.status_addr, VIRTIO_BLK_S_IOERR, 1),
+                    Ok(n) => self.answer(slot, head, req.status_addr, VIRTIO_BLK_S_OK, n + 1),
+                    Err(_) => self.answer(slot, head, req.status_addr, VIRTIO_BLK_S_IOERR, 1),
                 }
                 true
             }
-            Op::Flush => {
-                let tok = token(self.index, self.next_slot(), false);
-                match Bio::new(&cx.target, BioKind::Flush, 0, 0, 0, tok) {
-                    Some(bio) => {
-                        let mut bios = BioStack::new();
-                        bios.push(bio);
-                        self.submit(head, req, 0, bios, &mut BioStack::new());
-                        true
-                    }
-                    None => ioerr(self),
+            Op::Flush => match Bio::new(&cx.target, BioKind::Flush, 0, 0, 0, tok) {
+                Some(bio) => {
+                    let mut bios = BioStack::new();
+                    bios.push(bio);
+                    self.submit(slot, head, req, 0, bios, &mut BioStack::new());
+                    true
                 }
-            }
-            Op::Read | Op::Write => {
-                let tok = token(self.index, self.next_slot(), false);
-                match data_bios(cx, chain, req, tok) {
-                    Ok(bios) => {
-                        let read = req.op == Op::Read;
-                        let len = if read { req.data.len } else { 0 };
-                        self.submit(head, req, len, bios, &mut BioStack::new());
-                        true
-                    }
-                    Err(DataError::Stalled) => false,
-                    Err(DataError::Failed) => ioerr(self),
+                None => ioerr(self),
+            },
+            Op::Read | Op::Write => match data_bios(cx, chain, req, tok) {
+                Ok(bios) => {
+                    let read = req.op == Op::Read;
+                    let len = if read { req.data.len } else { 0 };
+                    self.submit(slot, head, req, len, bios, &mut BioStack::new());
+                    true
                 }
-            }
+                Err(DataError::Stalled) => false,
+                Err(DataError::Failed) => ioerr(self),
+            },
             Op::Discard | Op::WriteZeroes => {
                 // Copy every range out of guest memory and check it before
                 // any bio is built: a bad range fails the whole request.
@@ -615,14 +578,13 @@ impl VqRuntime {
                     if let Err(rej) =
                         blk::check_range(cx.limits, req.op, r.sector, r.num_sectors, r.flags)
                     {
-                        self.answer(head, req.status_addr, rej.status(), 1);
+                        self.answer(slot, head, req.status_addr, rej.status(), 1);
                         return true;
                     }
                 }
-                let tok = token(self.index, self.next_slot(), false);
                 match self.range_bios(cx, req.op, ranges, tok) {
                     Some((bios, mut zeroes)) => {
-                        self.submit(head, req, 0, bios, &mut zeroes);
+                        self.submit(slot, head, req, 0, bios, &mut zeroes);
                         true
                     }
                     None => ioerr(self),
@@ -631,31 +593,25 @@ impl VqRuntime {
         }
     }
 
-    /// The slot the next request takes. The caller checked that one is
-    /// free.
-    fn next_slot(&self) -> u16 {
-        self.free[self.nfree - 1]
-    }
-
-    /// Takes the next slot for the chain at `head`.
-    fn take_slot(&mut self, head: u16, status_addr: u64, used_len: u32, dirty: bool) -> u16 {
-        self.nfree -= 1;
-        let slot = self.free[self.nfree];
-        self.slots[usize::from(slot)] = Slot {
+    /// Takes `slot`, the next free one, for the chain at `head`.
+    fn take_slot(&mut self, slot: u16, head: u16, status_addr: u64, used_len: u32, dirty: bool) {
+        let taken = self.slots.take(Slot {
             head,
             status_addr,
             used_len,
             status: VIRTIO_BLK_S_OK,
             pending: 0,
             dirty,
-        };
-        slot
+        });
+        // The caller found `slot` free and took nothing since.
+        debug_assert_eq!(taken, Some(slot));
     }
 
-    /// Answers the chain at `head` without I/O: its slot is done at once.
-    fn answer(&mut self, head: u16, status_addr: u64, status: u8, used_len: u32) {
-        let slot = self.take_slot(head, status_addr, used_len, false);
-        self.slots[usize::from(slot)].status = status;
+    /// Answers the chain at `head` without I/O, in `slot`, the next free
+    /// one: the slot is done at once.
+    fn answer(&mut self, slot: u16, head: u16, status_addr: u64, status: u8, used_len: u32) {
+        self.take_slot(slot, head, status_addr, used_len, false);
+        self.set_status(slot, status);
         self.slot_done(slot);
     }
 
@@ -664,6 +620,7 @@ impl VqRuntime {
     /// data the device writes into the chain.
     fn submit(
         &mut self,
+        slot: u16,
         head: u16,
         req: &Request,
         len: u32,
@@ -671,7 +628,7 @@ impl VqRuntime {
         zeroes: &mut BioStack<Bio>,
     ) {
         let read = req.op == Op::Read;
-        let slot = self.take_slot(head, req.status_addr, len + 1, read);
+        self.take_slot(slot, head, req.status_addr, len + 1, read);
         let mut pending = 0;
         let mut ranges = 0;
         while let Some(z) = zeroes.pop() {
@@ -683,11 +640,11 @@ impl VqRuntime {
         while let Some(bio) = bios.pop() {
             pending += 1;
             // Counted before it goes: it may complete at once.
-            self.slots[usize::from(slot)].pending = pending;
+            self.set_pending(slot, pending);
             self.bios_out += 1;
             bio.submit();
         }
-        self.slots[usize::from(slot)].pending = pending;
+        self.set_pending(slot, pending);
         if pending == 0 {
             self.slot_done(slot);
         }
@@ -750,10 +707,17 @@ impl VqRuntime {
                 break;
             };
             let (sector, left) = rec.range();
-            let (_, slot, _) = untoken(rec.token());
+            let slot = Token::decode(rec.token()).slot;
             let mut failed = false;
             if left != 0 {
-                match Bio::new(to, kind, MAX_VECS, sector, 0, token(self.index, slot, true)) {
+                match Bio::new(
+                    to,
+                    kind,
+                    MAX_VECS,
+                    sector,
+                    0,
+                    Token { slot, zero: true }.encode(),
+                ) {
                     Some(mut bio) => {
                         let added = bio.add_zeroes(left);
                         rec.advance_range(added);
@@ -792,12 +756,12 @@ impl VqRuntime {
         self.stall = None;
         self.stall_taken = false;
         while let Some(bio) = self.resubmit.pop().or_else(|| self.no_room.pop()) {
-            let (_, slot, _) = untoken(bio.token());
+            let slot = Token::decode(bio.token()).slot;
             bio.release(false);
             self.slot_bio_done(slot, -1);
         }
         while let Some(rec) = self.zeroes.pop() {
-            let (_, slot, _) = untoken(rec.token());
+            let slot = Token::decode(rec.token()).slot;
             drop(rec);
             self.slot_bio_done(slot, -1);
         }
@@ -810,10 +774,8 @@ impl VqRuntime {
         while self.ndone > 0 {
             self.ndone -= 1;
             let slot = self.done[self.ndone];
-            if let Some(f) = self.free.get_mut(self.nfree) {
-                *f = slot;
-                self.nfree += 1;
-            }
+            // Each done slot is given back once: it cannot fail.
+            let _ = self.slots.release(slot);
         }
         self.nused = 0;
         self.signal_due = false;

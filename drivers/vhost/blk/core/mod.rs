@@ -15,4 +15,5 @@ pub mod features;
 pub mod memory;
 pub mod ring;
 pub mod sched;
+pub mod slots;
 pub mod uapi;

@@ -5,23 +5,36 @@
 //! slow path, then the answers: status bytes written, used elements
 //! gathered and published.
 
-use super::{token, untoken, Flush, VqRuntime, NOWAIT_RETRIES};
+use super::{Flush, VqRuntime, NOWAIT_RETRIES};
 use crate::ffi::bio::{Bio, BioKind, BioTarget, Bounce, DoneBio};
 use crate::ffi::uaccess::OwnerMemory;
 use crate::vcore::blk::{VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK};
 use crate::vcore::memory::{MemTable, UserMemory};
 use crate::vcore::ring::RingError;
+use crate::vcore::slots::Token;
 
 impl VqRuntime {
     pub(super) fn add_pending(&mut self, slot: u16, n: u32) {
-        if let Some(s) = self.slots.get_mut(usize::from(slot)) {
+        if let Some(s) = self.slots.get_mut(slot) {
             s.pending += n;
+        }
+    }
+
+    pub(super) fn set_pending(&mut self, slot: u16, n: u32) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.pending = n;
+        }
+    }
+
+    pub(super) fn set_status(&mut self, slot: u16, status: u8) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.status = status;
         }
     }
 
     /// One bio (or zero range) of `slot` is over, with `errno`.
     pub(super) fn slot_bio_done(&mut self, slot: u16, errno: i32) {
-        let Some(s) = self.slots.get_mut(usize::from(slot)) else {
+        let Some(s) = self.slots.get_mut(slot) else {
             return;
         };
         if errno != 0 {
@@ -48,7 +61,7 @@ impl VqRuntime {
     /// hands it to the slow path if no room can come back), or by the
     /// slow path ([`Self::wants_slow_path`]).
     pub(crate) fn complete_bio(&mut self, bio: DoneBio, to: &BioTarget<'_>) {
-        let (_, slot, zero) = untoken(bio.token());
+        let Token { slot, zero } = Token::decode(bio.token());
         self.bios_out = self.bios_out.saturating_sub(1);
         if let Some(bounce) = bio.bounce() {
             if self.orphaned {
@@ -77,7 +90,7 @@ impl VqRuntime {
             // A record for the range, on the same list; the slot's count
             // moves from the bio to the record.
             bio.release(false);
-            let tok = token(self.index, slot, false);
+            let tok = Token { slot, zero: false }.encode();
             if let Some(rec) = Bio::new(to, BioKind::ZeroRange, 0, sector, bytes, tok) {
                 self.zeroes.push(rec);
                 self.zero_ranges += 1;
@@ -86,7 +99,7 @@ impl VqRuntime {
             }
             return;
         }
-        let dirty = self.slots.get(usize::from(slot)).is_some_and(|s| s.dirty);
+        let dirty = self.slots.get(slot).is_some_and(|s| s.dirty);
         bio.release(dirty);
         self.slot_bio_done(slot, errno);
     }
@@ -125,7 +138,9 @@ impl VqRuntime {
         let mut any = false;
         while self.ndone > 0 {
             let slot = self.done[self.ndone - 1];
-            let s = self.slots[usize::from(slot)];
+            let Some(&s) = self.slots.get(slot) else {
+                return Err(RingError::Fault);
+            };
             if !(self.orphaned || self.broken) {
                 if !self.memory_ok() {
                     break;
@@ -146,9 +161,7 @@ impl VqRuntime {
                 self.nused += 1;
             }
             self.ndone -= 1;
-            let f = self.free.get_mut(self.nfree).ok_or(RingError::Fault)?;
-            *f = slot;
-            self.nfree += 1;
+            self.slots.release(slot).map_err(|_| RingError::Fault)?;
             any = true;
         }
         Ok(any)
