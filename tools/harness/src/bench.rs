@@ -28,6 +28,7 @@ use vhost_blk_core::memory::UserMemory;
 use crate::blk::Queue;
 use crate::driver::Buf;
 use crate::mem::{BumpAllocator, ProcessMemory};
+use crate::testing::Rng;
 
 /// The features the benchmark's guest acks, on every virtqueue back end:
 /// what a Linux guest's virtio_blk acks over virtio-pci. That is all of
@@ -287,20 +288,6 @@ impl Sample {
     }
 }
 
-/// A small, seeded xorshift generator for offsets and the read/write mix.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
-
 /// Chooses offsets and directions for one queue.
 struct Picker {
     rng: Rng,
@@ -317,7 +304,7 @@ impl Picker {
         let blocks = (sectors / block_sectors).max(1);
         let nq = w.qd.len() as u64;
         Self {
-            rng: Rng(0x9e37_79b9_7f4a_7c15 ^ (q as u64 + 1).wrapping_mul(0xff51_afd7_ed55_8ccd)),
+            rng: Rng::new(q as u64 + 1),
             blocks,
             block_sectors,
             // Sequential queues start in their own part of the device.

@@ -19,6 +19,24 @@ pub const CASE_LIMIT: Duration = Duration::from_secs(300);
 /// The outcome of one test case: `Err` carries the reason of a failure.
 pub type CaseResult = Result<(), String>;
 
+/// Runs each case under the name of its function, so that the two cannot
+/// drift apart: `cases!(r, case_one, area::case_two, area::case_three(arg))`
+/// runs `case_one()` as "case_one", and so on.
+#[macro_export]
+macro_rules! cases {
+    ($r:expr $(, $($seg:ident)::+ $(( $($arg:expr),* ))?)* $(,)?) => {
+        $(
+            $r.run($crate::cases!(@name $($seg)::+), || $($seg)::+($($($arg),*)?));
+        )*
+    };
+    (@name $first:ident $(:: $rest:ident)+) => {
+        $crate::cases!(@name $($rest)::+)
+    };
+    (@name $last:ident) => {
+        stringify!($last)
+    };
+}
+
 /// Runs cases and counts their results.
 #[derive(Default)]
 pub struct Runner {

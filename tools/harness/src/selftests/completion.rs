@@ -18,12 +18,9 @@ use crate::testing::{ctx, ensure, CaseResult, Runner};
 
 /// Registers this area's cases.
 pub fn run(r: &mut Runner) {
-    r.run(
-        "completion_status_in_last_writable_byte",
+    crate::cases!(
+        r,
         completion_status_in_last_writable_byte,
-    );
-    r.run(
-        "completion_call_signal_follows_suppression",
         completion_call_signal_follows_suppression,
     );
 }

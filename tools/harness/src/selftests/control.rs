@@ -16,33 +16,21 @@ use crate::testing::{ctx, ensure, expect_errno, CaseResult, Runner};
 
 /// Registers this area's cases.
 pub fn run(r: &mut Runner) {
-    r.run("ioctls_require_an_owner", ioctls_require_an_owner);
-    r.run("set_owner_twice_and_reset", set_owner_twice_and_reset);
-    r.run(
-        "forked_child_is_not_the_owner",
+    crate::cases!(
+        r,
+        ioctls_require_an_owner,
+        set_owner_twice_and_reset,
         forked_child_is_not_the_owner,
-    );
-    r.run("mem_table_validation", mem_table_validation);
-    r.run(
-        "mem_table_unreadable_regions_fault",
+        mem_table_validation,
         mem_table_unreadable_regions_fault,
-    );
-    r.run("vring_config_validation", vring_config_validation);
-    r.run("vring_eventfds_validation", vring_eventfds_validation);
-    r.run("backend_validation", backend_validation);
-    r.run(
-        "queue_geometry_locked_while_backend_attached",
-        geometry_locked_with_backend,
-    );
-    r.run(
-        "wrong_argument_size_is_enotty",
+        vring_config_validation,
+        vring_eventfds_validation,
+        backend_validation,
+        queue_geometry_locked_while_backend_attached,
         wrong_argument_size_is_enotty,
-    );
-    r.run(
-        "close_with_everything_attached",
         close_with_everything_attached,
+        owner_churn,
     );
-    r.run("owner_churn", owner_churn);
 }
 
 fn owned() -> Result<VhostBlk, String> {
@@ -406,7 +394,7 @@ fn backend_validation() -> CaseResult {
     )
 }
 
-fn geometry_locked_with_backend() -> CaseResult {
+fn queue_geometry_locked_while_backend_attached() -> CaseResult {
     let dev = owned()?;
     let nb = ctx(
         NullBlk::create("vbtest1", 16, &[("memory_backed", "1")]),

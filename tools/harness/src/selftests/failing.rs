@@ -22,11 +22,11 @@ use crate::testing::{ctx, ensure, CaseResult, Rng, Runner};
 
 /// Registers this area's cases.
 pub fn run(r: &mut Runner) {
-    r.run("failing_dm_error", failing_dm_error);
-    r.run("failing_dm_flakey", failing_dm_flakey);
-    r.run("failing_fail_make_request", failing_fail_make_request);
-    r.run(
-        "failing_lost_completion_bound",
+    crate::cases!(
+        r,
+        failing_dm_error,
+        failing_dm_flakey,
+        failing_fail_make_request,
         failing_lost_completion_bound,
     );
 }

@@ -31,12 +31,9 @@ use crate::testing::{ctx, ensure, CaseResult, Runner};
 
 /// Registers this area's cases.
 pub fn run(r: &mut Runner) {
-    r.run(
-        "flush_becomes_preflush_in_order",
+    crate::cases!(
+        r,
         flush_becomes_preflush_in_order,
-    );
-    r.run(
-        "write_through_without_flush_feature",
         write_through_without_flush_feature,
     );
 }

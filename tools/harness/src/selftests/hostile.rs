@@ -24,8 +24,7 @@ use vhost_blk_core::ring::Descriptor;
 
 /// Registers this area's cases.
 pub fn run(r: &mut Runner) {
-    r.run("hostile_vmm_random_ioctls", hostile_vmm_random_ioctls);
-    r.run("hostile_guest_random_rings", hostile_guest_random_rings);
+    crate::cases!(r, hostile_vmm_random_ioctls, hostile_guest_random_rings);
 }
 
 /// What the random VMM can pass as a file descriptor.

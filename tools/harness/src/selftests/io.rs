@@ -23,54 +23,27 @@ use crate::testing::{ctx, ensure, CaseResult, Runner};
 
 /// Registers this area's cases.
 pub fn run(r: &mut Runner) {
-    r.run("io_write_read_verify", data::io_write_read_verify);
-    r.run("io_ring_features_matrix", data::io_ring_features_matrix);
-    r.run("io_flush_and_get_id", data::io_flush_and_get_id);
-    r.run("io_read_only_backend", data::io_read_only_backend);
-    r.run("io_multiqueue", data::io_multiqueue);
-    r.run("io_ring_wrap_around", data::io_ring_wrap_around);
-    r.run(
-        "io_get_vring_base_drains_and_restarts",
+    crate::cases!(
+        r,
+        data::io_write_read_verify,
+        data::io_ring_features_matrix,
+        data::io_flush_and_get_id,
+        data::io_read_only_backend,
+        data::io_multiqueue,
+        data::io_ring_wrap_around,
         inflight::io_get_vring_base_drains_and_restarts,
-    );
-    r.run(
-        "io_bad_requests_get_status",
         broken::io_bad_requests_get_status,
-    );
-    r.run(
-        "io_broken_rings_signal_err",
         broken::io_broken_rings_signal_err,
-    );
-    r.run(
-        "io_broken_ring_answers_nothing_more",
         broken::io_broken_ring_answers_nothing_more,
-    );
-    r.run(
-        "io_reposted_head_is_independent",
         inflight::io_reposted_head_is_independent,
-    );
-    r.run(
-        "io_teardown_with_requests_in_flight",
         inflight::io_teardown_with_requests_in_flight,
-    );
-    r.run(
-        "io_discard_and_write_zeroes",
         ranges::io_discard_and_write_zeroes,
-    );
-    r.run(
-        "io_bad_discard_and_write_zeroes",
         ranges::io_bad_discard_and_write_zeroes,
-    );
-    r.run("io_loop_backend", ranges::io_loop_backend);
-    r.run(
-        "io_backend_errors_are_ioerr",
+        ranges::io_loop_backend,
         backend_errors::io_backend_errors_are_ioerr,
-    );
-    r.run(
-        "io_backend_removed_under_io",
         backend_errors::io_backend_removed_under_io,
+        data::io_split_memory_table,
     );
-    r.run("io_split_memory_table", data::io_split_memory_table);
 }
 
 const MIB: u64 = 1 << 20;

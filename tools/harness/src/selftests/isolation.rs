@@ -38,39 +38,17 @@ use crate::testing::{ctx, ensure, CaseResult, Runner};
 /// Registers this area's cases; `kdir` is the test kernel's build tree
 /// (for `scsi_debug.ko`).
 pub fn run(r: &mut Runner, kdir: Option<&Path>) {
-    r.run(
-        "isolation_userfaultfd_stall_spares_neighbour",
+    crate::cases!(
+        r,
         neighbours::isolation_userfaultfd_stall_spares_neighbour,
-    );
-    r.run(
-        "isolation_throttled_neighbour_spares_fast_tenant",
         neighbours::isolation_throttled_neighbour_spares_fast_tenant,
-    );
-    r.run(
-        "isolation_disk_room_held_by_neighbour",
         neighbours::isolation_disk_room_held_by_neighbour,
-    );
-    r.run(
-        "isolation_write_zeroes_memory_bounded",
         bounds::isolation_write_zeroes_memory_bounded,
-    );
-    r.run(
-        "isolation_long_chains_bounded",
         bounds::isolation_long_chains_bounded,
-    );
-    r.run("isolation_4k_logical_blocks", || {
-        blocks4k::isolation_4k_logical_blocks(kdir)
-    });
-    r.run("isolation_partition_bounced_bios_land_in_place", || {
-        partition::isolation_partition_bounced_bios_land_in_place(kdir)
-    });
-    r.run("isolation_cpu_time_accounted", isolation_cpu_time_accounted);
-    r.run(
-        "isolation_killed_owner_unblocks",
+        blocks4k::isolation_4k_logical_blocks(kdir),
+        partition::isolation_partition_bounced_bios_land_in_place(kdir),
+        isolation_cpu_time_accounted,
         isolation_killed_owner_unblocks,
-    );
-    r.run(
-        "isolation_stop_publishes_stalled_answers",
         drain::isolation_stop_publishes_stalled_answers,
     );
 }

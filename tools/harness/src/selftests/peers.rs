@@ -29,8 +29,7 @@ use crate::vhost_user::{StorageDaemon, VhostUserBlk};
 
 /// Registers this area's cases.
 pub fn run(r: &mut Runner) {
-    r.run("bench_peers_agree", bench_peers_agree);
-    r.run("bench_qsd_poll_follows_qmp", bench_qsd_poll_follows_qmp);
+    crate::cases!(r, bench_peers_agree, bench_qsd_poll_follows_qmp);
 }
 
 const T: Duration = Duration::from_secs(30);

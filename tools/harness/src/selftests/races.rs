@@ -28,12 +28,11 @@ use crate::testing::{ctx, ensure, unload_module, CaseResult, Rng, Runner};
 
 /// Registers this area's cases; `module` is the `.ko` to reload.
 pub fn run(r: &mut Runner, module: Option<&Path>) {
-    r.run("races_teardown_and_unload", || {
-        races_teardown_and_unload(module)
-    });
-    r.run("races_completion_vs_teardown", || {
-        races_completion_vs_teardown(module)
-    });
+    crate::cases!(
+        r,
+        races_teardown_and_unload(module),
+        races_completion_vs_teardown(module),
+    );
 }
 
 /// Iterations to aim for, and the time they may take at most.

@@ -29,73 +29,25 @@ use crate::testing::{ctx, ensure, CaseResult, Runner};
 
 /// Registers this area's cases.
 pub fn run(r: &mut Runner) {
-    r.run(
-        "workers_params_defaults_and_ranges",
+    crate::cases!(
+        r,
         placement::workers_params_defaults_and_ranges,
-    );
-    r.run(
-        "workers_follow_queues_per_worker",
         placement::workers_follow_queues_per_worker,
-    );
-    r.run(
-        "workers_pinned_by_worker_cpus",
         placement::workers_pinned_by_worker_cpus,
-    );
-    r.run(
-        "workers_poll_budget_avoids_kicks",
         polling::workers_poll_budget_avoids_kicks,
-    );
-    r.run(
-        "workers_no_stranded_requests",
         polling::workers_no_stranded_requests,
-    );
-    r.run(
-        "workers_polling_end_rechecks_the_ring",
         polling::workers_polling_end_rechecks_the_ring,
-    );
-    r.run(
-        "workers_quota_keeps_small_queue_fair",
         fairness::workers_quota_keeps_small_queue_fair,
-    );
-    r.run(
-        "workers_waiting_queue_cuts_flood_turn",
         fairness::workers_waiting_queue_cuts_flood_turn,
-    );
-    r.run(
-        "workers_waiting_device_cuts_flood_turn",
         fairness::workers_waiting_device_cuts_flood_turn,
-    );
-    r.run(
-        "workers_teardown_random_order",
         sharing::workers_teardown_random_order,
-    );
-    r.run(
-        "workers_io_charged_to_owner_cgroup",
         sharing::workers_io_charged_to_owner_cgroup,
-    );
-    r.run("workers_stat_cli", cli::workers_stat_cli);
-    r.run(
-        "workers_pinned_cpu_goes_offline",
+        cli::workers_stat_cli,
         hotplug::workers_pinned_cpu_goes_offline,
-    );
-    r.run(
-        "workers_cpu_hotplug_under_io",
         hotplug::workers_cpu_hotplug_under_io,
-    );
-    r.run(
-        "workers_switch_address_spaces",
         sharing::workers_switch_address_spaces,
-    );
-    r.run(
-        "workers_publish_batch_sets_interrupts_per_turn",
         publish::workers_publish_batch_sets_interrupts_per_turn,
-    );
-    r.run(
-        "workers_publish_once_per_turn_when_workers_fill_the_cpus",
         publish::workers_publish_once_per_turn_when_workers_fill_the_cpus,
-    );
-    r.run(
-        "workers_publish_mid_turn_with_pinned_workers",
         publish::workers_publish_mid_turn_with_pinned_workers,
     );
 }
