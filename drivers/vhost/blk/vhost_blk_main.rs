@@ -54,6 +54,8 @@ struct VhostBlkModule {
     _cpu_online: entry::CpuOnline,
     _reap: entry::Reap,
     _stats: entry::Stats,
+    // After everything that holds workers.
+    _leaks: worker::LeakCheck,
     _bioset: ffi::bio::BioSet,
     // Last: waits for the grace periods after which completions' lists
     // and wake-up targets are freed.
@@ -74,6 +76,7 @@ impl kernel::Module for VhostBlkModule {
             _cpu_online: cpu_online,
             _reap: reap,
             _stats: stats,
+            _leaks: worker::LeakCheck,
             _bioset: bioset,
             _rcu: ffi::rcu::RcuBarrier,
         })

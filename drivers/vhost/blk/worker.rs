@@ -153,6 +153,42 @@ pub(crate) struct Worker {
     #[pin]
     chain: Mutex<KBox<Chain>>,
     stats: WorkerStats,
+    _live: Live,
+}
+
+/// Workers created and not yet freed, for [`LeakCheck`].
+static LIVE_WORKERS: AtomicU32 = AtomicU32::new(0);
+
+/// Counts its worker in [`LIVE_WORKERS`] while it lives.
+struct Live(());
+
+impl Live {
+    fn new() -> Self {
+        LIVE_WORKERS.fetch_add(1, Ordering::Relaxed);
+        Self(())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        LIVE_WORKERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Reports, when dropped, workers that were never freed: the module's
+/// field that goes after everything that holds workers (the pool and its
+/// registrations), when every worker must be gone. A worker's last
+/// reference may be its kthread's, given back by whoever stops a thread
+/// that never ran ([`Kthread`]); one that nobody gave back shows here.
+pub(crate) struct LeakCheck;
+
+impl Drop for LeakCheck {
+    fn drop(&mut self) {
+        let n = LIVE_WORKERS.load(Ordering::Relaxed);
+        if n != 0 {
+            pr_err!("BUG: {n} workers were never freed\n");
+        }
+    }
 }
 
 impl Worker {
@@ -166,6 +202,7 @@ impl Worker {
                 queues <- kernel::new_mutex!(KVec::new()),
                 chain <- kernel::new_mutex!(chain),
                 stats: WorkerStats::default(),
+                _live: Live::new(),
             }),
             GFP_KERNEL,
         )

@@ -225,7 +225,7 @@ fn main() {
     vhost_blk_harness::selftests::control::run(&mut r);
     vhost_blk_harness::selftests::io::run(&mut r);
     vhost_blk_harness::selftests::completion::run(&mut r);
-    vhost_blk_harness::selftests::workers::run(&mut r);
+    vhost_blk_harness::selftests::workers::run(&mut r, args.module.as_deref());
     vhost_blk_harness::selftests::isolation::run(&mut r, args.kdir.as_deref());
     vhost_blk_harness::selftests::failing::run(&mut r);
     vhost_blk_harness::selftests::flush::run(&mut r);

@@ -9,6 +9,7 @@
 mod cli;
 mod fairness;
 mod hotplug;
+mod lifecycle;
 mod placement;
 mod polling;
 mod publish;
@@ -28,7 +29,7 @@ use crate::stats::Stats;
 use crate::testing::{ctx, ensure, CaseResult, Runner};
 
 /// Registers this area's cases.
-pub fn run(r: &mut Runner) {
+pub fn run(r: &mut Runner, module: Option<&std::path::Path>) {
     crate::cases!(
         r,
         placement::workers_params_defaults_and_ranges,
@@ -45,6 +46,7 @@ pub fn run(r: &mut Runner) {
         cli::workers_stat_cli,
         hotplug::workers_pinned_cpu_goes_offline,
         hotplug::workers_cpu_hotplug_under_io,
+        lifecycle::workers_stopped_before_first_run(module),
         sharing::workers_switch_address_spaces,
         publish::workers_publish_batch_sets_interrupts_per_turn,
         publish::workers_publish_once_per_turn_when_workers_fill_the_cpus,

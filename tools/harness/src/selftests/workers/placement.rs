@@ -119,7 +119,7 @@ fn check_placement(devs: &[VhostBlk]) -> Result<Vec<u64>, String> {
 /// A device owned by this process whose first `queues` queues have kick
 /// eventfds, which places them on workers. The eventfds are returned
 /// with it, to keep them open.
-fn kicked_device(queues: u32) -> Result<(VhostBlk, Vec<EventFd>), String> {
+pub(super) fn kicked_device(queues: u32) -> Result<(VhostBlk, Vec<EventFd>), String> {
     let d = owned_device()?;
     let mut kicks = Vec::new();
     for q in 0..queues {
