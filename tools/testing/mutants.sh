@@ -7,8 +7,9 @@
 #
 # Mutants whose case is a release-kernel VM selftest (check-vm) run in one
 # batch: each is built into build/mutants/NAME/ (the module alone, with
-# the work tree's tools), then one VM boot loads each module in turn and
-# runs only its case (tools/testing/mutants-guest.sh). Such a mutant is
+# the work tree's tools; one build per CPU at a time), then one VM boot
+# loads each module in turn and runs only its case
+# (tools/testing/mutants-guest.sh). Such a mutant is
 # caught if its case fails, or if the kernel reports a problem (KASAN, a
 # BUG, a WARNING, a hung task...) while its case runs; a case that hangs
 # is failed by the selftest runner's own watchdog. The others (host tests,
@@ -23,7 +24,7 @@ filter=${1:-}
 work=$top/build/mutants
 caught=0 missed=()
 
-batch=()
+batch=() applied=()
 while read -r mutant target case; do
 	case $mutant in ''|'#'*) continue ;; esac
 	[ -n "$filter" ] && [[ $mutant != *"$filter"* ]] && continue
@@ -56,8 +57,21 @@ if [ ${#batch[@]} -gt 0 ]; then
 			missed+=("$mutant")
 			continue
 		fi
-		echo "mutants: building $name" >&2
-		if ! "$here/kmake" -C "$kdir" M="$dir" modules >"$dir/build.log" 2>&1 ||
+		applied+=("$mutant $case")
+	done
+	# One build per CPU at a time: each is mostly one rustc process.
+	echo "mutants: building ${#applied[@]} modules" >&2
+	for entry in "${applied[@]}"; do
+		read -r mutant _ <<<"$entry"
+		echo "$work/${mutant%.diff}"
+	done | xargs -P "$(nproc)" -I{} sh -c \
+		'"$1" -C "$2" M="$3" modules >"$3/build.log" 2>&1; echo $? >"$3/build.status"' \
+		_ "$here/kmake" "$kdir" {}
+	for entry in "${applied[@]}"; do
+		read -r mutant case <<<"$entry"
+		name=${mutant%.diff}
+		dir=$work/$name
+		if [ "$(cat "$dir/build.status" 2>/dev/null)" != 0 ] ||
 			grep -q 'warning:' "$dir/build.log"; then
 			tail -20 "$dir/build.log" >&2
 			echo "mutants: $name does not build warning-free (not a catch)" >&2

@@ -37,7 +37,7 @@ pub fn run(r: &mut Runner, module: Option<&Path>) {
 
 /// Iterations to aim for, and the time they may take at most.
 const ITERATIONS: u64 = 1000;
-const BUDGET: Duration = Duration::from_secs(90);
+const BUDGET: Duration = Duration::from_secs(60);
 
 /// Below the 1 s close waits for the device: a close that returned
 /// sooner drained every request the device took.
