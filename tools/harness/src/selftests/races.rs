@@ -136,7 +136,7 @@ fn check_stopped(
 /// Unloads vhost_blk, retrying for up to 5 s (a closed device whose bios
 /// are still in flight holds the module until they complete), and loads
 /// `module` again.
-fn reload(module: &str) -> CaseResult {
+pub(crate) fn reload(module: &str) -> CaseResult {
     unload_module("vhost_blk", Duration::from_secs(5))?;
     sh("insmod", module)?;
     ensure(Path::new(DEVICE_PATH).exists(), || {

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::placement::kicked_device;
 use super::{cpulist, online_cpus, stats};
+use crate::selftests::races::reload;
 use crate::stats::{fd_ids, ParamGuard};
-use crate::testing::{ctx, ensure, unload_module, CaseResult, CpuPin, KernelLog};
+use crate::testing::{ctx, ensure, CaseResult, CpuPin, KernelLog};
 
 const RT_RUNTIME: &str = "/proc/sys/kernel/sched_rt_runtime_us";
 
@@ -199,18 +200,7 @@ pub(super) fn workers_stopped_before_first_run(module: Option<&std::path::Path>)
         format!("thread {pid} of worker {worker} still exists 10 s after its CPU was freed")
     })?;
     let mut log = KernelLog::tail()?;
-    unload_module("vhost_blk", Duration::from_secs(5))?;
-    let out = ctx(
-        std::process::Command::new("insmod").arg(module).output(),
-        "insmod",
-    )?;
-    ensure(out.status.success(), || {
-        format!(
-            "insmod {}: {}",
-            module.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-    })?;
+    reload(module.to_str().ok_or("bad module path")?)?;
     let leaks: Vec<String> = log
         .read()?
         .into_iter()
