@@ -154,7 +154,7 @@ pub(super) const END_IO: bindings::bio_end_io_t = Some(end_io);
 /// `bio` is a completed bio of the module, built by `Bio::new` with a live
 /// list as its `bi_private`.
 unsafe extern "C" fn end_io(bio: *mut bindings::bio) {
-    let _rcu = RcuReadGuard::new();
+    let rcu = RcuReadGuard::new();
     // SAFETY: a list outlives the bios it waits for (function contract);
     // from the push on, the read-side section above keeps it.
     let list = unsafe { &*(*bio).bi_private.cast::<ListInner>() };
@@ -175,7 +175,7 @@ unsafe extern "C" fn end_io(bio: *mut bindings::bio) {
             Err(now) => head = now,
         }
     }
-    list.wake.with(|w| w.signal());
+    list.wake.with_in(&rcu, |w| w.signal());
     // Debug kernels only: when a teardown test asks, linger inside the
     // read-side section, then use the list again.
     #[cfg(CONFIG_KASAN)]
@@ -191,7 +191,7 @@ unsafe extern "C" fn end_io(bio: *mut bindings::bio) {
                 // SAFETY: busy-waits 1 ms (`mdelay`); any context.
                 unsafe { bindings::__udelay(1000) };
             }
-            list.wake.with(|w| w.signal());
+            list.wake.with_in(&rcu, |w| w.signal());
         }
     }
 }

@@ -239,17 +239,25 @@ impl WakeSlot {
     /// RCU read-side section, so it must not sleep.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&WakeRef<'_>) -> R) -> Option<R> {
         let rcu = RcuReadGuard::new();
+        self.with_in(&rcu, f)
+    }
+
+    /// [`Self::with`] inside the caller's read-side section `_rcu`, for
+    /// callers already in one (a completion): no section of its own.
+    pub(crate) fn with_in<R>(
+        &self,
+        _rcu: &RcuReadGuard,
+        f: impl FnOnce(&WakeRef<'_>) -> R,
+    ) -> Option<R> {
         let wake = NonNull::new(self.ptr.load(Ordering::Acquire))?;
-        // SAFETY: read inside the read-side section begun above while the
-        // slot held its reference, and used only within it: the object is
-        // freed no earlier than a grace period after the slot gives that
-        // reference back.
+        // SAFETY: read inside the read-side section `_rcu` while the slot
+        // held its reference, and used only while `_rcu` is borrowed, so
+        // within that section: the object is freed no earlier than a grace
+        // period after the slot gives that reference back.
         let wake = unsafe { wake.as_ref() };
         // INVARIANT: as said above, for the borrow of the closure's call.
         let view = WakeRef { wake };
-        let r = f(&view);
-        drop(rcu);
-        Some(r)
+        Some(f(&view))
     }
 }
 
