@@ -1,73 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Guest memory for the harness: [`TestMemory`], a plain buffer standing for
-//! the owner's address space in host tests, and a bump allocator of guest
-//! buffers.
-//!
-//! Both the device side (the core's [`UserMemory`]) and the driver side
-//! ([`crate::driver`]) reach memory through the same byte-level trait, so
-//! the same driver code runs against a host buffer or, in the VM, against
-//! memory the kernel module reads.
-
-use std::cell::RefCell;
+//! Guest memory for the harness: [`ProcessMemory`], the harness's own
+//! memory given to the kernel module as a guest's, and the core's test
+//! memory and allocator ([`TestMemory`], [`BumpAllocator`]).
 
 use vhost_blk_core::memory::{Fault, MemRegion, UserMemory};
-
-/// A buffer mapped at user (and guest physical) address `base`: an
-/// identity memory table, as in Linux `tools/virtio/virtio_test.c`.
-pub struct TestMemory {
-    base: u64,
-    bytes: RefCell<Vec<u8>>,
-}
-
-impl TestMemory {
-    /// `size` zeroed bytes at address `base`.
-    pub fn new(base: u64, size: usize) -> Self {
-        Self {
-            base,
-            bytes: RefCell::new(vec![0; size]),
-        }
-    }
-
-    /// The region describing this memory, with guest address == user
-    /// address.
-    pub fn region(&self) -> MemRegion {
-        MemRegion {
-            guest_phys_addr: self.base,
-            size: self.bytes.borrow().len() as u64,
-            userspace_addr: self.base,
-        }
-    }
-
-    /// First address.
-    pub fn base(&self) -> u64 {
-        self.base
-    }
-
-    fn range(&self, addr: u64, len: usize) -> Result<std::ops::Range<usize>, Fault> {
-        let off = addr.checked_sub(self.base).ok_or(Fault)?;
-        let off = usize::try_from(off).map_err(|_| Fault)?;
-        let end = off.checked_add(len).ok_or(Fault)?;
-        if end > self.bytes.borrow().len() {
-            return Err(Fault);
-        }
-        Ok(off..end)
-    }
-}
-
-impl UserMemory for TestMemory {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
-        let r = self.range(addr, buf.len())?;
-        buf.copy_from_slice(&self.bytes.borrow()[r]);
-        Ok(())
-    }
-
-    fn write(&self, addr: u64, buf: &[u8]) -> Result<(), Fault> {
-        let r = self.range(addr, buf.len())?;
-        self.bytes.borrow_mut()[r].copy_from_slice(buf);
-        Ok(())
-    }
-}
+pub use vhost_blk_core::test_utils::memory::{BumpAllocator, TestMemory};
 
 /// Guest memory in this process: an anonymous mapping whose guest physical
 /// addresses equal its virtual addresses, so the memory table is one
@@ -313,30 +251,5 @@ impl UserMemory for ProcessMemory {
         // SAFETY: in bounds and aligned; volatile as for `read`.
         unsafe { p.cast::<u16>().write_volatile(v.to_le()) };
         Ok(())
-    }
-}
-
-/// Hands out aligned, non-overlapping guest buffers from `[start, end)`.
-pub struct BumpAllocator {
-    next: u64,
-    end: u64,
-}
-
-impl BumpAllocator {
-    /// An allocator over `[start, end)`.
-    pub fn new(start: u64, end: u64) -> Self {
-        Self { next: start, end }
-    }
-
-    /// `len` bytes aligned to `align` (a power of two).
-    ///
-    /// # Panics
-    ///
-    /// When the space is exhausted: a bug in the test that sized it.
-    pub fn alloc(&mut self, len: u64, align: u64) -> u64 {
-        let addr = (self.next + align - 1) & !(align - 1);
-        assert!(addr + len <= self.end, "test guest memory exhausted");
-        self.next = addr + len;
-        addr
     }
 }

@@ -8,6 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::sync::mpsc;
 use std::time::Duration;
+pub use vhost_blk_core::test_utils::Rng;
 
 /// How long one case may run before the runner gives up on it: above
 /// the longest budget of any case (the fairness cases stop at 120 s per
@@ -241,34 +242,6 @@ pub fn unload_module(name: &str, timeout: std::time::Duration) -> CaseResult {
             ));
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
-/// A tiny deterministic PRNG (xorshift64*): seeded tests and fuzz-like
-/// runs need no crate, and every failure reproduces from its seed.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for `seed` (any value, 0 included).
-    pub fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    /// The next 64 random bits. (A generator that never ends, not an
-    /// iterator.)
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number below `n` (which must not be 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 

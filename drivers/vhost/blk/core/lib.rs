@@ -12,3 +12,9 @@
 mod vcore;
 
 pub use vcore::*;
+
+#[cfg(feature = "test-utils")]
+extern crate std;
+
+#[cfg(feature = "test-utils")]
+pub mod test_utils;

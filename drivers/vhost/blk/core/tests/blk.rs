@@ -9,7 +9,7 @@ use common::Fixture;
 use vhost_blk_core::blk::*;
 use vhost_blk_core::memory::{MemTable, UserMemory};
 use vhost_blk_core::ring::RingFeatures;
-use vhost_blk_harness::driver::Buf;
+use vhost_blk_core::test_utils::driver::Buf;
 
 const LIMITS: BlkLimits = BlkLimits {
     capacity: 2048,
@@ -610,7 +610,7 @@ fn gaps_count_only_on_devices_with_a_virtual_boundary() {
 
 /// Test memory that records every byte range read.
 struct RecordingMem<'a> {
-    mem: &'a vhost_blk_harness::mem::TestMemory,
+    mem: &'a vhost_blk_core::test_utils::memory::TestMemory,
     reads: std::cell::RefCell<Vec<(u64, u64)>>,
 }
 

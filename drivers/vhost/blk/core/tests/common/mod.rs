@@ -7,8 +7,8 @@
 
 use vhost_blk_core::memory::{MemRegion, MemTable};
 use vhost_blk_core::ring::{Chain, RingError, RingFeatures, Vring};
-use vhost_blk_harness::driver::DriverRing;
-use vhost_blk_harness::mem::{BumpAllocator, TestMemory};
+use vhost_blk_core::test_utils::driver::DriverRing;
+use vhost_blk_core::test_utils::memory::{BumpAllocator, TestMemory};
 
 pub const BASE: u64 = 0x10_0000;
 pub const SIZE: usize = 4 << 20;
@@ -71,4 +71,4 @@ fn mem_set_idx(mem: &TestMemory, drv: &DriverRing, idx: u16) {
 
 // Not every test file draws random numbers.
 #[allow(unused_imports)]
-pub use vhost_blk_harness::testing::Rng;
+pub use vhost_blk_core::test_utils::Rng;

@@ -5,7 +5,7 @@
 use vhost_blk_core::memory::{
     Fault, MemRegion, MemTable, MemTableError, ValidRegions, MAX_MEM_REGIONS,
 };
-use vhost_blk_harness::mem::TestMemory;
+use vhost_blk_core::test_utils::memory::TestMemory;
 
 fn r(gpa: u64, size: u64, ua: u64) -> MemRegion {
     MemRegion {

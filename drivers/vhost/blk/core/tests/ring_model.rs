@@ -11,7 +11,7 @@ mod common;
 use common::{Fixture, Rng, BASE, SIZE};
 use vhost_blk_core::memory::UserMemory;
 use vhost_blk_core::ring::*;
-use vhost_blk_harness::mem::TestMemory;
+use vhost_blk_core::test_utils::memory::TestMemory;
 
 /// A buffer of a chain: address, length, device-writable.
 type Buffer = (u64, u32, bool);
@@ -178,7 +178,10 @@ fn random_rings_follow_the_reference_model() {
         for i in 0..8u64 {
             let d = rand_desc(&mut rng, 8);
             f.mem
-                .write(table + 16 * i, &vhost_blk_harness::driver::desc_bytes(&d))
+                .write(
+                    table + 16 * i,
+                    &vhost_blk_core::test_utils::driver::desc_bytes(&d),
+                )
                 .unwrap();
         }
         for _ in 0..rng.below(u64::from(num) + 1) {

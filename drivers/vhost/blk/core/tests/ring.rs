@@ -4,15 +4,15 @@
 //! test per `RingError` a hostile guest can provoke.
 
 mod common;
-#[path = "core_ring/errors.rs"]
+#[path = "ring/errors.rs"]
 mod errors;
 
 use common::Fixture;
 use std::cell::RefCell;
 use vhost_blk_core::memory::{Fault, MemTable, UserMemory};
 use vhost_blk_core::ring::*;
-use vhost_blk_harness::driver::Buf;
-use vhost_blk_harness::mem::TestMemory;
+use vhost_blk_core::test_utils::driver::Buf;
+use vhost_blk_core::test_utils::memory::TestMemory;
 
 const PLAIN: RingFeatures = RingFeatures {
     indirect: false,
@@ -86,7 +86,7 @@ fn add_used_batches_under_one_index_update() {
 /// Writes `descs` as a raw indirect table at `table`, then makes one
 /// indirect descriptor pointing at it available as head 0.
 fn post_raw_indirect(f: &mut Fixture, table: u64, descs: &[Descriptor]) {
-    let drv = vhost_blk_harness::driver::desc_bytes;
+    let drv = vhost_blk_core::test_utils::driver::desc_bytes;
     for (i, d) in descs.iter().enumerate() {
         f.mem.write(table + 16 * i as u64, &drv(d)).unwrap();
     }

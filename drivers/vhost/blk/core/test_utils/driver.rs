@@ -7,13 +7,16 @@
 //! writes of descriptors and indexes, so that tests can build every kind of
 //! malformed ring a hostile guest could.
 
-use vhost_blk_core::memory::UserMemory;
-use vhost_blk_core::ring::{
+use std::vec;
+use std::vec::Vec;
+
+use crate::memory::UserMemory;
+use crate::ring::{
     need_event, Descriptor, VringAddrs, DESC_SIZE, VRING_AVAIL_F_NO_INTERRUPT,
     VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VRING_USED_F_NO_NOTIFY,
 };
 
-use crate::mem::BumpAllocator;
+use super::memory::BumpAllocator;
 
 /// One buffer the driver offers: address, length, device-writable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

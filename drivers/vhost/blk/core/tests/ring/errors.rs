@@ -110,7 +110,7 @@ fn nested_indirect_is_a_ring_error() {
     let inner = f.buf(16);
     let outer = f.buf(16);
     let a = f.buf(16);
-    let drv = vhost_blk_harness::driver::desc_bytes;
+    let drv = vhost_blk_core::test_utils::driver::desc_bytes;
     f.mem
         .write(
             inner,
