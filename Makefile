@@ -165,10 +165,10 @@ BENCH_OUT ?= results/$(shell date +%Y%m%d-%H%M%S)
 # Level 2: the L2 guest's fio on vhost-blk-pci, virtio-blk-pci (aio=native,
 # io_uring) and vhost-user-blk-pci, repeated; e2e.csv and e2e-table.txt.
 E2E_BENCH_ARGS ?= E2E_REPS=3 E2E_JOBS=full E2E_TIMEOUT=5000
-bench-e2e: module tools qemu
+bench-e2e: module tools qemu fio
 	$(TESTING)/vm-run.sh --timeout 5400 --memory 3G --out $(BENCH_OUT) -- \
 		$(CURDIR)/$(TESTING)/e2e-l1.sh $$($(TESTING)/qemu.sh --print) $(KDIR) $(E2E_ACCEL) demo \
-		E2E_OUT=$(abspath $(BENCH_OUT))/data $(E2E_BENCH_ARGS)
+		E2E_FIO=$$($(TESTING)/fio.sh --print) E2E_OUT=$(abspath $(BENCH_OUT))/data $(E2E_BENCH_ARGS)
 
 BENCH_ARGS ?=
 # More kernel parameters for the benchmark VM, e.g. BENCH_APPEND=idle=poll
@@ -194,9 +194,10 @@ bench-ab: module tools
 # the same short fio jobs on a vhost-blk-pci disk, a virtio-blk-pci disk
 # (iothread, aio=native) and a vhost-user-blk-pci disk (qemu-storage-daemon),
 # each on its own identical null_blk, and prints them side by side.
-run: module tools qemu
+run: module tools qemu fio
 	$(TESTING)/vm-run.sh --timeout 2400 --memory 3G -- \
-		$(CURDIR)/$(TESTING)/e2e-l1.sh $$($(TESTING)/qemu.sh --print) $(KDIR) $(E2E_ACCEL) demo
+		$(CURDIR)/$(TESTING)/e2e-l1.sh $$($(TESTING)/qemu.sh --print) $(KDIR) $(E2E_ACCEL) demo \
+		E2E_FIO=$$($(TESTING)/fio.sh --print)
 
 # What /dev/vhost-blk offers (features, limits, parameters), in the test VM.
 show: module tools

@@ -11,7 +11,7 @@
 #   second verification. The read-only disk (serial vhost-blk-ro) must be
 #   read-only, refuse writes, and read back what L1 wrote (its sha256 is
 #   vhost_blk_e2e.rosum=).
-# demo: e2e-demo.py, the same fio jobs on vhost-blk-pci, virtio-blk-pci
+# demo: e2e-demo.sh, the same fio jobs on vhost-blk-pci, virtio-blk-pci
 #   and vhost-user-blk-pci disks, side by side.
 #
 # Prints VHOST_BLK_E2E_RC=<status>.
@@ -58,7 +58,7 @@ step "kernel $(uname -r), $(nproc) CPUs, mode ${mode:-check}, fio jobs of $size"
 if [ "$mode" = demo ]; then
 	reps=$(arg reps)
 	jobs=$(arg jobs)
-	"$(dirname "$0")/e2e-demo.py" "$secs" "${reps:-1}" "${jobs:-quick}"
+	"$(dirname "$0")/e2e-demo.sh" "$secs" "${reps:-1}" "${jobs:-quick}"
 	echo "VHOST_BLK_E2E_RC=$?"
 	exit 0
 fi

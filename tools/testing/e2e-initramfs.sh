@@ -2,15 +2,15 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Builds the L2 guest's root for the end-to-end check: an uncompressed
-# initramfs with busybox, bash (and the libraries it loads), a static fio
-# and e2e-guest.sh, whose /init mounts the pseudo file systems, runs the
-# guest script and powers off.
+# initramfs with busybox, bash (and the libraries it loads), a static fio,
+# e2e-guest.sh and e2e-demo.sh; its /init mounts the pseudo file systems,
+# runs the guest script and powers off.
 #
 #   e2e-initramfs.sh OUT FIO
 #
-# L2 used to boot with L1's root over 9p: inside TCG inside TCG that cost
-# minutes (Debian's fio alone, with its 60 libraries, took about 150 s to
-# start). A root in memory costs nothing to read.
+# A root in memory costs nothing to read: inside TCG inside TCG, L1's
+# root over 9p cost minutes (Debian's fio alone, with its 60 libraries,
+# took about 150 s to start).
 
 set -euo pipefail
 [ $# = 2 ] || { echo "usage: $0 OUT FIO" >&2; exit 2; }
@@ -35,7 +35,7 @@ for lib in $(ldd /bin/bash | grep -o '/[^ )]*'); do
 	mkdir -p "$root$(dirname "$lib")"
 	cp -L "$lib" "$root$lib"
 done
-cp "$here/e2e-guest.sh" "$root/e2e-guest.sh"
+cp "$here/e2e-guest.sh" "$here/e2e-demo.sh" "$root/"
 cat >"$root/init" <<'EOF'
 #!/bin/sh
 # PID 1 of the L2 guest: pseudo file systems, the guest script, power off.

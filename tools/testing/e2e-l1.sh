@@ -13,15 +13,18 @@
 #   read-only disk passed as pre-opened fds (fd=, vhostfd=) whose content
 #   L2 checks against what L1 wrote. Last, with the module unloaded, QEMU
 #   must say so.
-# demo (make run, make bench-e2e): an L2 guest runs e2e-demo.py, the same
+# demo (make run, make bench-e2e): an L2 guest runs e2e-demo.sh, the same
 #   fio jobs on four disks, each on its own identical null_blk:
 #   vhost-blk-pci, QEMU's virtio-blk-pci (iothread, aio=native and
-#   aio=io_uring) and vhost-user-blk-pci over qemu-storage-daemon; the
-#   results side by side. E2E_REPS, E2E_JOBS (quick|full), E2E_DEMO_SECS
-#   tune it; E2E_OUT=DIR keeps e2e.csv and e2e-table.txt.
+#   aio=io_uring) and vhost-user-blk-pci over qemu-storage-daemon; then
+#   e2e-report.py prints the results side by side. E2E_REPS, E2E_JOBS
+#   (quick|full), E2E_DEMO_SECS tune it; E2E_OUT=DIR keeps e2e.csv and
+#   e2e-table.txt.
 #
-# L2 runs on TCG (tcg, make's default), nested KVM (kvm), or KVM when L1
-# has it (auto). Exits with the status.
+# Both modes need E2E_FIO=path, the static fio of tools/testing/fio.sh,
+# for L2's initramfs. L2's boot stages and the guest scripts' steps are
+# printed as they happen. L2 runs on TCG (tcg, make's default), nested KVM
+# (kvm), or KVM when L1 has it (auto). Exits with the status.
 
 set -u
 qemu=$1
@@ -108,19 +111,28 @@ else
 	secs=${E2E_DEMO_SECS:-8}
 fi
 
-# L2's root: in check mode an initramfs in memory (e2e-initramfs.sh, with
-# the static fio of E2E_FIO); in demo mode, which runs python3, L1's root
-# over 9p, read-only, with e2e-init.sh as init.
-root_append="rootfstype=9p rootflags=version=9p2000.L,trans=virtio,access=any,msize=512000 ro init=$here/e2e-init.sh"
-root_args=(-virtfs local,id=root9p,path=/,mount_tag=/dev/root,security_model=none,readonly=on,multidevs=remap)
-if [ "$mode" = check ]; then
-	[ -n "${E2E_FIO:-}" ] || { say "E2E_FIO=path (tools/testing/fio.sh) is needed in check mode"; exit 2; }
-	"$here/e2e-initramfs.sh" "$tmp/l2.cpio" "$E2E_FIO" || { say "cannot build L2's initramfs"; exit 1; }
-	root_append="rdinit=/init"
-	root_args=(-initrd "$tmp/l2.cpio")
-fi
+# L2's root: an initramfs in memory (e2e-initramfs.sh) with busybox, bash,
+# the static fio of E2E_FIO and the guest scripts.
+[ -n "${E2E_FIO:-}" ] || { say "E2E_FIO=path (tools/testing/fio.sh) is needed"; exit 2; }
+"$here/e2e-initramfs.sh" "$tmp/l2.cpio" "$E2E_FIO" || { say "cannot build L2's initramfs"; exit 1; }
 
 stats=/sys/kernel/debug/vhost-blk/stats
+# follow_l2 LOG START PID: while PID (L2's QEMU) runs, prints L2's boot
+# stages and the guest scripts' lines as they come, with the seconds since
+# START: under TCG inside TCG a step takes minutes, and silence would look
+# like a hang.
+follow_l2() {
+	local line
+	tail -n +1 -F --pid="$3" "$1" 2>/dev/null |
+		grep -a --line-buffered -E '^(e2e|demo): |Linux version|Run /init|Kernel panic' |
+		while IFS= read -r line; do
+			case $line in
+			*"Linux version"*) line="kernel started" ;;
+			*"Run /init"*) line="kernel booted, running /init" ;;
+			esac
+			echo "e2e-l1: [L2 $(($(date +%s) - $2)) s] ${line%$'\r'}"
+		done
+}
 # boot_l2 LOG APPEND-EXTRA QEMU-ARGS...: boots L2 on its root and sets l2rc
 # to the status e2e-guest.sh printed (125 if none).
 boot_l2() {
@@ -133,16 +145,23 @@ boot_l2() {
 	done) 8<&- 9<&- &
 	sampler=$!
 	start=$(date +%s)
+	: >"$log"
+	say "starting L2 (its console: $log)"
 	timeout -k 10 "${E2E_TIMEOUT:-1800}" "$qemu" "${accel[@]}" -smp 2 \
 		"${qemu_base[@]}" -nic none -no-reboot \
-		-kernel "$kdir/arch/x86/boot/bzImage" \
-		-append "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 no5lvl $root_append vhost_blk_e2e.mode=$mode vhost_blk_e2e.size=$size vhost_blk_e2e.secs=$secs $extra" \
-		"${root_args[@]}" "$@" -serial "file:$log" </dev/null >"$log.qemu" 2>&1
+		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$tmp/l2.cpio" \
+		-append "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 no5lvl rdinit=/init vhost_blk_e2e.mode=$mode vhost_blk_e2e.size=$size vhost_blk_e2e.secs=$secs $extra" \
+		"$@" -serial "file:$log" </dev/null >"$log.qemu" 2>&1 &
+	local qpid=$!
+	follow_l2 "$log" "$start" "$qpid" &
+	local follower=$!
+	wait $qpid
 	qrc=$?
+	wait $follower 2>/dev/null
 	kill $sampler 2>/dev/null
 	wait $sampler 2>/dev/null
 	cat "$log.qemu"
-	grep -a -E "^e2e|^demo: |VHOST_BLK_E2E_RC|virtio_blk|WARNING|BUG|Oops|panic" "$log"
+	grep -a -E "VHOST_BLK_E2E_RC|virtio_blk|WARNING|BUG|Oops|panic" "$log"
 	l2rc=$(sed -n 's/.*VHOST_BLK_E2E_RC=\([0-9]*\).*/\1/p' "$log" | tail -1)
 	say "L2 ran $(($(date +%s) - start)) s"
 	if [ -z "$l2rc" ]; then
@@ -248,13 +267,15 @@ demo)
 		-chardev "socket,id=vu,path=$tmp/vu.sock" \
 		-device vhost-user-blk-pci,chardev=vu,num-queues=2
 	rc=$l2rc
+	"$here/e2e-report.py" <"$logs/l2.log" >"$tmp/table.txt" || rc=1
+	cat "$tmp/table.txt"
 	if [ -n "${E2E_OUT:-}" ]; then
 		mkdir -p "$E2E_OUT"
 		{
 			echo "rep,job,disk,iops,p50_us,p99_us"
 			sed -n 's/^demo-csv: //p' "$logs/l2.log"
 		} >"$E2E_OUT/e2e.csv"
-		grep -a '^demo: ' "$logs/l2.log" >"$E2E_OUT/e2e-table.txt"
+		cp "$tmp/table.txt" "$E2E_OUT/e2e-table.txt"
 		say "results in $E2E_OUT/e2e.csv and e2e-table.txt"
 	fi
 	;;
