@@ -20,20 +20,29 @@ fn find<'a>(
         .find(|x| x.scenario == scen && x.backing == backing && x.workload == wl && x.engine == eng)
 }
 
-/// One target line: measured value, the goal, and whether it was met.
-fn target(out: &mut String, json: &mut Vec<String>, name: &str, value: f64, goal: &str, met: bool) {
-    let _ = writeln!(
-        out,
-        "  {:<68} {:>7.2}  goal {:<6} {}",
-        name,
-        value,
-        goal,
-        if met { "met" } else { "MISSED" }
-    );
-    json.push(format!(
-        "{{\"target\":\"{name}\",\"value\":{},\"goal\":\"{goal}\",\"met\":{met}}}",
-        num(value)
-    ));
+/// The targets of a run: table lines and JSON objects.
+#[derive(Default)]
+struct Targets {
+    lines: String,
+    json: Vec<String>,
+}
+
+impl Targets {
+    /// One target: measured value, the goal, and whether it was met.
+    fn add(&mut self, name: &str, value: f64, goal: &str, met: bool) {
+        let _ = writeln!(
+            self.lines,
+            "  {:<68} {:>7.2}  goal {:<6} {}",
+            name,
+            value,
+            goal,
+            if met { "met" } else { "MISSED" }
+        );
+        self.json.push(format!(
+            "{{\"target\":\"{name}\",\"value\":{},\"goal\":\"{goal}\",\"met\":{met}}}",
+            num(value)
+        ));
+    }
 }
 
 fn num(v: f64) -> String {
@@ -44,13 +53,26 @@ fn num(v: f64) -> String {
     }
 }
 
+/// The table and the JSON summary of a run: the rows, then the targets
+/// (goals the rows are read against), then the run's facts.
 pub(super) fn report(
     a: &Args,
     sums: &[Summary],
     extra: &Extra,
     failures: &[String],
 ) -> (String, String) {
-    let mem_line = extra.memory.as_str();
+    let mut tg = Targets::default();
+    peer_targets(&mut tg, a, sums);
+    scaling_targets(&mut tg, a, sums);
+    let mut t = table(a, sums, extra);
+    let _ = writeln!(t, "\ntargets:");
+    t.push_str(&tg.lines);
+    (t, json(a, sums, &tg.json, extra, failures))
+}
+
+/// The table of medians: the matrix with its ratios to the daemon, the
+/// fairness and many-device scenarios, memory and wake-up costs.
+fn table(a: &Args, sums: &[Summary], extra: &Extra) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
@@ -115,11 +137,14 @@ pub(super) fn report(
             s.engine, s.iops, s.ios_per_cpu_s, s.ctxt_per_io, s.threads
         );
     }
-    let _ = writeln!(t, "\nmemory: {mem_line}");
+    let _ = writeln!(t, "\nmemory: {}", extra.memory);
     let _ = writeln!(t, "\nwake-ups: {}", extra.wakeups);
+    t
+}
 
-    let mut js = Vec::new();
-    let _ = writeln!(t, "\ntargets:");
+/// The targets against the other back ends, in each CPU layout: IOPS at
+/// QD32 against the daemon and io_uring, QD1 latency against the daemon.
+fn peer_targets(tg: &mut Targets, a: &Args, sums: &[Summary]) {
     let vb_names: Vec<String> = a
         .polls
         .iter()
@@ -151,9 +176,7 @@ pub(super) fn report(
             best("nullb-mem", w32, &qsd_names),
             g("nullb-mem", w32, "io_uring"),
         ) {
-            target(
-                &mut t,
-                &mut js,
+            tg.add(
                 &format!(
                     "4k randread QD32, {layout}: {} / {} IOPS",
                     v.engine, q.engine
@@ -162,9 +185,7 @@ pub(super) fn report(
                 ">=1.5",
                 v.iops / q.iops >= 1.5,
             );
-            target(
-                &mut t,
-                &mut js,
+            tg.add(
                 &format!("4k randread QD32, {layout}: {} / io_uring IOPS", v.engine),
                 v.iops / u.iops,
                 ">=0.9",
@@ -185,9 +206,7 @@ pub(super) fn report(
             )
             .or_else(|| g("nullb-mem", w1, QSD));
             if let (Some(v), Some(q)) = (v, q) {
-                target(
-                    &mut t,
-                    &mut js,
+                tg.add(
                     &format!("QD1 p50, {layout}: {} / {}", v.engine, q.engine),
                     v.p50 / q.p50,
                     "<=0.7",
@@ -196,14 +215,18 @@ pub(super) fn report(
             }
         }
     }
+}
+
+/// The targets of vhost-blk against itself: queue scaling, CPU per I/O,
+/// fairness, and shared workers against one per device.
+fn scaling_targets(tg: &mut Targets, a: &Args, sums: &[Summary]) {
+    let w32 = "randread-4k-qd32-q1";
     let g = |b: &str, w: &str, e: &str| find(sums, "matrix", b, w, e);
     if let (Some(one), Some(two)) = (
         g("nullb-null", w32, "vhost-blk"),
         g("nullb-null", "randread-4k-qd32-q2", "vhost-blk"),
     ) {
-        target(
-            &mut t,
-            &mut js,
+        tg.add(
             "queue scaling (nullb-null): 2 queues / 1 queue IOPS",
             two.iops / one.iops,
             ">=1.8",
@@ -216,9 +239,7 @@ pub(super) fn report(
         g("nullb-mem", w32, "vhost-blk"),
         g("nullb-mem", w32, &qsd_off).or_else(|| g("nullb-mem", w32, QSD)),
     ) {
-        target(
-            &mut t,
-            &mut js,
+        tg.add(
             &format!("CPU per I/O, polling off: vhost-blk / {}", q.engine),
             v.cpu / q.cpu,
             "<=1.0",
@@ -234,9 +255,7 @@ pub(super) fn report(
             fair("vhost-blk-quota", "small-solo"),
             fair("vhost-blk-quota", wl),
         ) {
-            target(
-                &mut t,
-                &mut js,
+            tg.add(
                 &format!("fairness: small queue p99 beside flooding {neighbour} / solo"),
                 fl.p99 / solo.p99,
                 "<=2",
@@ -258,9 +277,7 @@ pub(super) fn report(
             md(&format!("worker-per-device-poll{poll}")),
             md(&format!("shared-1-worker-poll{poll}")),
         ) {
-            target(
-                &mut t,
-                &mut js,
+            tg.add(
                 &format!("8 devices, poll {poll}: shared / per-device IOPS per CPU-s"),
                 sh.ios_per_cpu_s / per.ios_per_cpu_s,
                 ">=1.2",
@@ -268,7 +285,16 @@ pub(super) fn report(
             );
         }
     }
+}
 
+/// The JSON summary: every row, the targets, and the run's facts.
+fn json(
+    a: &Args,
+    sums: &[Summary],
+    targets: &[String],
+    extra: &Extra,
+    failures: &[String],
+) -> String {
     let mut j = String::from("{\n  \"summary\": [\n");
     let rowsj: Vec<String> = sums
         .iter()
@@ -286,7 +312,7 @@ pub(super) fn report(
         .collect();
     j.push_str(&rowsj.join(",\n"));
     j.push_str("\n  ],\n  \"targets\": [\n    ");
-    j.push_str(&js.join(",\n    "));
+    j.push_str(&targets.join(",\n    "));
     let _ = write!(
         j,
         "\n  ],\n  \"failures\": [{}],\n  \"memory\": \"{}\",\n  \"wakeups\": \"{}\",\n  \"vm_idle\": \"{}\",\n  \"secs\": {},\n  \"reps\": {}\n}}\n",
@@ -295,13 +321,13 @@ pub(super) fn report(
             .map(|f| format!("\"{}\"", f.replace('"', "'")))
             .collect::<Vec<_>>()
             .join(", "),
-        mem_line,
+        extra.memory,
         extra.wakeups,
         extra.idle,
         a.secs,
         a.reps
     );
-    (t, j)
+    j
 }
 
 pub(super) fn plots(sums: &[Summary]) -> Vec<(String, String)> {
