@@ -22,7 +22,7 @@ use crate::ffi::module::ModuleHeld;
 use crate::ffi::poll::KickPoll;
 use crate::ffi::seq::SeqFile;
 use crate::ffi::worker::{now_ns, Kthread};
-use crate::queue::{Queue, QueueCtx};
+use crate::queue::{Pool, Queue, QueueCtx};
 use crate::slow::SlowThread;
 use crate::vcore::blk::{self, BlkLimits, DataRules};
 use crate::vcore::features;
@@ -33,7 +33,6 @@ use crate::vcore::uapi::{
     VhostVringState, VHOST_BLK_MAX_QUEUES,
 };
 use crate::vq::VqRuntime;
-use crate::worker::Pool;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::error::Error;

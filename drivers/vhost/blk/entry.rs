@@ -18,7 +18,7 @@ use crate::ffi::module::ModuleHeld;
 use crate::ffi::params::{ParamPage, WorkerCpusLocked};
 use crate::ffi::seq::SeqFile;
 use crate::ffi::worker::{CpuOnlineHook, ReapHook};
-use crate::worker::Pool;
+use crate::queue::Pool;
 use crate::worker_cpus;
 use core::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void, CStr};
 use kernel::prelude::*;

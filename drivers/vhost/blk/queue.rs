@@ -34,7 +34,7 @@ use crate::vcore::sched::Turn;
 use crate::vcore::uapi;
 use crate::vq::{Batch, Ctx, Flush, SlowJob, VqRuntime};
 use crate::waker::Waker;
-use crate::worker::{Policy, Worker};
+use crate::worker::{self, Policy, Served, TurnResult};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
@@ -80,18 +80,6 @@ pub(crate) struct QueueRun {
     pub(crate) worker: Option<Arc<Worker>>,
     /// Set when the device was closed with bios of this queue in flight.
     pub(crate) orphan: Option<ModuleRef>,
-}
-
-/// What a worker's turn found on a queue.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TurnResult {
-    /// Nothing to do.
-    Idle,
-    /// It did work.
-    Worked,
-    /// The queue's device is gone and its last bio is over: the worker
-    /// must let it go ([`Queue::finish_orphan`]).
-    Orphaned,
 }
 
 /// One virtqueue of a device.
@@ -216,6 +204,162 @@ impl Queue {
         Ok(true)
     }
 
+    /// Accounts every bio of the queue completed so far (slots freed,
+    /// bios to submit again set aside), then submits again, without
+    /// waiting, those the room given back allows. Returns whether any bio
+    /// completed.
+    fn complete_bios(&self, rt: &mut VqRuntime, target: &BioTarget<'_>) -> bool {
+        let mut completed = false;
+        for bio in self.bios.take() {
+            rt.complete_bio(bio, target);
+            completed = true;
+        }
+        if completed {
+            rt.retry_no_room();
+            // Freed slots may let a full queue take more chains.
+            self.waker.kick_quiet();
+        }
+        completed
+    }
+
+    /// The slow path's turn on this queue, on a thread of the owner: takes
+    /// what waits for it under the lock, one piece at a time, and does it
+    /// without: faults guest memory in (however long that takes,
+    /// interruptibly) and submits the bios the device had no room for
+    /// (waiting for room). Then the worker takes the queue on again. Stops
+    /// taking work once `stopping` is set.
+    pub(crate) fn run_slow_path(&self, stopping: &AtomicBool) {
+        let mut any = false;
+        while !stopping.load(Ordering::Acquire) {
+            let work = {
+                let mut run = self.run.lock();
+                match run.rt.as_mut() {
+                    Some(rt) if !rt.orphaned => rt.take_slow_work(),
+                    _ => None,
+                }
+            };
+            let Some(work) = work else {
+                break;
+            };
+            any = true;
+            match work.job {
+                SlowJob::Resubmit(bio) => {
+                    bio.resubmit();
+                    let mut run = self.run.lock();
+                    if let Some(rt) = run.rt.as_mut().filter(|rt| rt.run_id() == work.run_id) {
+                        rt.stats.resubmits += 1;
+                    }
+                }
+                SlowJob::FaultIn(range) => {
+                    let r = fault_in(&range);
+                    let mut run = self.run.lock();
+                    if let Some(rt) = run.rt.as_mut().filter(|rt| rt.run_id() == work.run_id) {
+                        match r {
+                            FaultIn::Interrupted => rt.stall_returned(),
+                            r => rt.stall_resolved(range, r == FaultIn::Done),
+                        }
+                    }
+                    if r == FaultIn::Interrupted {
+                        break;
+                    }
+                }
+            }
+        }
+        if any {
+            self.kick_quiet();
+        }
+    }
+
+    /// Prints the queue's `vq` line of the statistics file, if it runs
+    /// (format in `admin-guide.rst`); `worker` is its worker's id.
+    pub(crate) fn show_stats(&self, out: &mut SeqFile, worker: u32) -> core::fmt::Result {
+        let run = self.run.lock();
+        let Some(rt) = run.rt.as_ref() else {
+            return Ok(());
+        };
+        let s = &rt.stats;
+        let (num, avail_idx, last_avail, used_idx, notify, broken) = rt.ring_state();
+        writeln!(
+            out,
+            "vq device={} index={} worker={} requests={} bytes={} kicks={} polled={} irqs={} irqs_suppressed={} quota_hits={} inflight={} num={} avail_idx={} last_avail={} used_idx={} notify={} broken={} busy_ns={} stalls={} resubmits={} retries={}",
+            self.dev_id,
+            self.index,
+            worker,
+            s.requests,
+            s.bytes,
+            self.waker.kicks(),
+            s.polled,
+            s.irqs,
+            s.irqs_suppressed,
+            s.quota_hits,
+            rt.inflight(),
+            num,
+            avail_idx,
+            last_avail,
+            used_idx,
+            u8::from(notify),
+            u8::from(broken),
+            s.busy_ns,
+            s.stalls,
+            s.resubmits,
+            s.retries,
+        )
+    }
+
+    /// The major and minor numbers of the queue's backend, if it runs.
+    pub(crate) fn backend(&self) -> Option<(u32, u32)> {
+        let run = self.run.lock();
+        run.ctx
+            .as_ref()
+            .map(|c| (c.bdev.info().major, c.bdev.info().minor))
+    }
+}
+
+/// The module's workers, serving queues.
+pub(crate) type Pool = worker::Pool<Queue>;
+
+/// A worker of the [`Pool`].
+pub(crate) type Worker = worker::Worker<Queue>;
+
+impl Pool {
+    /// Prints the statistics file: a version line, one `worker` line per
+    /// worker, then for each device with a queue on a worker its `device`
+    /// line and the `vq` lines of its running queues.
+    pub(crate) fn show_stats(&self, out: &mut SeqFile) -> Result {
+        // (queue, worker id) of every queue served.
+        let mut queues = self.show_workers(out)?;
+        // Insertion sort by (device, queue): short lists, and core's sort
+        // trips objtool in the clang-built debug kernel.
+        let key = |e: &(Arc<Queue>, u32)| (e.0.dev_id(), e.0.index());
+        for i in 1..queues.len() {
+            let mut j = i;
+            while j > 0 && key(&queues[j - 1]) > key(&queues[j]) {
+                queues.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        // No pool or list lock is held from here: queue locks may be
+        // taken.
+        let mut last_dev = None;
+        for (q, worker) in queues.iter() {
+            if last_dev != Some(q.dev_id()) {
+                last_dev = Some(q.dev_id());
+                // The backend of the device's first running queue.
+                let (major, minor) = queues
+                    .iter()
+                    .filter(|(o, _)| o.dev_id() == q.dev_id())
+                    .find_map(|(o, _)| o.backend())
+                    .unwrap_or((0, 0));
+                writeln!(out, "device id={} backend={}:{}", q.dev_id(), major, minor)
+                    .map_err(|_| EINVAL)?;
+            }
+            q.show_stats(out, *worker).map_err(|_| EINVAL)?;
+        }
+        Ok(())
+    }
+}
+
+impl Served for Queue {
     /// One turn of the worker on this queue: completions, published and
     /// signalled at once, zero-page writes, then up to the quota of new
     /// requests if the queue was kicked or is polled, in batches of
@@ -229,7 +373,7 @@ impl Queue {
     /// ended (or the pass began): a busy turn is charged from there to its
     /// own end, which it stores there, one clock read per busy turn and
     /// none for an idle one.
-    pub(crate) fn run_once(
+    fn run_once(
         &self,
         policy: &Policy,
         chain: &mut Chain,
@@ -355,28 +499,10 @@ impl Queue {
         }
     }
 
-    /// Accounts every bio of the queue completed so far (slots freed,
-    /// bios to submit again set aside), then submits again, without
-    /// waiting, those the room given back allows. Returns whether any bio
-    /// completed.
-    fn complete_bios(&self, rt: &mut VqRuntime, target: &BioTarget<'_>) -> bool {
-        let mut completed = false;
-        for bio in self.bios.take() {
-            rt.complete_bio(bio, target);
-            completed = true;
-        }
-        if completed {
-            rt.retry_no_room();
-            // Freed slots may let a full queue take more chains.
-            self.waker.kick_quiet();
-        }
-        completed
-    }
-
     /// Ends polling, if the queue is polled: notifications back on, ring
     /// re-checked. Returns whether the ring had chains (the queue is then
     /// marked pending for the worker's next pass).
-    pub(crate) fn end_polling(&self, mm: &mut MmSlot) -> bool {
+    fn end_polling(&self, mm: &mut MmSlot) -> bool {
         if !self.polling.swap(false, Ordering::Relaxed) {
             return false;
         }
@@ -407,58 +533,10 @@ impl Queue {
         }
     }
 
-    /// The slow path's turn on this queue, on a thread of the owner: takes
-    /// what waits for it under the lock, one piece at a time, and does it
-    /// without: faults guest memory in (however long that takes,
-    /// interruptibly) and submits the bios the device had no room for
-    /// (waiting for room). Then the worker takes the queue on again. Stops
-    /// taking work once `stopping` is set.
-    pub(crate) fn run_slow_path(&self, stopping: &AtomicBool) {
-        let mut any = false;
-        while !stopping.load(Ordering::Acquire) {
-            let work = {
-                let mut run = self.run.lock();
-                match run.rt.as_mut() {
-                    Some(rt) if !rt.orphaned => rt.take_slow_work(),
-                    _ => None,
-                }
-            };
-            let Some(work) = work else {
-                break;
-            };
-            any = true;
-            match work.job {
-                SlowJob::Resubmit(bio) => {
-                    bio.resubmit();
-                    let mut run = self.run.lock();
-                    if let Some(rt) = run.rt.as_mut().filter(|rt| rt.run_id() == work.run_id) {
-                        rt.stats.resubmits += 1;
-                    }
-                }
-                SlowJob::FaultIn(range) => {
-                    let r = fault_in(&range);
-                    let mut run = self.run.lock();
-                    if let Some(rt) = run.rt.as_mut().filter(|rt| rt.run_id() == work.run_id) {
-                        match r {
-                            FaultIn::Interrupted => rt.stall_returned(),
-                            r => rt.stall_resolved(range, r == FaultIn::Done),
-                        }
-                    }
-                    if r == FaultIn::Interrupted {
-                        break;
-                    }
-                }
-            }
-        }
-        if any {
-            self.kick_quiet();
-        }
-    }
-
     /// Lets go of a queue whose device was closed and whose last bio is
     /// over. Returns the module reference it held, for the caller (its
     /// worker, which removes the queue) to drop when it is done with it.
-    pub(crate) fn finish_orphan(&self) -> Option<ModuleRef> {
+    fn finish_orphan(&self) -> Option<ModuleRef> {
         let mut run = self.run.lock();
         if !run
             .rt
@@ -475,50 +553,6 @@ impl Queue {
         // is in flight.
         drop(self.unbind(&mut run));
         run.orphan.take()
-    }
-
-    /// Prints the queue's `vq` line of the statistics file, if it runs
-    /// (format in `admin-guide.rst`); `worker` is its worker's id.
-    pub(crate) fn show_stats(&self, out: &mut SeqFile, worker: u32) -> core::fmt::Result {
-        let run = self.run.lock();
-        let Some(rt) = run.rt.as_ref() else {
-            return Ok(());
-        };
-        let s = &rt.stats;
-        let (num, avail_idx, last_avail, used_idx, notify, broken) = rt.ring_state();
-        writeln!(
-            out,
-            "vq device={} index={} worker={} requests={} bytes={} kicks={} polled={} irqs={} irqs_suppressed={} quota_hits={} inflight={} num={} avail_idx={} last_avail={} used_idx={} notify={} broken={} busy_ns={} stalls={} resubmits={} retries={}",
-            self.dev_id,
-            self.index,
-            worker,
-            s.requests,
-            s.bytes,
-            self.waker.kicks(),
-            s.polled,
-            s.irqs,
-            s.irqs_suppressed,
-            s.quota_hits,
-            rt.inflight(),
-            num,
-            avail_idx,
-            last_avail,
-            used_idx,
-            u8::from(notify),
-            u8::from(broken),
-            s.busy_ns,
-            s.stalls,
-            s.resubmits,
-            s.retries,
-        )
-    }
-
-    /// The major and minor numbers of the queue's backend, if it runs.
-    pub(crate) fn backend(&self) -> Option<(u32, u32)> {
-        let run = self.run.lock();
-        run.ctx
-            .as_ref()
-            .map(|c| (c.bdev.info().major, c.bdev.info().minor))
     }
 }
 

@@ -65,7 +65,7 @@ struct VhostBlkModule {
 impl kernel::Module for VhostBlkModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let bioset = ffi::bio::BioSet::init()?;
-        let pool = worker::Pool::new()?;
+        let pool = queue::Pool::new()?;
         let stats = entry::register_stats(pool.clone());
         let cpu_online = entry::register_cpu_online(pool.clone())?;
         let reap = entry::register_reap(pool.clone());

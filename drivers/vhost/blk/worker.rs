@@ -13,19 +13,23 @@
 //! decision are the pure policy of `core/sched.rs`; the module parameters
 //! (`ffi/params.rs`) tune them.
 //!
+//! The pool knows what it serves only through [`Served`], which queues
+//! (`queue.rs`) implement: imports run from the device down to the
+//! workers, never back.
+//!
 //! Locking: a device's lock may be held while taking the pool's lock
 //! (attach, detach), and the pool's lock while taking a worker's queue
 //! list lock. A worker never holds its list lock while serving a queue,
 //! and the statistics reader releases both before locking queues.
 
 use crate::ffi::bdev::BdevFile;
+use crate::ffi::module::ModuleRef;
 use crate::ffi::params;
 use crate::ffi::seq::SeqFile;
 use crate::ffi::wake::WakeTarget;
 use crate::ffi::worker::{
     self as kthread, now_ns, online_cpus, reap_soon, Kthread, KthreadBody, MmSlot,
 };
-use crate::queue::{Queue, TurnResult};
 use crate::vcore::ring::Chain;
 use crate::vcore::sched::{self, Idle, Placement, Quota};
 use crate::worker_cpus;
@@ -36,6 +40,41 @@ use kernel::sync::{Arc, Mutex};
 
 /// The version of the statistics format (`admin-guide.rst`).
 const STATS_VERSION: u32 = 3;
+
+/// What a worker's turn found on what it serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TurnResult {
+    /// Nothing to do.
+    Idle,
+    /// It did work.
+    Worked,
+    /// Its device is gone and its last bio is over: the worker must let it
+    /// go ([`Served::finish_orphan`]).
+    Orphaned,
+}
+
+/// What a worker serves: a virtqueue.
+pub(crate) trait Served: Send + Sync + 'static {
+    /// One turn under `policy`, with `chain` as scratch space and `mm` the
+    /// worker's slot for the owner's address space. `since` is when the
+    /// worker's previous busy turn ended (or its pass began); a busy turn
+    /// moves it to its own end.
+    fn run_once(
+        &self,
+        policy: &Policy,
+        chain: &mut Chain,
+        mm: &mut MmSlot,
+        since: &mut u64,
+    ) -> TurnResult;
+
+    /// Ends polling, if polled: notifications back on, ring re-checked.
+    /// Returns whether work arrived meanwhile.
+    fn end_polling(&self, mm: &mut MmSlot) -> bool;
+
+    /// After [`TurnResult::Orphaned`]: lets go of the orphan, and returns
+    /// the module reference it held (dropped last), if it was one.
+    fn finish_orphan(&self) -> Option<ModuleRef>;
+}
 
 /// What a worker applies in one pass, read from the parameters at its
 /// start.
@@ -141,12 +180,12 @@ fn get(c: &AtomicU64) -> u64 {
 
 /// A shared worker: its wake-up target and the queues it serves.
 #[pin_data]
-pub(crate) struct Worker {
+pub(crate) struct Worker<Q: Served> {
     id: u32,
     wake: WakeTarget,
     /// Queues served; a queue that left leaves a `None` slot for reuse.
     #[pin]
-    queues: Mutex<KVec<Option<Arc<Queue>>>>,
+    queues: Mutex<KVec<Option<Arc<Q>>>>,
     /// Scratch space for the chain being parsed, for whichever queue takes
     /// its turn: only the worker's thread takes this lock, for its whole
     /// life.
@@ -191,7 +230,7 @@ impl Drop for LeakCheck {
     }
 }
 
-impl Worker {
+impl<Q: Served> Worker<Q> {
     fn new(id: u32) -> Result<Arc<Self>> {
         let wake = WakeTarget::new()?;
         let chain = KBox::new(Chain::new(), GFP_KERNEL)?;
@@ -220,13 +259,13 @@ impl Worker {
 
     /// The queue in slot `i`, or `None` past the end. Empty slots give
     /// `Some(None)`.
-    fn queue_at(&self, i: usize) -> Option<Option<Arc<Queue>>> {
+    fn queue_at(&self, i: usize) -> Option<Option<Arc<Q>>> {
         self.queues.lock().get(i).cloned()
     }
 
     /// Calls `f` on every queue, without holding the list lock while `f`
     /// runs; returns whether any call returned `true`.
-    fn for_each_queue(&self, mut f: impl FnMut(&Arc<Queue>) -> bool) -> bool {
+    fn for_each_queue(&self, mut f: impl FnMut(&Arc<Q>) -> bool) -> bool {
         let mut any = false;
         let mut i = 0;
         while let Some(slot) = self.queue_at(i) {
@@ -244,7 +283,7 @@ impl Worker {
     }
 
     /// Removes `q` from its queues; returns whether it was there.
-    fn remove_queue(&self, q: &Queue) -> bool {
+    fn remove_queue(&self, q: &Q) -> bool {
         let mut found = false;
         for slot in self.queues.lock().iter_mut() {
             if slot.as_ref().is_some_and(|s| core::ptr::eq(&**s, q)) {
@@ -259,7 +298,7 @@ impl Worker {
     /// Returns whether it found work.
     fn serve(
         &self,
-        q: &Arc<Queue>,
+        q: &Arc<Q>,
         policy: &Policy,
         chain: &mut Chain,
         mm: &mut MmSlot,
@@ -292,7 +331,7 @@ impl Worker {
         let mut last_work = now_ns();
         // A pass starts when the previous one ended, unless the worker
         // yielded the CPU in between: one clock read per pass, and one
-        // per busy turn (`Queue::run_once`).
+        // per busy turn ([`Served::run_once`]).
         let mut start = last_work;
         let mut awake = Awake::new();
         while !kthread::should_stop() {
@@ -331,15 +370,15 @@ impl Worker {
     }
 }
 
-impl KthreadBody for Worker {
+impl<Q: Served> KthreadBody for Worker<Q> {
     fn run(self: Arc<Self>, mm: &mut MmSlot) {
         self.work(mm);
     }
 }
 
 /// A running worker of the pool.
-struct Entry {
-    worker: Arc<Worker>,
+struct Entry<Q: Served> {
+    worker: Arc<Worker<Q>>,
     thread: Kthread,
     /// The CPU `worker_cpus` pinned it to: pinned there again whenever
     /// that CPU comes back online.
@@ -348,20 +387,20 @@ struct Entry {
     node: Option<i32>,
 }
 
-struct PoolInner {
+struct PoolInner<Q: Served> {
     /// Running workers; a stopped worker leaves a `None` slot.
-    workers: KVec<Option<Entry>>,
+    workers: KVec<Option<Entry<Q>>>,
     next_id: u32,
 }
 
 /// The module's workers.
 #[pin_data]
-pub(crate) struct Pool {
+pub(crate) struct Pool<Q: Served> {
     #[pin]
-    inner: Mutex<PoolInner>,
+    inner: Mutex<PoolInner<Q>>,
 }
 
-impl Pool {
+impl<Q: Served> Pool<Q> {
     /// An empty pool: workers start with the first device.
     pub(crate) fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
@@ -378,7 +417,7 @@ impl Pool {
     /// Places queue `q` on a worker, starting one if the policy says so,
     /// and returns it. The queue must point its wake-ups at the worker's
     /// [`Worker::wake_target`] before anything can kick it.
-    pub(crate) fn attach(&self, q: &Arc<Queue>) -> Result<Arc<Worker>> {
+    pub(crate) fn attach(&self, q: &Arc<Q>) -> Result<Arc<Worker<Q>>> {
         let mut inner = self.inner.lock();
         let mut live = KVec::with_capacity(inner.workers.len(), GFP_KERNEL)?;
         let mut loads = KVec::with_capacity(inner.workers.len(), GFP_KERNEL)?;
@@ -424,7 +463,7 @@ impl Pool {
 
     /// Starts a worker in a free slot; `nth` says which CPU of
     /// `worker_cpus` it gets. Returns the slot.
-    fn start_worker(&self, inner: &mut PoolInner, nth: u32) -> Result<usize> {
+    fn start_worker(&self, inner: &mut PoolInner<Q>, nth: u32) -> Result<usize> {
         let id = inner.next_id;
         let cpu = worker_cpus::cpu_for(nth);
         let worker = Worker::new(id)?;
@@ -455,7 +494,7 @@ impl Pool {
     /// device or queue lock held (a worker may be waiting for one).
     ///
     /// The queue must no longer point its wake-ups at the worker.
-    pub(crate) fn detach(&self, q: &Queue, worker: &Arc<Worker>) -> Option<Kthread> {
+    pub(crate) fn detach(&self, q: &Q, worker: &Arc<Worker<Q>>) -> Option<Kthread> {
         let mut inner = self.inner.lock();
         worker.remove_queue(q);
         if worker.queue_count() != 0 {
@@ -495,7 +534,7 @@ impl Pool {
     /// Moves `worker` to the NUMA node of `bdev`, the first time a backend
     /// is attached to one of its queues' devices, unless it is pinned or
     /// `worker_cpus` pins workers.
-    pub(crate) fn follow_bdev(&self, worker: &Arc<Worker>, bdev: &BdevFile) {
+    pub(crate) fn follow_bdev(&self, worker: &Arc<Worker<Q>>, bdev: &BdevFile) {
         if worker_cpus::pins() {
             return;
         }
@@ -522,67 +561,37 @@ impl Pool {
         }
     }
 
-    /// Prints the statistics file: a version line, one `worker` line per
-    /// worker, then for each device with a queue on a worker its `device`
-    /// line and the `vq` lines of its running queues.
-    pub(crate) fn show_stats(&self, out: &mut SeqFile) -> Result {
-        // (queue, worker id) of every queue served, in device order.
-        let mut queues: KVec<(Arc<Queue>, u32)> = KVec::new();
+    /// Prints the head of the statistics file: its version line and one
+    /// `worker` line per worker. Returns what each worker serves, with the
+    /// worker's id, for the lines that follow (`queue.rs`).
+    pub(crate) fn show_workers(&self, out: &mut SeqFile) -> Result<KVec<(Arc<Q>, u32)>> {
+        let mut queues = KVec::new();
         writeln!(out, "version {STATS_VERSION}").map_err(|_| EINVAL)?;
-        {
-            let inner = self.inner.lock();
-            for e in inner.workers.iter().flatten() {
-                let w = &e.worker;
-                let s = &w.stats;
-                let mut buf = [0u8; 64];
-                writeln!(
-                    out,
-                    "worker id={} pid={} cpus={} queues={} passes={} busy_ns={} poll_ns={} idle_ns={} polls={} sleeps={}",
-                    w.id,
-                    e.thread.pid(),
-                    e.thread.cpus(&mut buf),
-                    e.worker.queue_count(),
-                    get(&s.passes),
-                    get(&s.busy_ns),
-                    get(&s.poll_ns),
-                    get(&s.idle_ns),
-                    get(&s.polls),
-                    get(&s.sleeps),
-                )
-                .map_err(|_| EINVAL)?;
-                let list = w.queues.lock();
-                for q in list.iter().flatten() {
-                    queues.push((q.clone(), w.id), GFP_KERNEL)?;
-                }
+        let inner = self.inner.lock();
+        for e in inner.workers.iter().flatten() {
+            let w = &e.worker;
+            let s = &w.stats;
+            let mut buf = [0u8; 64];
+            writeln!(
+                out,
+                "worker id={} pid={} cpus={} queues={} passes={} busy_ns={} poll_ns={} idle_ns={} polls={} sleeps={}",
+                w.id,
+                e.thread.pid(),
+                e.thread.cpus(&mut buf),
+                e.worker.queue_count(),
+                get(&s.passes),
+                get(&s.busy_ns),
+                get(&s.poll_ns),
+                get(&s.idle_ns),
+                get(&s.polls),
+                get(&s.sleeps),
+            )
+            .map_err(|_| EINVAL)?;
+            let list = w.queues.lock();
+            for q in list.iter().flatten() {
+                queues.push((q.clone(), w.id), GFP_KERNEL)?;
             }
         }
-        // Insertion sort by (device, queue): short lists, and core's sort
-        // trips objtool in the clang-built debug kernel.
-        let key = |e: &(Arc<Queue>, u32)| (e.0.dev_id(), e.0.index());
-        for i in 1..queues.len() {
-            let mut j = i;
-            while j > 0 && key(&queues[j - 1]) > key(&queues[j]) {
-                queues.swap(j - 1, j);
-                j -= 1;
-            }
-        }
-        // No pool or list lock is held from here: queue locks may be
-        // taken.
-        let mut last_dev = None;
-        for (q, worker) in queues.iter() {
-            if last_dev != Some(q.dev_id()) {
-                last_dev = Some(q.dev_id());
-                // The backend of the device's first running queue.
-                let (major, minor) = queues
-                    .iter()
-                    .filter(|(o, _)| o.dev_id() == q.dev_id())
-                    .find_map(|(o, _)| o.backend())
-                    .unwrap_or((0, 0));
-                writeln!(out, "device id={} backend={}:{}", q.dev_id(), major, minor)
-                    .map_err(|_| EINVAL)?;
-            }
-            q.show_stats(out, *worker).map_err(|_| EINVAL)?;
-        }
-        Ok(())
+        Ok(queues)
     }
 }
