@@ -129,17 +129,64 @@ fn wait_for(secs: u64, mut f: impl FnMut() -> Result<bool, String>) -> Result<bo
     }
 }
 
+/// The CPU time a thread has had, in nanoseconds
+/// (`/proc/<pid>/schedstat`, first field): it grows only while the thread
+/// runs.
+fn cpu_time_ns(pid: u64) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/schedstat");
+    let text = ctx(fs::read_to_string(&path), &path)?;
+    text.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{path}: {text:?}"))
+}
+
+/// How one attempt at stopping a worker before it ran went.
+enum Attempt {
+    /// The worker was stopped without ever running, and freed.
+    StoppedUnrun,
+    /// The worker's thread ran after all (the scheduler gave it the held
+    /// CPU): the attempt tested nothing.
+    Ran(String),
+}
+
 /// A worker stopped before its kthread ever ran. The worker is pinned (by
 /// `worker_cpus`) to a CPU that a real-time thread holds (real-time
 /// throttling and the CPU's fair server off), so its kthread is created
 /// and woken but cannot run; its device is closed meanwhile, which takes
 /// the worker out of the pool and stops it, so that `kthread_stop` finds
-/// it never ran and its function is never called. The reference the function would have taken
-/// over must then be dropped by the stopper (`Kthread::drop`): the module
-/// counts its workers, and reports at unload those never freed, so the
-/// case reloads it (`module`) and reads the kernel log.
+/// it never ran and its function is never called. The reference the
+/// function would have taken over must then be dropped by the stopper
+/// (`Kthread::drop`): the module counts its workers, and reports at unload
+/// those never freed, so the case reloads it (`module`) and reads the
+/// kernel log.
+///
+/// That the thread never ran is checked, not assumed: it made no pass, and
+/// its CPU time did not grow from then until it was stopped. A thread that
+/// ran anyway (the held CPU given to it) makes the attempt void, and the
+/// case tries again, up to three times.
 pub(super) fn workers_stopped_before_first_run(module: Option<&std::path::Path>) -> CaseResult {
     let module = module.ok_or("--module not given")?;
+    let module = module.to_str().ok_or("bad module path")?;
+    let mut void = Vec::new();
+    for _ in 0..3 {
+        match stop_before_first_run(module)? {
+            Attempt::StoppedUnrun => return Ok(()),
+            Attempt::Ran(why) => {
+                println!("  attempt void: {why}");
+                void.push(why);
+            }
+        }
+    }
+    Err(format!(
+        "the worker's thread ran in each of {} attempts, so none tested a stop before the \
+         first run: {void:?}",
+        void.len()
+    ))
+}
+
+/// One attempt of [`workers_stopped_before_first_run`].
+fn stop_before_first_run(module: &str) -> Result<Attempt, String> {
     let cpus = cpulist(&online_cpus()?);
     ensure(cpus.len() >= 2, || {
         format!("needs 2 online CPUs, has {cpus:?}")
@@ -166,17 +213,19 @@ pub(super) fn workers_stopped_before_first_run(module: Option<&std::path::Path>)
         .worker(worker)
         .ok_or_else(|| format!("no statistics of worker {worker}"))?;
     let pid = w.num("pid");
-    ensure(
-        w.num("passes") == 0 && w.text("cpus") == last.to_string(),
-        || {
-            format!(
-                "worker {worker} on CPUs {} made {} passes while CPU {last} was held: \
-             it ran, so nothing here stops it before it runs",
-                w.text("cpus"),
-                w.num("passes")
-            )
-        },
-    )?;
+    let ran_before = cpu_time_ns(pid)?;
+    ensure(w.text("cpus") == last.to_string(), || {
+        format!(
+            "worker {worker} on CPUs {}, expected {last}",
+            w.text("cpus")
+        )
+    })?;
+    if w.num("passes") != 0 {
+        return Ok(Attempt::Ran(format!(
+            "worker {worker} made {} passes while CPU {last} was held",
+            w.num("passes")
+        )));
+    }
     // The close takes the worker out of the pool, then waits in
     // kthread_stop for a thread that has still not run: on a thread of its
     // own (on this CPU), so that this one can free the CPU.
@@ -186,26 +235,35 @@ pub(super) fn workers_stopped_before_first_run(module: Option<&std::path::Path>)
     });
     let reaped = wait_for(10, || Ok(stats()?.worker(worker).is_none()));
     let task = format!("/proc/{pid}");
-    let alive = fs::metadata(&task).is_ok();
+    let ran_after = cpu_time_ns(pid);
     drop(hog);
     let closed = closer.join().is_ok();
     ensure(reaped? && closed, || {
         format!("worker {worker} still listed 10 s after its last queue closed")
     })?;
-    ensure(alive, || {
-        format!("worker {worker}'s thread {pid} exited while its CPU was held")
-    })?;
+    // A thread gone while its CPU was held ran: it saw the stop and exited.
+    let ran_after = ran_after.ok();
     let exited = wait_for(10, || Ok(fs::metadata(&task).is_err()))?;
     ensure(exited, || {
         format!("thread {pid} of worker {worker} still exists 10 s after its CPU was freed")
     })?;
     let mut log = KernelLog::tail()?;
-    reload(module.to_str().ok_or("bad module path")?)?;
+    reload(module)?;
     let leaks: Vec<String> = log
         .read()?
         .into_iter()
         .filter(|l| l.contains("never freed"))
         .collect();
+    if ran_after != Some(ran_before) {
+        // Whatever the log says, this attempt did not stop an unrun thread.
+        return Ok(Attempt::Ran(match ran_after {
+            Some(ns) => format!(
+                "worker {worker}'s thread {pid} ran on held CPU {last} before it was stopped \
+                 ({ran_before} ns of CPU time, then {ns})"
+            ),
+            None => format!("worker {worker}'s thread {pid} exited while CPU {last} was held"),
+        }));
+    }
     ensure(leaks.is_empty(), || {
         format!("worker {worker}, stopped before it ran, was never freed: {leaks:?}")
     })?;
@@ -213,5 +271,5 @@ pub(super) fn workers_stopped_before_first_run(module: Option<&std::path::Path>)
         "  worker {worker} (pid {pid}, CPU {last}) stopped before it ever ran, and freed \
          (none left at unload)"
     );
-    Ok(())
+    Ok(Attempt::StoppedUnrun)
 }
