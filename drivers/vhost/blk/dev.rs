@@ -25,12 +25,13 @@ use crate::ffi::worker::{now_ns, Kthread};
 use crate::queue::{Pool, Queue, QueueCtx};
 use crate::slow::SlowThread;
 use crate::vcore::blk::{self, BlkLimits, DataRules};
+use crate::vcore::config;
 use crate::vcore::features;
 use crate::vcore::memory::{MemRegion, MemTable, MemTableError, ValidRegions, MAX_MEM_REGIONS};
 use crate::vcore::ring::{self, RingFeatures, Vring, VringAddrs};
 use crate::vcore::uapi::{
-    self, VhostBlkBackend, VhostMemoryHeader, VhostMemoryRegion, VhostVringAddr, VhostVringFile,
-    VhostVringState, VHOST_BLK_MAX_QUEUES,
+    self, VhostBlkBackend, VhostBlkConfig, VhostMemoryHeader, VhostMemoryRegion, VhostVringAddr,
+    VhostVringFile, VhostVringState, VHOST_BLK_MAX_QUEUES,
 };
 use crate::vq::VqRuntime;
 use core::fmt::Write;
@@ -618,6 +619,14 @@ impl VhostBlkDev {
                 }
                 Ok(0)
             }
+            uapi::VHOST_BLK_GET_CONFIG => {
+                let bdev = st.backend.as_ref().ok_or(ENODEV)?;
+                let c = config::for_disk(&disk(bdev));
+                UserSlice::new(arg, VhostBlkConfig::SIZE)
+                    .writer()
+                    .write_slice(&c.to_bytes())?;
+                Ok(0)
+            }
             uapi::VHOST_BLK_SET_SERIAL => {
                 let old = core::mem::replace(&mut st.serial, read_arg(arg)?);
                 if let Err(e) = self.refresh_queues(st) {
@@ -641,18 +650,27 @@ fn copy_regions(mem: &KVec<MemRegion>) -> Result<ValidRegions<KVec<MemRegion>>> 
     ValidRegions::new(copy).map_err(|_| EINVAL)
 }
 
-/// What requests to `bdev` are checked against, with the features `acked`.
-fn limits(bdev: &BdevFile, acked: u64) -> BlkLimits {
+/// What `bdev` offers, as the core sees a disk.
+fn disk(bdev: &BdevFile) -> blk::Disk {
     let i = bdev.info();
-    let disk = blk::Disk {
+    blk::Disk {
         capacity: i.capacity,
         logical_block_size: i.logical_block_size,
         max_discard_sectors: i.max_discard_sectors,
         max_write_zeroes_sectors: i.max_write_zeroes_sectors,
         read_only: i.read_only != 0,
         write_cache: i.write_cache != 0,
-    };
-    BlkLimits::for_disk(&disk, acked)
+        physical_block_size: i.physical_block_size,
+        alignment_offset: i.alignment_offset,
+        min_io_size: i.io_min,
+        opt_io_size: i.io_opt,
+        discard_granularity: i.discard_granularity,
+    }
+}
+
+/// What requests to `bdev` are checked against, with the features `acked`.
+fn limits(bdev: &BdevFile, acked: u64) -> BlkLimits {
+    BlkLimits::for_disk(&disk(bdev), acked)
 }
 
 /// Copies the `N`-byte argument of an ioctl from userspace.

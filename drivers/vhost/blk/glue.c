@@ -104,10 +104,7 @@ void vhost_blk_misc_deregister(void)
 	misc_deregister(&vhost_blk_misc);
 }
 
-/*
- * The backing block device: a reference on a file the VMM opened; ERR_PTR
- * on failure.
- */
+/* A reference on a block device file the VMM opened; ERR_PTR on failure. */
 struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info)
 {
 	struct block_device *bdev;
@@ -133,6 +130,11 @@ struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info)
 	info->nowait = bdev_nowait(bdev);
 	info->major = MAJOR(bdev->bd_dev);
 	info->minor = MINOR(bdev->bd_dev);
+	info->physical_block_size = bdev_physical_block_size(bdev);
+	info->alignment_offset = bdev_alignment_offset(bdev);
+	info->io_min = bdev_io_min(bdev);
+	info->io_opt = bdev_io_opt(bdev);
+	info->discard_granularity = bdev_discard_granularity(bdev);
 	return file;
 }
 

@@ -42,9 +42,15 @@ void vhost_blk_misc_deregister(void);
  * @read_only: the file lacks write access or the device is read-only
  * @write_cache: the device has a volatile write cache
  * @nowait: the device takes REQ_NOWAIT bios
- * @pad: zero
  * @major: device number, major part
  * @minor: device number, minor part
+ * @physical_block_size: in bytes
+ * @alignment_offset: bytes from sector 0 to a physical block boundary
+ * @io_min: the smallest I/O without a read-modify-write, in bytes
+ * @io_opt: the preferred I/O size in bytes, 0 if none
+ * @discard_granularity: in bytes
+ * @pad: zero
+ * @pad2: zero
  *
  * Mirrored by BdevInfo in ffi/bdev.rs, which asserts the same size.
  */
@@ -62,9 +68,15 @@ struct vhost_blk_bdev_info {
 	u8 pad;
 	u32 major;
 	u32 minor;
+	u32 physical_block_size;
+	u32 alignment_offset;
+	u32 io_min;
+	u32 io_opt;
+	u32 discard_granularity;
+	u32 pad2;
 };
 
-#define VHOST_BLK_BDEV_INFO_SIZE 48
+#define VHOST_BLK_BDEV_INFO_SIZE 72
 
 struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info);
 

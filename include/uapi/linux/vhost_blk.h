@@ -52,4 +52,60 @@ struct vhost_blk_serial {
  */
 #define VHOST_BLK_SET_SERIAL _IOW(VHOST_VIRTIO, 0x51, struct vhost_blk_serial)
 
+/**
+ * struct vhost_blk_config - what the attached disk offers, as the device
+ *	honours it: the argument of VHOST_BLK_GET_CONFIG. Sizes are in bytes
+ *	unless named in sectors (512 bytes); a VMM fills the virtio-blk
+ *	config space from these and offers nothing larger.
+ * @capacity: size in sectors
+ * @flags: VHOST_BLK_CONFIG_F_*
+ * @logical_block_size: the logical block size
+ * @physical_block_size: the physical block size
+ * @alignment_offset: from sector 0 to the first physical block boundary
+ *	(whole logical blocks)
+ * @min_io_size: the smallest I/O without a read-modify-write
+ * @opt_io_size: the preferred I/O size, 0 if none
+ * @seg_max: the most data segments of one request
+ * @size_max: the largest data segment; seg_max * size_max <= max_transfer
+ * @max_transfer: the largest data transfer of one request
+ * @max_discard_sectors: the largest DISCARD range (0: no DISCARD)
+ * @max_discard_seg: the most ranges of one DISCARD (0: no DISCARD)
+ * @discard_sector_alignment: DISCARD ranges align to this, in sectors
+ * @max_write_zeroes_sectors: the largest WRITE_ZEROES range
+ * @max_write_zeroes_seg: the most ranges of one WRITE_ZEROES
+ * @reserved: zero
+ */
+struct vhost_blk_config {
+	__u64 capacity;
+	__u32 flags;
+	__u32 logical_block_size;
+	__u32 physical_block_size;
+	__u32 alignment_offset;
+	__u32 min_io_size;
+	__u32 opt_io_size;
+	__u32 seg_max;
+	__u32 size_max;
+	__u32 max_transfer;
+	__u32 max_discard_sectors;
+	__u32 max_discard_seg;
+	__u32 discard_sector_alignment;
+	__u32 max_write_zeroes_sectors;
+	__u32 max_write_zeroes_seg;
+	__u32 reserved[8];
+};
+
+/* Writes, discards and write-zeroes are refused. */
+#define VHOST_BLK_CONFIG_F_READ_ONLY		(1 << 0)
+/* The disk has a volatile write cache: offer VIRTIO_BLK_F_FLUSH. */
+#define VHOST_BLK_CONFIG_F_WRITE_CACHE		(1 << 1)
+/* A WRITE_ZEROES with VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP may deallocate. */
+#define VHOST_BLK_CONFIG_F_WRITE_ZEROES_MAY_UNMAP	(1 << 2)
+
+/*
+ * VHOST_BLK_GET_CONFIG: what the attached disk offers. The capacity is
+ * the disk's when it was attached.
+ * Errors: EPERM (no owner), ENODEV (no backend attached), EFAULT.
+ */
+#define VHOST_BLK_GET_CONFIG _IOR(VHOST_VIRTIO, 0x52, struct vhost_blk_config)
+
 #endif /* _UAPI_LINUX_VHOST_BLK_H */

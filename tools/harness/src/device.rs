@@ -210,6 +210,14 @@ impl VhostBlk {
         self.set_backend_flags(fd, 0)
     }
 
+    /// `VHOST_BLK_GET_CONFIG`.
+    pub fn get_config(&self) -> io::Result<uapi::VhostBlkConfig> {
+        let mut b = [0u8; uapi::VhostBlkConfig::SIZE];
+        // SAFETY: the command writes `SIZE` bytes, the buffer's length.
+        unsafe { self.ioctl_ptr(uapi::VHOST_BLK_GET_CONFIG, b.as_mut_ptr().cast()) }?;
+        Ok(uapi::VhostBlkConfig::from_bytes(&b))
+    }
+
     /// `VHOST_BLK_SET_SERIAL`.
     pub fn set_serial(&self, serial: &[u8; uapi::VIRTIO_BLK_ID_BYTES]) -> io::Result<()> {
         self.ioctl_struct(

@@ -98,6 +98,16 @@ pub struct Disk {
     pub read_only: bool,
     /// The disk has a volatile write cache.
     pub write_cache: bool,
+    /// Physical block size in bytes (less than the logical one: the same).
+    pub physical_block_size: u32,
+    /// Bytes from sector 0 to the first physical block boundary.
+    pub alignment_offset: u32,
+    /// The smallest I/O that avoids a read-modify-write, in bytes.
+    pub min_io_size: u32,
+    /// The I/O size the disk prefers, in bytes (0: none).
+    pub opt_io_size: u32,
+    /// The unit a discard deallocates, in bytes.
+    pub discard_granularity: u32,
 }
 
 impl BlkLimits {

@@ -11,6 +11,7 @@
 //! wire formats.
 
 pub mod blk;
+pub mod config;
 pub mod features;
 pub mod memory;
 pub mod ring;

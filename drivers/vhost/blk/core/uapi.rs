@@ -220,6 +220,107 @@ impl VhostBlkBackend {
     }
 }
 
+/// `VHOST_BLK_CONFIG_F_READ_ONLY`: writes, discards and write-zeroes are
+/// refused.
+pub const VHOST_BLK_CONFIG_F_READ_ONLY: u32 = 1 << 0;
+/// `VHOST_BLK_CONFIG_F_WRITE_CACHE`: the disk has a volatile write cache
+/// (a driver that does not flush gets its writes written through).
+pub const VHOST_BLK_CONFIG_F_WRITE_CACHE: u32 = 1 << 1;
+/// `VHOST_BLK_CONFIG_F_WRITE_ZEROES_MAY_UNMAP`: a WRITE_ZEROES with the
+/// UNMAP flag may deallocate.
+pub const VHOST_BLK_CONFIG_F_WRITE_ZEROES_MAY_UNMAP: u32 = 1 << 2;
+
+/// `struct vhost_blk_config`: what the attached disk offers, as the device
+/// honours it (the argument of [`VHOST_BLK_GET_CONFIG`]). Sizes in bytes
+/// unless named in sectors (512 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VhostBlkConfig {
+    /// Capacity in sectors.
+    pub capacity: u64,
+    /// `VHOST_BLK_CONFIG_F_*`.
+    pub flags: u32,
+    /// Logical block size.
+    pub logical_block_size: u32,
+    /// Physical block size.
+    pub physical_block_size: u32,
+    /// From sector 0 to the first physical block boundary.
+    pub alignment_offset: u32,
+    /// The smallest I/O without a read-modify-write.
+    pub min_io_size: u32,
+    /// The preferred I/O size, 0 if none.
+    pub opt_io_size: u32,
+    /// The most data segments of one request.
+    pub seg_max: u32,
+    /// The largest data segment.
+    pub size_max: u32,
+    /// The largest data transfer of one request.
+    pub max_transfer: u32,
+    /// The largest discard range, in sectors (0: no discard).
+    pub max_discard_sectors: u32,
+    /// The most ranges of one discard request (0: no discard).
+    pub max_discard_seg: u32,
+    /// Discard ranges are aligned to this, in sectors.
+    pub discard_sector_alignment: u32,
+    /// The largest write-zeroes range, in sectors.
+    pub max_write_zeroes_sectors: u32,
+    /// The most ranges of one write-zeroes request.
+    pub max_write_zeroes_seg: u32,
+}
+
+impl VhostBlkConfig {
+    /// Size of the C struct: the fields and 32 reserved bytes, zero.
+    pub const SIZE: usize = 96;
+
+    /// Encodes the C struct.
+    pub fn to_bytes(self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[..8].copy_from_slice(&self.capacity.to_ne_bytes());
+        let words = [
+            self.flags,
+            self.logical_block_size,
+            self.physical_block_size,
+            self.alignment_offset,
+            self.min_io_size,
+            self.opt_io_size,
+            self.seg_max,
+            self.size_max,
+            self.max_transfer,
+            self.max_discard_sectors,
+            self.max_discard_seg,
+            self.discard_sector_alignment,
+            self.max_write_zeroes_sectors,
+            self.max_write_zeroes_seg,
+        ];
+        for (i, w) in words.iter().enumerate() {
+            b[8 + 4 * i..12 + 4 * i].copy_from_slice(&w.to_ne_bytes());
+        }
+        b
+    }
+
+    /// Decodes the C struct.
+    pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
+        let w = |i: usize| u32_at(b, 8 + 4 * i);
+        Self {
+            capacity: u64_at(b, 0),
+            flags: w(0),
+            logical_block_size: w(1),
+            physical_block_size: w(2),
+            alignment_offset: w(3),
+            min_io_size: w(4),
+            opt_io_size: w(5),
+            seg_max: w(6),
+            size_max: w(7),
+            max_transfer: w(8),
+            max_discard_sectors: w(9),
+            max_discard_seg: w(10),
+            discard_sector_alignment: w(11),
+            max_write_zeroes_sectors: w(12),
+            max_write_zeroes_seg: w(13),
+        }
+    }
+}
+
 /// `VHOST_GET_FEATURES`.
 pub const VHOST_GET_FEATURES: u32 = ior(0x00, 8);
 /// `VHOST_SET_FEATURES`.
@@ -256,6 +357,8 @@ pub const VHOST_GET_BACKEND_FEATURES: u32 = ior(0x26, 8);
 pub const VHOST_BLK_SET_BACKEND: u32 = iow(0x50, core::mem::size_of::<VhostBlkBackend>());
 /// `VHOST_BLK_SET_SERIAL`.
 pub const VHOST_BLK_SET_SERIAL: u32 = iow(0x51, core::mem::size_of::<VhostBlkSerial>());
+/// `VHOST_BLK_GET_CONFIG`.
+pub const VHOST_BLK_GET_CONFIG: u32 = ior(0x52, VhostBlkConfig::SIZE);
 
 /// The ioctls anyone holding the file may issue: feature negotiation and
 /// `VHOST_SET_OWNER`.
@@ -271,7 +374,7 @@ pub const OPEN_IOCTLS: [u32; 5] = [
 /// address space that called `VHOST_SET_OWNER`). Any other command,
 /// `VHOST_SET_LOG_BASE` and `VHOST_SET_LOG_FD` included, is `ENOTTY` for
 /// everyone.
-pub const OWNER_IOCTLS: [u32; 11] = [
+pub const OWNER_IOCTLS: [u32; 12] = [
     VHOST_RESET_OWNER,
     VHOST_SET_MEM_TABLE,
     VHOST_SET_VRING_NUM,
@@ -283,6 +386,7 @@ pub const OWNER_IOCTLS: [u32; 11] = [
     VHOST_SET_VRING_ERR,
     VHOST_BLK_SET_BACKEND,
     VHOST_BLK_SET_SERIAL,
+    VHOST_BLK_GET_CONFIG,
 ];
 
 #[cfg(test)]
@@ -306,6 +410,38 @@ mod tests {
         assert_eq!(VHOST_SET_VRING_ERR, 0x4008_af22);
         assert_eq!(VHOST_SET_BACKEND_FEATURES, 0x4008_af25);
         assert_eq!(VHOST_GET_BACKEND_FEATURES, 0x8008_af26);
+        // And by one including include/uapi/linux/vhost_blk.h (which also
+        // printed sizeof(struct vhost_blk_config), 96).
+        assert_eq!(VHOST_BLK_SET_BACKEND, 0x4008_af50);
+        assert_eq!(VHOST_BLK_SET_SERIAL, 0x4014_af51);
+        assert_eq!(VHOST_BLK_GET_CONFIG, 0x8060_af52);
+    }
+
+    #[test]
+    fn config_round_trips_in_the_c_layout() {
+        let c = VhostBlkConfig {
+            capacity: 0x0102_0304_0506_0708,
+            flags: 1,
+            logical_block_size: 2,
+            physical_block_size: 3,
+            alignment_offset: 4,
+            min_io_size: 5,
+            opt_io_size: 6,
+            seg_max: 7,
+            size_max: 8,
+            max_transfer: 9,
+            max_discard_sectors: 10,
+            max_discard_seg: 11,
+            discard_sector_alignment: 12,
+            max_write_zeroes_sectors: 13,
+            max_write_zeroes_seg: 14,
+        };
+        let b = c.to_bytes();
+        assert_eq!(VhostBlkConfig::from_bytes(&b), c);
+        // The fields in declaration order after the u64, then zeroes.
+        assert_eq!(u32_at(&b, 8), 1);
+        assert_eq!(u32_at(&b, 60), 14);
+        assert!(b[64..].iter().all(|&x| x == 0));
     }
 
     #[test]

@@ -38,10 +38,21 @@ pub(crate) struct BdevInfo {
     pub(crate) major: u32,
     /// Device number, minor part.
     pub(crate) minor: u32,
+    /// Physical block size in bytes.
+    pub(crate) physical_block_size: u32,
+    /// Bytes from sector 0 to a physical block boundary.
+    pub(crate) alignment_offset: u32,
+    /// The smallest I/O without a read-modify-write, in bytes.
+    pub(crate) io_min: u32,
+    /// The preferred I/O size in bytes, 0 if none.
+    pub(crate) io_opt: u32,
+    /// The unit a discard deallocates, in bytes.
+    pub(crate) discard_granularity: u32,
+    pad2: u32,
 }
 
 // `VHOST_BLK_BDEV_INFO_SIZE`, which glue.c asserts for the C struct.
-const _: () = assert!(core::mem::size_of::<BdevInfo>() == 48);
+const _: () = assert!(core::mem::size_of::<BdevInfo>() == 72);
 
 /// A reference on an open block device file.
 ///

@@ -16,8 +16,8 @@ mod blocks4k;
 mod bounds;
 mod drain;
 mod neighbours;
-mod partition;
-mod scsi_debug;
+pub(crate) mod partition;
+pub(crate) mod scsi_debug;
 
 use std::fs::File;
 use std::path::Path;

@@ -3,6 +3,7 @@
 //! VM selftest cases, grouped by area; `vhost-blk-selftest` runs them.
 
 pub mod completion;
+pub mod config;
 pub mod control;
 pub mod failing;
 pub mod flush;

@@ -740,6 +740,7 @@ fn disk() -> Disk {
         max_write_zeroes_sectors: 0,
         read_only: false,
         write_cache: false,
+        ..Disk::default()
     }
 }
 

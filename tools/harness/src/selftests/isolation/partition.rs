@@ -109,19 +109,31 @@ pub(super) fn isolation_partition_bounced_bios_land_in_place(kdir: Option<&Path>
     sd.unload()
 }
 
+/// `BLKSSZGET`: `_IO(0x12, 104)`, the logical block size.
+const BLKSSZGET: libc::c_ulong = 0x1268;
+
 /// Writes an MBR with one Linux partition from [`PART_START`] to the end
 /// of `disk`, has the kernel read it, and returns the partition's node.
-fn partition(disk: &Path) -> Result<PathBuf, String> {
+/// The MBR counts logical blocks, whatever their size.
+pub(crate) fn partition(disk: &Path) -> Result<PathBuf, String> {
     let f = ctx(
         OpenOptions::new().read(true).write(true).open(disk),
         format!("open {}", disk.display()),
     )?;
-    let sectors = ctx((&f).seek(SeekFrom::End(0)), "the disk's size")? / 512;
-    let mut mbr = [0u8; 512];
+    let mut lbs: libc::c_int = 0;
+    // SAFETY: BLKSSZGET writes one int, to `lbs`.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), BLKSSZGET, &mut lbs) };
+    ensure(r == 0 && lbs >= 512, || {
+        format!("BLKSSZGET: {lbs}: {}", std::io::Error::last_os_error())
+    })?;
+    let per_block = lbs as u64 / 512;
+    let blocks = ctx((&f).seek(SeekFrom::End(0)), "the disk's size")? / lbs as u64;
+    let start = PART_START / per_block;
+    let mut mbr = vec![0u8; lbs as usize];
     let entry = &mut mbr[446..462];
     entry[4] = 0x83;
-    entry[8..12].copy_from_slice(&(PART_START as u32).to_le_bytes());
-    entry[12..16].copy_from_slice(&((sectors - PART_START) as u32).to_le_bytes());
+    entry[8..12].copy_from_slice(&(start as u32).to_le_bytes());
+    entry[12..16].copy_from_slice(&((blocks - start) as u32).to_le_bytes());
     mbr[510] = 0x55;
     mbr[511] = 0xaa;
     ctx(f.write_all_at(&mbr, 0), "write the MBR")?;

@@ -11,9 +11,9 @@ use crate::testing::{ctx, ensure, unload_module, CaseResult};
 
 /// scsi_debug loaded with one disk; unloaded when dropped (or by
 /// [`ScsiDebug::unload`]).
-pub(super) struct ScsiDebug {
+pub(crate) struct ScsiDebug {
     /// The disk's device node.
-    pub(super) disk: PathBuf,
+    pub(crate) disk: PathBuf,
     /// Whether the module was unloaded already.
     unloaded: bool,
 }
@@ -56,7 +56,7 @@ fn scsi_debug_disk() -> Option<String> {
 impl ScsiDebug {
     /// Loads `kdir/drivers/scsi/scsi_debug.ko` with `params` (e.g.
     /// `sector_size=4096`), and waits up to 10 s for its disk's node.
-    pub(super) fn load(kdir: &Path, params: &[&str]) -> Result<Self, String> {
+    pub(crate) fn load(kdir: &Path, params: &[&str]) -> Result<Self, String> {
         ensure(!Path::new("/sys/module/scsi_debug").exists(), || {
             "scsi_debug is loaded already".into()
         })?;
@@ -99,7 +99,7 @@ impl ScsiDebug {
     }
 
     /// Unloads the module, reporting failure.
-    pub(super) fn unload(mut self) -> CaseResult {
+    pub(crate) fn unload(mut self) -> CaseResult {
         self.unloaded = true;
         unload_module("scsi_debug", Duration::from_secs(5))
     }
