@@ -73,6 +73,8 @@ struct vhost_blk_serial {
  * @discard_sector_alignment: DISCARD ranges align to this, in sectors
  * @max_write_zeroes_sectors: the largest WRITE_ZEROES range
  * @max_write_zeroes_seg: the most ranges of one WRITE_ZEROES
+ * @max_queues: the most virtqueues of a device
+ * @max_mem_regions: the most regions of a VHOST_SET_MEM_TABLE
  * @reserved: zero
  */
 struct vhost_blk_config {
@@ -91,7 +93,9 @@ struct vhost_blk_config {
 	__u32 discard_sector_alignment;
 	__u32 max_write_zeroes_sectors;
 	__u32 max_write_zeroes_seg;
-	__u32 reserved[8];
+	__u32 max_queues;
+	__u32 max_mem_regions;
+	__u32 reserved[6];
 };
 
 /* Writes, discards and write-zeroes are refused. */

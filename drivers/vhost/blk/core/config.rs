@@ -76,5 +76,7 @@ pub fn for_disk(disk: &Disk) -> VhostBlkConfig {
         },
         max_write_zeroes_sectors: limits.max_write_zeroes_sectors,
         max_write_zeroes_seg: limits.max_write_zeroes_seg,
+        max_queues: super::uapi::VHOST_BLK_MAX_QUEUES,
+        max_mem_regions: super::memory::MAX_MEM_REGIONS as u32,
     }
 }

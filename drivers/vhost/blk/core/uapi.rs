@@ -266,10 +266,14 @@ pub struct VhostBlkConfig {
     pub max_write_zeroes_sectors: u32,
     /// The most ranges of one write-zeroes request.
     pub max_write_zeroes_seg: u32,
+    /// The most virtqueues a device may have.
+    pub max_queues: u32,
+    /// The most regions of a memory table.
+    pub max_mem_regions: u32,
 }
 
 impl VhostBlkConfig {
-    /// Size of the C struct: the fields and 32 reserved bytes, zero.
+    /// Size of the C struct: the fields and 24 reserved bytes, zero.
     pub const SIZE: usize = 96;
 
     /// Encodes the C struct.
@@ -291,6 +295,8 @@ impl VhostBlkConfig {
             self.discard_sector_alignment,
             self.max_write_zeroes_sectors,
             self.max_write_zeroes_seg,
+            self.max_queues,
+            self.max_mem_regions,
         ];
         for (i, w) in words.iter().enumerate() {
             b[8 + 4 * i..12 + 4 * i].copy_from_slice(&w.to_ne_bytes());
@@ -317,6 +323,8 @@ impl VhostBlkConfig {
             discard_sector_alignment: w(11),
             max_write_zeroes_sectors: w(12),
             max_write_zeroes_seg: w(13),
+            max_queues: w(14),
+            max_mem_regions: w(15),
         }
     }
 }
@@ -435,13 +443,16 @@ mod tests {
             discard_sector_alignment: 12,
             max_write_zeroes_sectors: 13,
             max_write_zeroes_seg: 14,
+            max_queues: 15,
+            max_mem_regions: 16,
         };
         let b = c.to_bytes();
         assert_eq!(VhostBlkConfig::from_bytes(&b), c);
         // The fields in declaration order after the u64, then zeroes.
         assert_eq!(u32_at(&b, 8), 1);
         assert_eq!(u32_at(&b, 60), 14);
-        assert!(b[64..].iter().all(|&x| x == 0));
+        assert_eq!(u32_at(&b, 68), 16);
+        assert!(b[72..].iter().all(|&x| x == 0));
     }
 
     #[test]

@@ -137,6 +137,9 @@ fn expected(dev: &Path, read_only: bool) -> Result<VhostBlkConfig, String> {
             MAX_ZEROOUT_SECTORS
         },
         max_write_zeroes_seg: MAX_RANGES,
+        // The device's own, whatever the disk.
+        max_queues: uapi::VHOST_BLK_MAX_QUEUES,
+        max_mem_regions: vhost_blk_core::memory::MAX_MEM_REGIONS as u32,
     })
 }
 
