@@ -585,7 +585,7 @@ impl VhostBlkDev {
             }
             uapi::VHOST_BLK_SET_BACKEND => {
                 let b = VhostBlkBackend::from_bytes(&read_arg(arg)?);
-                if b.flags != 0 {
+                if b.flags & !uapi::VHOST_BLK_BACKEND_F_READ_ONLY != 0 {
                     return Err(EINVAL);
                 }
                 if b.fd == -1 {
@@ -597,7 +597,10 @@ impl VhostBlkDev {
                 if st.backend.is_some() {
                     return Err(EBUSY);
                 }
-                let bdev = BdevFile::from_fd(b.fd)?;
+                let mut bdev = BdevFile::from_fd(b.fd)?;
+                if b.flags & uapi::VHOST_BLK_BACKEND_F_READ_ONLY != 0 {
+                    bdev.set_read_only();
+                }
                 let i = bdev.info();
                 pr_debug!(
                     "backend attached: {} sectors, {}-byte blocks{}{}\n",

@@ -20,9 +20,9 @@
  * struct vhost_blk_backend - argument of VHOST_BLK_SET_BACKEND
  * @fd: a file descriptor of an open host block device, or -1 to detach
  *      the current one. The device is read-only for the guest when the
- *      file was opened without write access or the block device itself is
- *      read-only.
- * @flags: must be 0.
+ *      file was opened without write access, the block device itself is
+ *      read-only, or @flags has VHOST_BLK_BACKEND_F_READ_ONLY.
+ * @flags: VHOST_BLK_BACKEND_F_*; other bits must be 0.
  */
 struct vhost_blk_backend {
 	__s32 fd;
@@ -34,6 +34,9 @@ struct vhost_blk_backend {
  * @serial: the ID string VIRTIO_BLK_T_GET_ID returns; NUL-padded, not
  *          necessarily NUL-terminated (as in the virtio specification).
  */
+/* Serve the device read-only, whatever the file's access mode. */
+#define VHOST_BLK_BACKEND_F_READ_ONLY	(1 << 0)
+
 struct vhost_blk_serial {
 	__u8 serial[20];
 };
@@ -42,7 +45,7 @@ struct vhost_blk_serial {
  * VHOST_BLK_SET_BACKEND: attach (fd >= 0) or detach (fd == -1) the host
  * block device that serves every virtqueue of this vhost-blk device.
  * Errors: EBADF (not an open fd), ENOTBLK (not a block device), EINVAL
- * (non-zero flags), EBUSY (a virtqueue is running), EPERM (no owner).
+ * (unknown flags), EBUSY (a virtqueue is running), EPERM (no owner).
  */
 #define VHOST_BLK_SET_BACKEND _IOW(VHOST_VIRTIO, 0x50, struct vhost_blk_backend)
 

@@ -220,6 +220,10 @@ impl VhostBlkBackend {
     }
 }
 
+/// `VHOST_BLK_BACKEND_F_READ_ONLY`: serve the device read-only, whatever
+/// the file's access mode.
+pub const VHOST_BLK_BACKEND_F_READ_ONLY: u32 = 1 << 0;
+
 /// `VHOST_BLK_CONFIG_F_READ_ONLY`: writes, discards and write-zeroes are
 /// refused.
 pub const VHOST_BLK_CONFIG_F_READ_ONLY: u32 = 1 << 0;

@@ -87,6 +87,11 @@ impl BdevFile {
         }
     }
 
+    /// Serves the device read-only, whatever the file's access mode.
+    pub(crate) fn set_read_only(&mut self) {
+        self.info.read_only = 1;
+    }
+
     /// The file, for bio allocation.
     pub(crate) fn as_ptr(&self) -> *mut super::glue::file {
         self.file.as_ptr()

@@ -281,12 +281,37 @@ fn config_follows_null_blk() -> CaseResult {
     drop(t);
     let ro = ctx(File::open(nb.path()), "open read-only")?;
     let t = ctx(TestDevice::new(&ro, Config::default()), "read-only device")?;
-    let c = checked_config(&t, nb.path(), true)?;
-    ensure(c.flags & uapi::VHOST_BLK_CONFIG_F_READ_ONLY != 0, || {
-        "opened read-only: not read-only in the config".into()
-    })?;
-    println!("  null_blk: {done}; read-only when opened so");
+    read_only(t, nb.path(), "opened read-only")?;
+    // Writable, but attached read-only: a VMM's readonly=on on a file
+    // descriptor it was given, which it must not reopen.
+    let t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+    ctx(t.dev.set_backend(-1), "detach")?;
+    ctx(
+        t.dev
+            .set_backend_flags(f.as_raw_fd(), uapi::VHOST_BLK_BACKEND_F_READ_ONLY),
+        "attach read-only",
+    )?;
+    read_only(t, nb.path(), "attached with VHOST_BLK_BACKEND_F_READ_ONLY")?;
+    println!("  null_blk: {done}; read-only when opened so, or attached so");
     Ok(())
+}
+
+/// A device on `dev` that must be read-only (`how`): so in its config,
+/// a write IOERR, a read served.
+fn read_only(mut t: TestDevice, dev: &Path, how: &str) -> CaseResult {
+    let c = checked_config(&t, dev, true)?;
+    ensure(c.flags & uapi::VHOST_BLK_CONFIG_F_READ_ONLY != 0, || {
+        format!("{how}: not read-only in the config")
+    })?;
+    let a = t.buf(4096, 4096);
+    let s = status_of(&mut t, VIRTIO_BLK_T_OUT, 0, &[Buf::r(a, 4096)])?;
+    ensure(s == VIRTIO_BLK_S_IOERR, || {
+        format!("{how}: a write got {}, expected IOERR", status_name(s))
+    })?;
+    let s = status_of(&mut t, VIRTIO_BLK_T_IN, 0, &[Buf::w(a, 4096)])?;
+    ensure(s == VIRTIO_BLK_S_OK, || {
+        format!("{how}: a read got {}", status_name(s))
+    })
 }
 
 /// scsi_debug with 4 KiB blocks whose discard and write-zeroes limits are

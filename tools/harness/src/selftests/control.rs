@@ -362,11 +362,13 @@ fn backend_validation() -> CaseResult {
         "open nullb rw",
     )?;
     let ro = ctx(File::open(nb.path()), "open nullb ro")?;
-    expect_errno(
-        dev.set_backend_flags(rw.as_raw_fd(), 1),
-        libc::EINVAL,
-        "non-zero flags",
-    )?;
+    for flags in [2, 1 << 31, u32::MAX] {
+        expect_errno(
+            dev.set_backend_flags(rw.as_raw_fd(), flags),
+            libc::EINVAL,
+            &format!("unknown flags {flags:#x}"),
+        )?;
+    }
     ctx(dev.set_backend(rw.as_raw_fd()), "attach rw")?;
     // An attached backend is replaced only through a detach, which stops
     // and drains the queues first.
