@@ -52,7 +52,8 @@ E2E_ACCEL ?= tcg
 RUST_SRCS := $(shell find $(MODDIR) tools -name '*.rs')
 C_SRCS := $(filter-out %.mod.c,$(wildcard $(MODDIR)/*.c $(MODDIR)/*.h)) include/uapi/linux/vhost_blk.h
 
-.PHONY: all deps kernel module lint rustfmt fmt clippy clippy-tools checkpatch tools test-host \
+.PHONY: all deps kernel module lint rustfmt fmt clippy clippy-tools checkpatch checkpatch-qemu \
+	tools test-host \
 	check check-release check-runner check-vm check-debug check-mutants fuzz run clean module-clean help \
 	qemu fio check-e2e bench bench-ab bench-e2e show
 
@@ -84,8 +85,9 @@ module: kernel
 	@echo "module: $(BUILD)/vhost_blk.ko"
 
 # Style and lint: clippy over the module and over the host crates (core,
-# harness), kernel rustfmt, checkpatch --strict.
-lint: clippy clippy-tools rustfmt checkpatch
+# harness), kernel rustfmt, checkpatch --strict, QEMU's checkpatch over the
+# QEMU series (whose vhost_blk.h must be the UAPI header).
+lint: clippy clippy-tools rustfmt checkpatch checkpatch-qemu
 
 clippy: kernel
 	@touch $(MODDIR)/vhost_blk_main.rs
@@ -103,6 +105,9 @@ fmt: kernel
 
 checkpatch: kernel
 	$(KDIR)/scripts/checkpatch.pl --no-tree --strict --terse -f $(C_SRCS)
+
+checkpatch-qemu: deps
+	$(TESTING)/qemu.sh --checkpatch
 
 tools:
 	$(CARGO) build --release --workspace --quiet

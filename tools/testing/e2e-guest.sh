@@ -10,7 +10,11 @@
 #   fsync storm, an unbind and rebind of the virtio-blk driver, and a
 #   second verification. The read-only disk (serial vhost-blk-ro) must be
 #   read-only, refuse writes, and read back what L1 wrote (its sha256 is
-#   vhost_blk_e2e.rosum=).
+#   vhost_blk_e2e.rosum=). Two disks on scsi_debug with small limits of
+#   their own, a whole disk (vhost-blk-sd) and a partition
+#   (vhost-blk-part), must have the queue limits the module honours
+#   (vhost_blk_e2e.SERIAL=, from L1) and serve whole-disk write-zeroes
+#   and discards.
 # demo: e2e-demo.sh, the same fio jobs on vhost-blk-pci, virtio-blk-pci
 #   and vhost-user-blk-pci disks, side by side.
 #
@@ -186,6 +190,44 @@ fi
 fio_verify second \
 	--name=seq1m --rw=write --bs=1m --iodepth=2 --verify_only \
 	--name=after-rebind --rw=randwrite --bs=16k --iodepth=16 --numjobs=2 --offset_increment=$size
+
+# limits SERIAL: the disk's queue limits are what the module honours for
+# its backing device, as L1 asked it (vhost_blk_e2e.SERIAL: logical and
+# physical block, minimum and optimal I/O, discard maximum and
+# granularity, write-zeroes maximum, the largest transfer), and a
+# write-zeroes and a discard of the whole disk are served: larger ranges
+# than the module takes are IOERR here, in the kernel log.
+limits() {
+	local d q want got lbs pbs min opt dmax dgran wz xfer segs served
+	d=$(disk_by_serial $1) || { fail "no disk with serial $1"; return; }
+	describe $d
+	q=/sys/block/${d#/dev/}/queue
+	want=$(arg $1)
+	IFS=, read -r lbs pbs min opt dmax dgran wz xfer <<<"$want"
+	# The guest's discard granularity means nothing without discard.
+	[ "$dmax" = 0 ] && dgran=$(cat $q/discard_granularity)
+	want="$lbs,$pbs,$min,$opt,$dmax,$dgran,$wz"
+	got="$(cat $q/logical_block_size),$(cat $q/physical_block_size),$(cat $q/minimum_io_size)"
+	got="$got,$(cat $q/optimal_io_size),$(cat $q/discard_max_bytes),$(cat $q/discard_granularity)"
+	got="$got,$(cat $q/write_zeroes_max_bytes)"
+	[ "$got" = "$want" ] || { fail "$1: queue limits $got, the module honours $want"; return; }
+	segs=$(($(cat $q/max_segments) * $(cat $q/max_segment_size)))
+	[ $segs -le $xfer ] ||
+		{ fail "$1: requests of up to $segs bytes, the module takes $xfer"; return; }
+	dd if=/dev/urandom of=$d bs=$lbs count=1 oflag=direct status=none
+	blkdiscard -z $d || { fail "$1: blkdiscard -z $d"; return; }
+	[ -z "$(dd if=$d bs=$lbs count=1 iflag=direct status=none | tr -d '\000' | head -c 1)" ] ||
+		{ fail "$1: the first block is not zero after blkdiscard -z"; return; }
+	served=write-zeroes
+	if [ "$dmax" != 0 ]; then
+		blkdiscard $d || { fail "$1: blkdiscard $d"; return; }
+		served="$served and discard"
+	fi
+	step "$1: limits as the module honours them ($got; requests up to $segs bytes); whole-disk $served served"
+}
+limits vhost-blk-sd
+limits vhost-blk-part
+
 kill $monitor_pid 2>/dev/null
 step "done"
 echo "VHOST_BLK_E2E_RC=$rc"

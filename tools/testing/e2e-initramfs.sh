@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Builds the L2 guest's root for the end-to-end check: an uncompressed
-# initramfs with busybox, bash (and the libraries it loads), a static fio,
+# initramfs with busybox, bash and blkdiscard (and the libraries they
+# load), a static fio,
 # e2e-guest.sh and e2e-demo.sh; its /init mounts the pseudo file systems,
 # runs the guest script and powers off.
 #
@@ -29,9 +30,12 @@ for a in $(/bin/busybox --list); do
 	[ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
 done
 cp "$fio" "$root/bin/fio"
+# util-linux's blkdiscard (busybox's has no -z, BLKZEROOUT).
+rm -f "$root/bin/blkdiscard"
+cp /usr/sbin/blkdiscard "$root/bin/blkdiscard"
 # The guest script is bash.
 cp /bin/bash "$root/bin/bash"
-for lib in $(ldd /bin/bash | grep -o '/[^ )]*'); do
+for lib in $( (ldd /bin/bash; ldd /usr/sbin/blkdiscard) | grep -o '/[^ )]*' | sort -u); do
 	mkdir -p "$root$(dirname "$lib")"
 	cp -L "$lib" "$root$lib"
 done

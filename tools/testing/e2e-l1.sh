@@ -11,8 +11,11 @@
 #   L2 guest with two vhost-blk-pci disks on null_blk: /dev/vda read-write
 #   with 2 queues, where e2e-guest.sh verifies data with fio, and a
 #   read-only disk passed as pre-opened fds (fd=, vhostfd=) whose content
-#   L2 checks against what L1 wrote. Last, with the module unloaded, QEMU
-#   must say so.
+#   L2 checks against what L1 wrote; and two disks with small limits of
+#   their own, on scsi_debug (a whole disk, and a partition of another),
+#   whose limits in L2 must be what the module honours (vhost-blk-config)
+#   and whose whole-disk write-zeroes and discards L2 runs. Last, with the
+#   module unloaded, QEMU must say so.
 # demo (make run, make bench-e2e): an L2 guest runs e2e-demo.sh, the same
 #   fio jobs on four disks, each on its own identical null_blk:
 #   vhost-blk-pci, QEMU's virtio-blk-pci (iothread, aio=native and
@@ -45,6 +48,7 @@ logs=${VHOST_BLK_VM_OUT:-$tmp}
 rc=0
 nullbs=()
 daemons=()
+scsi_debug=
 
 say() { echo "e2e-l1: $*"; }
 fail() {
@@ -60,6 +64,7 @@ cleanup() {
 		echo 0 >"/sys/kernel/config/nullb/$n/power" 2>/dev/null
 		rmdir "/sys/kernel/config/nullb/$n" 2>/dev/null
 	done
+	[ -n "$scsi_debug" ] && rmmod scsi_debug 2>/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -77,6 +82,69 @@ make_nullb() {
 	[ -b "/dev/$1" ] || { say "/dev/$1 did not appear"; exit 1; }
 }
 
+# make_scsi_debug: two scsi_debug disks, each with a store of its own, of
+# 4 KiB blocks (8 KiB physical, 64 KiB optimal I/O) whose discard (256
+# KiB) and write-zeroes (128 KiB) limits are far below the module's own;
+# sets sd_disks to their names.
+make_scsi_debug() {
+	local d
+	insmod "$kdir/drivers/scsi/scsi_debug.ko" add_host=2 per_host_store=1 \
+		dev_size_mb=32 sector_size=4096 physblk_exp=1 opt_blks=16 lbpu=1 \
+		lbpws=1 unmap_max_blocks=64 unmap_granularity=2 write_same_length=32 ||
+		{ say "scsi_debug did not load"; exit 1; }
+	scsi_debug=1
+	udevadm settle 2>/dev/null
+	sd_disks=()
+	for d in /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*:*/block/*; do
+		[ -e "$d" ] && sd_disks+=("${d##*/}")
+	done
+	[ ${#sd_disks[@]} = 2 ] || { say "scsi_debug disks: ${sd_disks[*]}"; exit 1; }
+}
+
+# le32 N: N as 4 little-endian bytes, for printf.
+le32() {
+	printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) \
+		$(($1 >> 16 & 255)) $(($1 >> 24 & 255))
+}
+
+# mbr_partition DISK: an MBR with one Linux partition from 1 MiB to the
+# end of /dev/DISK (its entries count logical blocks); prints the
+# partition's name.
+mbr_partition() {
+	local dev=/dev/$1 lbs blocks start
+	lbs=$(blockdev --getss "$dev")
+	blocks=$(($(blockdev --getsize64 "$dev") / lbs))
+	start=$((1048576 / lbs))
+	{
+		head -c 450 /dev/zero
+		printf '\x83\x00\x00\x00'"$(le32 $start)$(le32 $((blocks - start)))"
+		head -c 48 /dev/zero
+		printf '\x55\xaa'
+		head -c $((lbs - 512)) /dev/zero
+	} | dd of="$dev" bs="$lbs" count=1 iflag=fullblock oflag=direct status=none ||
+		{ say "cannot write an MBR on $dev"; exit 1; }
+	blockdev --rereadpt "$dev" && udevadm settle 2>/dev/null
+	[ -b "${dev}1" ] || { say "${dev}1 did not appear"; exit 1; }
+	echo "${1}1"
+}
+
+# guest_view DEVICE: the queue limits a guest must see on a vhost-blk disk
+# on /dev/DEVICE, from what the module honours (vhost-blk-config):
+# "logical,physical,min-io,opt-io,discard-max,discard-granularity,
+# write-zeroes-max,max-transfer" in bytes (e2e-guest.sh's limits()).
+guest_view() {
+	local cfg k v dmax=0 dgran=0
+	local -A c
+	cfg=$("$here/../../target/release/vhost-blk-config" "/dev/$1") ||
+		{ say "vhost-blk-config /dev/$1 failed"; exit 1; }
+	while IFS== read -r k v; do c[$k]=$v; done <<<"$cfg"
+	if [ "${c[max_discard_seg]}" != 0 ]; then
+		dmax=$((c[max_discard_sectors] * 512))
+		dgran=$((c[discard_sector_alignment] * 512))
+	fi
+	echo "${c[logical_block_size]},${c[physical_block_size]},${c[min_io_size]},${c[opt_io_size]},$dmax,$dgran,$((c[max_write_zeroes_sectors] * 512)),${c[max_transfer]}"
+}
+
 # Debian's firmware (L1's root is the host's), no default devices.
 qemu_base=(-display none -nodefaults -L /usr/share/seabios -L /usr/share/qemu)
 
@@ -91,6 +159,25 @@ expect_qemu_error() {
 		fail "$what: wanted an error matching '$pattern', got status $status: $out"
 	else
 		say "$what: refused: $(grep -m1 -- "$pattern" <<<"$out")"
+	fi
+}
+
+# expect_qemu_start WHAT [PREFIX... --] QEMU-ARGS...: QEMU (run through
+# PREFIX, e.g. setpriv) must start, paused, and quit when told.
+expect_qemu_start() {
+	local what=$1 out status prefix=()
+	shift
+	if [[ " $* " == *" -- "* ]]; then
+		while [ "$1" != -- ]; do prefix+=("$1"); shift; done
+		shift
+	fi
+	out=$(printf 'quit\n' | timeout 60 "${prefix[@]}" "$qemu" "${qemu_base[@]}" -accel tcg -S \
+		-monitor stdio "$@" 2>&1)
+	status=$?
+	if [ $status = 0 ] && ! grep -q -i -E 'error|vhost-blk:' <<<"$out"; then
+		say "$what: started"
+	else
+		fail "$what: QEMU did not start (status $status): $out"
 	fi
 }
 
@@ -198,6 +285,14 @@ case $mode in
 check)
 	make_nullb vbe2e
 	make_nullb vbro
+	# Disks with limits of their own: a whole scsi_debug disk, and a
+	# partition of the other (whose limits are its disk's).
+	make_scsi_debug
+	sd=${sd_disks[0]}
+	part=$(mbr_partition "${sd_disks[1]}")
+	sdview=$(guest_view "$sd")
+	partview=$(guest_view "$part")
+	say "limits a guest must see on /dev/$sd: $sdview; on /dev/$part: $partview"
 
 	# QEMU's own refusals, each before any guest runs.
 	truncate -s 64M "$tmp/file.img"
@@ -207,6 +302,32 @@ check)
 		-device vhost-blk-pci,path=/dev/vbe2e,num-queues=17
 	expect_qemu_error "a serial of 21 bytes" "serial is longer than 20 bytes" \
 		-device vhost-blk-pci,path=/dev/vbe2e,serial=123456789012345678901
+	# A writable disk is one VM's: a second QEMU on it is refused while the
+	# first holds it.
+	mkfifo "$tmp/holder.in"
+	timeout 120 "$qemu" "${qemu_base[@]}" -accel tcg -S -monitor stdio \
+		-device vhost-blk-pci,path=/dev/vbe2e <"$tmp/holder.in" >"$tmp/holder.log" 2>&1 &
+	holder=$!
+	exec 7>"$tmp/holder.in"
+	for _ in $(seq 100); do grep -q '(qemu)' "$tmp/holder.log" && break; sleep 0.2; done
+	if grep -q '(qemu)' "$tmp/holder.log"; then
+		expect_qemu_error "a disk another QEMU holds" "Device or resource busy" \
+			-device vhost-blk-pci,path=/dev/vbe2e
+	else
+		fail "the first QEMU on /dev/vbe2e did not start: $(cat "$tmp/holder.log")"
+	fi
+	echo quit >&7
+	exec 7>&-
+	wait $holder 2>/dev/null
+	# The backing device and /dev/vhost-blk as descriptors, to a QEMU
+	# without the rights to open either (as management stacks run it): a
+	# descriptor is used as it is, never reopened (read-write here, and
+	# readonly=on is the module's to enforce).
+	exec 8<>/dev/vbro 9<>/dev/vhost-blk
+	expect_qemu_start "an unprivileged QEMU given fd= and vhostfd=" \
+		setpriv --reuid=65534 --regid=65534 --clear-groups -- \
+		-device vhost-blk-pci,fd=8,vhostfd=9,readonly=on
+	exec 8<&- 9<&-
 	# Migration: the blocker names the reason.
 	out=$(printf 'migrate exec:cat>/dev/null\nquit\n' |
 		timeout 60 "$qemu" "${qemu_base[@]}" -accel tcg -S -monitor stdio \
@@ -222,11 +343,14 @@ check)
 	dd if="$tmp/ro.bin" of=/dev/vbro bs=1M oflag=direct status=none
 	rosum=$(sha256sum "$tmp/ro.bin" | cut -c1-64)
 	# The read-only disk comes as management stacks pass it: the backing
-	# device and /dev/vhost-blk opened by the caller (fds 8 and 9).
-	exec 8</dev/vbro 9<>/dev/vhost-blk
-	boot_l2 "$logs/l2.log" "vhost_blk_e2e.rosum=$rosum" -m 1G \
+	# device and /dev/vhost-blk opened by the caller (fds 8 and 9), the
+	# device writable, so that only readonly=on keeps L2 from writing.
+	exec 8<>/dev/vbro 9<>/dev/vhost-blk
+	boot_l2 "$logs/l2.log" "vhost_blk_e2e.rosum=$rosum vhost_blk_e2e.vhost-blk-sd=$sdview vhost_blk_e2e.vhost-blk-part=$partview" -m 1G \
 		-device vhost-blk-pci,path=/dev/vbe2e,num-queues=2,serial=vhost-blk-e2e \
-		-device vhost-blk-pci,fd=8,vhostfd=9,readonly=on,num-queues=1,serial=vhost-blk-ro
+		-device vhost-blk-pci,fd=8,vhostfd=9,readonly=on,num-queues=1,serial=vhost-blk-ro \
+		-device vhost-blk-pci,path=/dev/$sd,serial=vhost-blk-sd \
+		-device vhost-blk-pci,path=/dev/$part,serial=vhost-blk-part
 	exec 8<&- 9<&-
 	[ "$l2rc" = 0 ] || fail "L2 guest status $l2rc"
 

@@ -5,8 +5,12 @@
 # into a cache keyed by the QEMU source version, the patches and this
 # recipe, and prints the binary's path.
 #
-#   tools/testing/qemu.sh            build if needed, print the binary
-#   tools/testing/qemu.sh --print    print the binary it would build
+#   tools/testing/qemu.sh              build if needed, print the binary
+#   tools/testing/qemu.sh --print      print the binary it would build
+#   tools/testing/qemu.sh --checkpatch check qemu-patches/ with QEMU's
+#       scripts/checkpatch.pl (from the source, downloaded if needed), and
+#       that the series' linux-headers/linux/vhost_blk.h is this tree's
+#       include/uapi/linux/vhost_blk.h as update-linux-headers.sh imports it
 #
 # The source is Debian's QEMU 10.0 from bookworm-backports (the orig
 # tarball; see ../shared facts: the +ds tarball lacks python wheels, dtc
@@ -37,7 +41,7 @@ if [ "${1:-}" = --print ]; then
 	echo "$bin"
 	exit 0
 fi
-if [ -x "$bin" ]; then
+if [ "${1:-}" != --checkpatch ] && [ -x "$bin" ]; then
 	echo "qemu: cached: $bin" >&2
 	echo "$bin"
 	exit 0
@@ -64,6 +68,31 @@ if [ ! -s "$tarball" ]; then
 		echo "qemu: could not download $QEMU_ORIG (qemu=$QEMU_DEB_VERSION from bookworm-backports)" >&2
 		exit 1
 	fi
+fi
+
+if [ "${1:-}" = --checkpatch ]; then
+	tools=$cache/qemu-checkpatch-${QEMU_DEB_VERSION//[:~+]/_}
+	if [ ! -s "$tools/scripts/checkpatch.pl" ]; then
+		mkdir -p "$tools"
+		tar -C "$tools" --strip-components=1 -xf "$tarball" --wildcards \
+			'*/scripts/checkpatch.pl'
+	fi
+	status=0
+	while read -r p; do
+		case $p in ''|'#'*) continue ;; esac
+		"$tools/scripts/checkpatch.pl" --no-tree --terse "$repo/qemu-patches/$p" ||
+			status=1
+	done <"$repo/qemu-patches/series"
+	# The header hunk of the series, without its "+", against the UAPI.
+	if ! diff -u <(sed 's/_UAPI_LINUX_VHOST_BLK_H/_LINUX_VHOST_BLK_H/' \
+		"$repo/include/uapi/linux/vhost_blk.h") \
+		<(cat "$repo"/qemu-patches/*.patch |
+			awk '/^\+\+\+ b\/linux-headers\/linux\/vhost_blk.h/{on=1; next}
+			on && /^(diff|--) /{on=0} on && /^\+/{print substr($0, 2)}'); then
+		echo "qemu: the series' linux-headers/linux/vhost_blk.h is not include/uapi/linux/vhost_blk.h" >&2
+		status=1
+	fi
+	exit $status
 fi
 
 # Build dependencies (facts: the +ds tarball needs libfdt and a meson
