@@ -145,8 +145,9 @@ guest_view() {
 	echo "${c[logical_block_size]},${c[physical_block_size]},${c[min_io_size]},${c[opt_io_size]},$dmax,$dgran,$((c[max_write_zeroes_sectors] * 512)),${c[max_transfer]}"
 }
 
-# Debian's firmware (L1's root is the host's), no default devices.
-qemu_base=(-display none -nodefaults -L /usr/share/seabios -L /usr/share/qemu)
+# Debian's firmware (L1's root is the host's), no default devices, no
+# qemu.conf (QEMU run as nobody cannot read the build tree's).
+qemu_base=(-display none -nodefaults -no-user-config -L /usr/share/seabios -L /usr/share/qemu)
 
 # expect_qemu_error WHAT PATTERN QEMU-ARGS...: QEMU must exit non-zero
 # and print PATTERN.
