@@ -657,7 +657,7 @@ fn copy_regions(mem: &KVec<MemRegion>) -> Result<ValidRegions<KVec<MemRegion>>> 
 fn disk(bdev: &BdevFile) -> blk::Disk {
     let i = bdev.info();
     blk::Disk {
-        capacity: i.capacity,
+        capacity: bdev.capacity(),
         logical_block_size: i.logical_block_size,
         max_discard_sectors: i.max_discard_sectors,
         max_write_zeroes_sectors: i.max_write_zeroes_sectors,

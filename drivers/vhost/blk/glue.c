@@ -138,12 +138,16 @@ struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info)
 	return file;
 }
 
+/* Its size now, in sectors: it follows a resize. */
+u64 vhost_blk_bdev_nr_sectors(struct file *bdev_file)
+{
+	return bdev_nr_sectors(file_bdev(bdev_file));
+}
+
 /*
- * Worker kthreads are Rust's (worker.rs, ffi/worker.rs); this wraps the
- * cpumask macros it needs to follow a disk. Moves @task to the CPUs of the
- * NUMA node of @bdev_file's queue, where the device's completions are
- * likely to arrive. Returns the node, or
- * NUMA_NO_NODE (and leaves the task alone) if the node is unknown.
+ * Moves @task to the CPUs of the NUMA node of @bdev_file's queue, where
+ * its completions are likely to arrive (cpumask macros). Returns the node,
+ * or NUMA_NO_NODE (and leaves the task alone) if the node is unknown.
  */
 int vhost_blk_kthread_follow_bdev(struct task_struct *task,
 				  struct file *bdev_file)
@@ -174,10 +178,7 @@ int vhost_blk_task_cpus(struct task_struct *task, char *buf, size_t len)
 	return scnprintf(buf, len, "%*pbl", cpumask_pr_args(task->cpus_ptr));
 }
 
-/*
- * Read-side sections for wake-ups and completions (ffi/rcu.rs): 6.12 has
- * no Rust helper for these static inlines.
- */
+/* Read-side sections for wake-ups and completions (ffi/rcu.rs). */
 void vhost_blk_rcu_read_lock(void)
 {
 	rcu_read_lock();
@@ -329,10 +330,7 @@ int vhost_blk_put_user_le16(void __user *uaddr, u16 val)
 	return ret;
 }
 
-/*
- * The owner's block cgroup, to which the bios of its device are charged
- * although a shared worker submits them.
- */
+/* The owner's block cgroup, charged for the bios a shared worker submits. */
 struct cgroup_subsys_state *vhost_blk_blkcg_get_current(void)
 {
 #ifdef CONFIG_BLK_CGROUP

@@ -79,6 +79,7 @@ struct vhost_blk_bdev_info {
 #define VHOST_BLK_BDEV_INFO_SIZE 72
 
 struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info);
+u64 vhost_blk_bdev_nr_sectors(struct file *bdev_file);
 
 struct cgroup_subsys_state;
 struct task_struct;

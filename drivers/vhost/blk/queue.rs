@@ -414,6 +414,8 @@ impl Served for Queue {
             found |= with_plug(|| rt.pump_zeroes(&target, qc.limits.write_through));
         }
         if self.waker.take() || rt.polling {
+            // Requests are checked against the disk's size as it is now.
+            qc.limits.capacity = qc.bdev.capacity();
             let cx = Ctx {
                 mem: &mem,
                 table: &table,

@@ -110,7 +110,7 @@ struct vhost_blk_config {
 
 /*
  * VHOST_BLK_GET_CONFIG: what the attached disk offers. The capacity is
- * the disk's when it was attached.
+ * the disk's at the time of the call: requests follow a resize.
  * Errors: EPERM (no owner), ENODEV (no backend attached), EFAULT.
  */
 #define VHOST_BLK_GET_CONFIG _IOR(VHOST_VIRTIO, 0x52, struct vhost_blk_config)

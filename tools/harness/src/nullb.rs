@@ -97,6 +97,23 @@ impl LoopDev {
     pub fn path(&self) -> &Path {
         &self.dev
     }
+
+    /// Makes the file `size_mib` MiB and the device follow
+    /// (`losetup -c`: the block layer's capacity changes under its users).
+    pub fn resize(&self, size_mib: u64) -> io::Result<()> {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&self.file)?
+            .set_len(size_mib << 20)?;
+        let out = Command::new("losetup").arg("-c").arg(&self.dev).output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "losetup -c: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Drop for LoopDev {

@@ -87,6 +87,13 @@ impl BdevFile {
         }
     }
 
+    /// The device's size now, in 512-byte sectors: it follows a resize
+    /// (`lvextend`, `losetup -c`), unlike `info().capacity`.
+    pub(crate) fn capacity(&self) -> u64 {
+        // SAFETY: `file` is a live block device file (type invariant).
+        unsafe { glue::vhost_blk_bdev_nr_sectors(self.file.as_ptr()) }
+    }
+
     /// Serves the device read-only, whatever the file's access mode.
     pub(crate) fn set_read_only(&mut self) {
         self.info.read_only = 1;

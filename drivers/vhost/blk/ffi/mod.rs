@@ -61,6 +61,7 @@ pub(crate) mod glue {
         pub(super) fn vhost_blk_misc_register(data: *mut c_void) -> c_int;
         pub(super) fn vhost_blk_misc_deregister();
         pub(super) fn vhost_blk_bdev_fget(fd: c_int, info: *mut BdevInfo) -> *mut file;
+        pub(super) fn vhost_blk_bdev_nr_sectors(bdev_file: *mut file) -> u64;
         pub(super) fn vhost_blk_kthread_follow_bdev(
             task: *mut task_struct,
             bdev_file: *mut file,

@@ -5,7 +5,8 @@
 //! device itself: a request as large as the config allows is served, one
 //! block larger is refused. On null_blk, on a scsi_debug disk of 4 KiB
 //! blocks with small discard and write-zeroes limits, and on a partition
-//! of it (whose limits are its disk's).
+//! of it (whose limits are its disk's). The capacity follows the disk
+//! through a resize.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -18,9 +19,11 @@ use vhost_blk_core::uapi::{self, VhostBlkConfig};
 use super::io::backend;
 use super::isolation::partition::partition;
 use super::isolation::scsi_debug::ScsiDebug;
+use crate::blk::pattern;
 use crate::blk::{status_name, Config, TestDevice};
 use crate::device::VhostBlk;
 use crate::driver::Buf;
+use crate::nullb::LoopDev;
 use crate::testing::{ctx, ensure, expect_errno, CaseResult, Runner};
 
 /// Registers this area's cases.
@@ -30,6 +33,7 @@ pub fn run(r: &mut Runner, kdir: Option<&Path>) {
         config_needs_owner_and_backend,
         config_follows_null_blk,
         config_limits_hold_on_scsi_debug_and_its_partition(kdir),
+        config_capacity_follows_a_resize,
     );
 }
 
@@ -364,4 +368,85 @@ fn config_limits_hold_on_scsi_debug_and_its_partition(kdir: Option<&Path>) -> Ca
     }
     println!("  {}", report.join("; "));
     sd.unload()
+}
+
+/// The device's capacity follows its disk, resized under it: a loop
+/// device of 16 MiB grown to 32 and shrunk to 8 (`losetup -c`) while the
+/// device runs. `VHOST_BLK_GET_CONFIG` gives each size; a write at 20 MiB
+/// is IOERR before the growth, then served and read back, and IOERR again
+/// (a read too) after the shrink.
+fn config_capacity_follows_a_resize() -> CaseResult {
+    const MIB: u64 = 1 << 11;
+    let lo = ctx(
+        LoopDev::create(Path::new("/tmp/vhost-blk-resize.img"), 16),
+        "loop device",
+    )?;
+    let f = ctx(
+        OpenOptions::new().read(true).write(true).open(lo.path()),
+        "open the loop device",
+    )?;
+    let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+    let capacity = |t: &TestDevice, mib: u64, when: &str| -> CaseResult {
+        let c = ctx(t.dev.get_config(), "GET_CONFIG")?;
+        ensure(c.capacity == mib * MIB, || {
+            format!(
+                "{when}: capacity {} sectors, the disk has {}",
+                c.capacity,
+                mib * MIB
+            )
+        })
+    };
+    let data: Vec<u8> = (0..4096).map(|o| pattern(0x5e1e, o)).collect();
+    let a = t.buf(4096, 4096);
+    t.mem
+        .write(a, &data)
+        .map_err(|_| "writing the guest buffer faulted")?;
+    let at = 20 * MIB;
+    let status = |t: &mut TestDevice, ty: u32, buf: Buf| status_of(t, ty, at, &[buf]);
+    capacity(&t, 16, "attached")?;
+    let s = status(&mut t, VIRTIO_BLK_T_OUT, Buf::r(a, 4096))?;
+    ensure(s == VIRTIO_BLK_S_IOERR, || {
+        format!(
+            "a write at 20 MiB of a 16 MiB disk: status {}",
+            status_name(s)
+        )
+    })?;
+    ctx(lo.resize(32), "grow to 32 MiB")?;
+    capacity(&t, 32, "grown")?;
+    let s = status(&mut t, VIRTIO_BLK_T_OUT, Buf::r(a, 4096))?;
+    ensure(s == VIRTIO_BLK_S_OK, || {
+        format!(
+            "a write at 20 MiB of the disk grown to 32: status {}",
+            status_name(s)
+        )
+    })?;
+    let b = t.buf(4096, 4096);
+    let s = status(&mut t, VIRTIO_BLK_T_IN, Buf::w(b, 4096))?;
+    let mut back = vec![0u8; 4096];
+    t.mem
+        .read(b, &mut back)
+        .map_err(|_| "reading the guest buffer faulted")?;
+    ensure(s == VIRTIO_BLK_S_OK && back == data, || {
+        format!(
+            "reading the write back: status {}, data equal: {}",
+            status_name(s),
+            back == data
+        )
+    })?;
+    ctx(lo.resize(8), "shrink to 8 MiB")?;
+    capacity(&t, 8, "shrunk")?;
+    for (ty, buf, what) in [
+        (VIRTIO_BLK_T_OUT, Buf::r(a, 4096), "write"),
+        (VIRTIO_BLK_T_IN, Buf::w(b, 4096), "read"),
+    ] {
+        let s = status(&mut t, ty, buf)?;
+        ensure(s == VIRTIO_BLK_S_IOERR, || {
+            format!(
+                "a {what} at 20 MiB of the disk shrunk to 8: status {}",
+                status_name(s)
+            )
+        })?;
+    }
+    println!("  capacity 16, 32, 8 MiB as the loop device was resized; the grown area served");
+    Ok(())
 }
