@@ -14,7 +14,8 @@
 #   their own, a whole disk (vhost-blk-sd) and a partition
 #   (vhost-blk-part), must have the queue limits the module honours
 #   (vhost_blk_e2e.SERIAL=, from L1) and serve whole-disk write-zeroes
-#   and discards.
+#   and discards. The disk vhost-blk-rs, which L1 grows when asked, must
+#   show its new size and take writes in the grown area.
 # demo: e2e-demo.sh, the same fio jobs on vhost-blk-pci, virtio-blk-pci
 #   and vhost-user-blk-pci disks, side by side.
 #
@@ -227,6 +228,32 @@ limits() {
 }
 limits vhost-blk-sd
 limits vhost-blk-part
+
+# resized SERIAL: L1 grows the disk from 64 to 96 MiB once this asks (it
+# watches for the line below) and tells QEMU (device-sync-config): the
+# guest must see the new size within 120 s, and the grown area must take a
+# write and read it back.
+resized() {
+	local d b size0 size
+	d=$(disk_by_serial $1) || { fail "no disk with serial $1"; return; }
+	b=/sys/block/${d#/dev/}
+	size0=$(cat $b/size)
+	step "waiting for a resize of $1 ($d, $size0 sectors)"
+	for _ in $(seq 120); do
+		size=$(cat $b/size)
+		[ "$size" != "$size0" ] && break
+		sleep 1
+	done
+	[ "$size" = 196608 ] ||
+		{ fail "$1: $size sectors 120 s after asking for the resize, expected 196608"; return; }
+	dd if=/dev/urandom of=/tmp/rs.bin bs=4k count=1 status=none
+	dd if=/tmp/rs.bin of=$d bs=4k seek=20480 count=1 oflag=direct status=none ||
+		{ fail "$1: a write at 80 MiB"; return; }
+	dd if=$d of=/tmp/rs.back bs=4k skip=20480 count=1 iflag=direct status=none
+	cmp -s /tmp/rs.bin /tmp/rs.back || { fail "$1: the write at 80 MiB did not read back"; return; }
+	step "$1: grew from $size0 to $size sectors under the guest; a write at 80 MiB read back"
+}
+resized vhost-blk-rs
 
 kill $monitor_pid 2>/dev/null
 step "done"

@@ -14,8 +14,9 @@
 #   L2 checks against what L1 wrote; and two disks with small limits of
 #   their own, on scsi_debug (a whole disk, and a partition of another),
 #   whose limits in L2 must be what the module honours (vhost-blk-config)
-#   and whose whole-disk write-zeroes and discards L2 runs. Last, with the
-#   module unloaded, QEMU must say so.
+#   and whose whole-disk write-zeroes and discards L2 runs; and a disk L1
+#   grows under L2 (a loop device, losetup -c, device-sync-config over
+#   QMP). Last, with the module unloaded, QEMU must say so.
 # demo (make run, make bench-e2e): an L2 guest runs e2e-demo.sh, the same
 #   fio jobs on four disks, each on its own identical null_blk:
 #   vhost-blk-pci, QEMU's virtio-blk-pci (iothread, aio=native and
@@ -49,6 +50,7 @@ rc=0
 nullbs=()
 daemons=()
 scsi_debug=
+loops=()
 
 say() { echo "e2e-l1: $*"; }
 fail() {
@@ -65,6 +67,7 @@ cleanup() {
 		rmdir "/sys/kernel/config/nullb/$n" 2>/dev/null
 	done
 	[ -n "$scsi_debug" ] && rmmod scsi_debug 2>/dev/null
+	for n in "${loops[@]}"; do losetup -d "$n" 2>/dev/null; done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -143,6 +146,38 @@ guest_view() {
 		dgran=$((c[discard_sector_alignment] * 512))
 	fi
 	echo "${c[logical_block_size]},${c[physical_block_size]},${c[min_io_size]},${c[opt_io_size]},$dmax,$dgran,$((c[max_write_zeroes_sectors] * 512)),${c[max_transfer]}"
+}
+
+# resize_on_request LOG FILE DEV SOCK: once L2 says (in LOG) that it waits
+# for a resize, grows FILE from 64 to 96 MiB, has the loop device DEV
+# follow (losetup -c), and tells QEMU over the QMP socket SOCK
+# (device-sync-config of the device with id rs). L2 checks the outcome.
+resize_on_request() {
+	local log=$1 file=$2 dev=$3 sock=$4 out
+	for _ in $(seq 3600); do
+		if grep -a -q "waiting for a resize of vhost-blk-rs" "$log" 2>/dev/null; then
+			truncate -s 96M "$file" && losetup -c "$dev" || { say "resizing $dev failed"; return; }
+			out=$(python3 - "$sock" <<-'EOF'
+				import json, socket, sys
+				s = socket.socket(socket.AF_UNIX)
+				s.connect(sys.argv[1])
+				f = s.makefile("rw")
+				json.loads(f.readline())
+				for cmd in ({"execute": "qmp_capabilities"},
+				            {"execute": "device-sync-config", "arguments": {"id": "rs"}}):
+				    f.write(json.dumps(cmd) + "\n")
+				    f.flush()
+				    r = {}
+				    while "return" not in r and "error" not in r:
+				        r = json.loads(f.readline())
+				print(json.dumps(r))
+			EOF
+			)
+			say "grew $dev to 96 MiB; device-sync-config: $out"
+			return
+		fi
+		sleep 0.5
+	done
 }
 
 # Debian's firmware (L1's root is the host's), no default devices, no
@@ -294,6 +329,11 @@ check)
 	sdview=$(guest_view "$sd")
 	partview=$(guest_view "$part")
 	say "limits a guest must see on /dev/$sd: $sdview; on /dev/$part: $partview"
+	# A disk resized under the running guest: a loop device over a 64 MiB
+	# file, grown when L2 asks.
+	truncate -s 64M "$tmp/rs.img"
+	rs=$(losetup --find --show "$tmp/rs.img") || { say "losetup failed"; exit 1; }
+	loops+=("$rs")
 
 	# QEMU's own refusals, each before any guest runs.
 	truncate -s 64M "$tmp/file.img"
@@ -347,11 +387,17 @@ check)
 	# device and /dev/vhost-blk opened by the caller (fds 8 and 9), the
 	# device writable, so that only readonly=on keeps L2 from writing.
 	exec 8<>/dev/vbro 9<>/dev/vhost-blk
+	resize_on_request "$logs/l2.log" "$tmp/rs.img" "$rs" "$tmp/qmp.sock" 8<&- 9<&- &
+	resizer=$!
 	boot_l2 "$logs/l2.log" "vhost_blk_e2e.rosum=$rosum vhost_blk_e2e.vhost-blk-sd=$sdview vhost_blk_e2e.vhost-blk-part=$partview" -m 1G \
 		-device vhost-blk-pci,path=/dev/vbe2e,num-queues=2,serial=vhost-blk-e2e \
 		-device vhost-blk-pci,fd=8,vhostfd=9,readonly=on,num-queues=1,serial=vhost-blk-ro \
 		-device vhost-blk-pci,path=/dev/$sd,serial=vhost-blk-sd \
-		-device vhost-blk-pci,path=/dev/$part,serial=vhost-blk-part
+		-device vhost-blk-pci,path=/dev/$part,serial=vhost-blk-part \
+		-device vhost-blk-pci,id=rs,path=$rs,serial=vhost-blk-rs \
+		-qmp "unix:$tmp/qmp.sock,server=on,wait=off"
+	kill $resizer 2>/dev/null
+	wait $resizer 2>/dev/null
 	exec 8<&- 9<&-
 	[ "$l2rc" = 0 ] || fail "L2 guest status $l2rc"
 
