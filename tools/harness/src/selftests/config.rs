@@ -16,7 +16,7 @@ use vhost_blk_core::blk::*;
 use vhost_blk_core::memory::UserMemory;
 use vhost_blk_core::uapi::{self, VhostBlkConfig};
 
-use super::io::backend;
+use super::io::{backend, range_list};
 use super::isolation::partition::partition;
 use super::isolation::scsi_debug::ScsiDebug;
 use crate::blk::pattern;
@@ -175,14 +175,8 @@ fn status_of(t: &mut TestDevice, ty: u32, sector: u64, data: &[Buf]) -> Result<u
 
 /// A one-range DISCARD or WRITE_ZEROES of `n` sectors at `sector`.
 fn range(t: &mut TestDevice, ty: u32, sector: u64, n: u32) -> Result<u8, String> {
-    let a = t.buf(16, 16);
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&sector.to_le_bytes());
-    b[8..12].copy_from_slice(&n.to_le_bytes());
-    t.mem
-        .write(a, &b)
-        .map_err(|_| "writing the range faulted")?;
-    status_of(t, ty, 0, &[Buf::r(a, 16)])
+    let list = range_list(t, &[(sector, n, 0)]);
+    status_of(t, ty, 0, &[list])
 }
 
 /// Requests as large as `c` allows are served, and ranges one block

@@ -233,7 +233,7 @@ pub(crate) fn write_read_check(
 
 /// Writes `ranges` (sector, sectors, flags) as a DISCARD/WRITE_ZEROES
 /// segment list in guest memory.
-fn range_list(t: &mut TestDevice, ranges: &[(u64, u32, u32)]) -> Buf {
+pub(crate) fn range_list(t: &mut TestDevice, ranges: &[(u64, u32, u32)]) -> Buf {
     let a = t.buf(16 * ranges.len() as u64, 16);
     for (i, (sector, n, flags)) in ranges.iter().enumerate() {
         let mut b = [0u8; 16];
