@@ -195,6 +195,9 @@ pub(crate) struct VqRuntime {
     zero_bios: u32,
     /// The device refused `REQ_NOUNMAP` write-zeroes: write zero pages.
     no_unmap_offload: bool,
+    /// The device refused write-zeroes altogether (loop drops its offload
+    /// once the file refuses one): zero pages for every range.
+    no_zeroes_offload: bool,
     /// The guest broke the ring: no more chains are taken.
     pub(crate) broken: bool,
     /// Being stopped: no more chains are taken, in-flight ones finish.
@@ -243,6 +246,7 @@ impl VqRuntime {
             zero_ranges: 0,
             zero_bios: 0,
             no_unmap_offload: false,
+            no_zeroes_offload: false,
             broken: false,
             stopping: false,
             orphaned: false,
@@ -655,8 +659,9 @@ impl VqRuntime {
     /// offload where it has one (with `REQ_NOUNMAP` unless the guest
     /// allows deallocation); otherwise, or in write-through mode (zeroes
     /// then go out with FUA, durable on completion), or once the device
-    /// refused `REQ_NOUNMAP` (loop on tmpfs does), the zero page is
-    /// written, a bounded number of bios at a time.
+    /// refused the offload (`REQ_NOUNMAP` only: loop on tmpfs; then all of
+    /// it: loop stops offering any), the zero page is written, a bounded
+    /// number of bios at a time.
     fn range_bios(
         &self,
         cx: &Ctx<'_>,
@@ -670,7 +675,9 @@ impl VqRuntime {
             // `check_range` bounded `num_sectors` by limits that keep the
             // byte count within u32.
             let bytes = r.num_sectors.saturating_mul(512);
-            let offload = cx.limits.write_zeroes_offload && !cx.limits.write_through;
+            let offload = cx.limits.write_zeroes_offload
+                && !cx.limits.write_through
+                && !self.no_zeroes_offload;
             let kind = match op {
                 Op::Discard => BioKind::Discard,
                 _ if offload && r.unmap => BioKind::WriteZeroes,

@@ -79,13 +79,19 @@ impl VqRuntime {
             self.zero_bios = self.zero_bios.saturating_sub(1);
         }
         let errno = bio.errno();
-        if errno == -(kernel::bindings::EOPNOTSUPP as i32)
-            && bio.kind() == BioKind::WriteZeroesNoUnmap
-            && !self.orphaned
-        {
-            // The offload cannot zero without deallocating: write the range
-            // from the zero page instead, now and from now on.
-            self.no_unmap_offload = true;
+        let offloaded = matches!(
+            bio.kind(),
+            BioKind::WriteZeroes | BioKind::WriteZeroesNoUnmap
+        );
+        if errno == -(kernel::bindings::EOPNOTSUPP as i32) && offloaded && !self.orphaned {
+            // The device refused the offload (without deallocating, or at
+            // all): write the range from the zero page instead, now and
+            // for every such range from now on.
+            if bio.kind() == BioKind::WriteZeroesNoUnmap {
+                self.no_unmap_offload = true;
+            } else {
+                self.no_zeroes_offload = true;
+            }
             let (sector, bytes) = bio.range();
             // A record for the range, on the same list; the slot's count
             // moves from the bio to the record.

@@ -207,7 +207,9 @@ pub(super) fn io_bad_discard_and_write_zeroes() -> CaseResult {
 
 /// A loop device over a sparse file: data, discard (hole punching) and
 /// write-zeroes through the device's offload (UNMAP) and through the zero
-/// page (no UNMAP), all read back.
+/// page (no UNMAP: tmpfs refuses to zero in place), all read back; and an
+/// UNMAP write-zeroes after that refusal, when loop no longer offers the
+/// offload at all.
 pub(super) fn io_loop_backend() -> CaseResult {
     let lo = ctx(
         LoopDev::create(std::path::Path::new("/tmp/vhost-blk-loop.img"), 32),
@@ -239,6 +241,11 @@ pub(super) fn io_loop_backend() -> CaseResult {
             "write zeroes, offloaded",
         ),
         (VIRTIO_BLK_T_WRITE_ZEROES, 0, "write zeroes, zero page"),
+        (
+            VIRTIO_BLK_T_WRITE_ZEROES,
+            VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
+            "write zeroes, offload withdrawn",
+        ),
     ] {
         fill(&mut t, 0, 64, 50)?;
         let list = range_list(&mut t, &[(8, 16, flags)]);
