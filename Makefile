@@ -9,9 +9,11 @@
 #                     the VM runner's self-test, the VM selftests on the
 #                     release kernel, every mutant of tools/testing/mutants/
 #                     against the case that must catch it, the selftests
-#                     again on the debug (KASAN, lockdep, kmemleak) kernel,
-#                     then the end-to-end test (patched QEMU, L2 guest on
-#                     vhost-blk-pci, fio verification)
+#                     and QEMU's qtest of vhost-blk-pci on the debug (KASAN,
+#                     lockdep, kmemleak) kernel, the qtest and the QEMU
+#                     mutants on the release kernel, then the end-to-end
+#                     test (patched QEMU, L2 guest on vhost-blk-pci, fio
+#                     verification)
 #
 #   make bench        the side-by-side benchmark in the test VM: vhost-blk
 #                     against qemu-storage-daemon (vhost-user-blk) and raw
@@ -25,8 +27,8 @@
 #                     side in one VM boot, compared
 #
 # Other targets: deps kernel module lint fmt tools test-host check-runner
-# check-vm check-mutants check-debug check-release qemu check-e2e show fuzz
-# clean.
+# check-vm check-mutants check-debug check-release qemu check-qtest check-e2e
+# show fuzz clean.
 # tools/testing/mutant.sh PATCH [TARGET [CASE]] proves a test (CASE) fails
 # on a broken module (tools/testing/mutants/); TEST_FILTER=TEXT runs only
 # the host tests whose name contains TEXT.
@@ -55,7 +57,7 @@ C_SRCS := $(filter-out %.mod.c,$(wildcard $(MODDIR)/*.c $(MODDIR)/*.h)) include/
 .PHONY: all deps kernel module lint rustfmt fmt clippy clippy-tools checkpatch checkpatch-qemu \
 	tools test-host \
 	check check-release check-runner check-vm check-debug check-mutants fuzz run clean module-clean help \
-	qemu fio check-e2e bench bench-ab bench-e2e show
+	qemu fio check-qtest check-e2e bench bench-ab bench-e2e show
 
 all: module tools
 
@@ -137,10 +139,11 @@ check-mutants: module tools
 # Everything on the release kernel only (faster while developing).
 check-release: deps test-host lint check-runner check-vm
 
-check: check-release check-mutants check-debug check-e2e
+check: check-release check-mutants check-debug check-qtest check-e2e
 
 check-debug:
 	$(MAKE) --no-print-directory KFLAVOUR=debug VM_TIMEOUT=1800 check-vm
+	$(MAKE) --no-print-directory KFLAVOUR=debug QTEST_ARGS=--no-mutants check-qtest
 
 # Fuzz chain walking and request parsing for FUZZ_SECONDS (needs a nightly
 # toolchain and cargo-fuzz); new inputs land in the corpus, which
@@ -154,6 +157,15 @@ fuzz:
 # QEMU 10.0 with the vhost-blk-pci series of qemu-patches/, cached.
 qemu: deps
 	@$(TESTING)/qemu.sh >/dev/null
+
+# QEMU's qtest of vhost-blk-pci (tests/qtest/vhost-blk-test.c of the
+# series) against the module in the test VM, then each QEMU mutant of
+# tools/testing/mutants/qemu/ against the case that must catch it
+# (QTEST_ARGS=--no-mutants: the qtest alone).
+check-qtest: module qemu
+	$(TESTING)/vm-run.sh --timeout $(VM_TIMEOUT) -- \
+		$(CURDIR)/$(TESTING)/qtest.sh $$(dirname $$($(TESTING)/qemu.sh --print)) $(KDIR) \
+		$(QTEST_ARGS)
 
 # End to end: an L2 guest, booted in the test VM by the patched QEMU,
 # verifies data with fio on a vhost-blk-pci disk.

@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Builds qemu-system-x86_64 with the vhost-blk-pci series of qemu-patches/
-# into a cache keyed by the QEMU source version, the patches and this
-# recipe, and prints the binary's path.
+# into a cache keyed by the QEMU source version, the patches, the QEMU
+# mutants and this recipe, and prints the binary's path. Beside it in
+# build/: tests/qtest/qos-test (the series' qtest, run by qtest.sh), and
+# mutants/NAME/qemu-system-x86_64 for each QEMU mutant
+# (tools/testing/mutants/qemu/NAME.diff against the patched tree).
 #
 #   tools/testing/qemu.sh              build if needed, print the binary
 #   tools/testing/qemu.sh --print      print the binary it would build
@@ -33,6 +36,7 @@ key=$( {
 		case $p in ''|'#'*) continue ;; esac
 		cat "$repo/qemu-patches/$p"
 	done <"$repo/qemu-patches/series"
+	cat "$repo"/tools/testing/mutants/qemu/*
 } | sha256sum | cut -c1-16)
 out=$cache/qemu-$key
 bin=$out/build/qemu-system-x86_64
@@ -140,10 +144,24 @@ cd build
 	tail -30 configure.log >&2
 	exit 1
 }
-ninja -j"$(nproc)" qemu-system-x86_64 >ninja.log 2>&1 || {
-	grep -E "error|Error" ninja.log | head -30 >&2
-	exit 1
+build() {
+	ninja -j"$(nproc)" "$@" >>ninja.log 2>&1 || {
+		grep -E "error|Error" ninja.log | head -30 >&2
+		exit 1
+	}
 }
+build qemu-system-x86_64 tests/qtest/qos-test
+for m in "$repo"/tools/testing/mutants/qemu/*.diff; do
+	name=$(basename "$m" .diff)
+	echo "qemu: building mutant $name" >&2
+	patch -d .. -p1 --quiet <"$m" || { echo "qemu: $name does not apply" >&2; exit 1; }
+	build qemu-system-x86_64
+	mkdir -p "mutants/$name"
+	cp qemu-system-x86_64 "mutants/$name/"
+	patch -d .. -p1 -R --quiet <"$m"
+done
+# The unmutated binary again.
+build qemu-system-x86_64
 cd "$cache"
 rm -rf "$out"
 mv "$out.tmp" "$out"
