@@ -79,6 +79,8 @@ struct State {
     /// What requests are checked against while a backend is attached.
     limits: Option<BlkLimits>,
     serial: [u8; uapi::VIRTIO_BLK_ID_BYTES],
+    /// The driver's cache mode (`VHOST_BLK_SET_WRITEBACK`).
+    writeback: bool,
     /// The owner's io cgroup, charged for the device's bios.
     blkcg: Option<Arc<Blkcg>>,
     /// The owner's slow path, from `VHOST_SET_OWNER` on.
@@ -100,6 +102,7 @@ impl State {
             backend: None,
             limits: None,
             serial: [0; uapi::VIRTIO_BLK_ID_BYTES],
+            writeback: true,
             blkcg: None,
             slow: None,
         })
@@ -276,6 +279,7 @@ impl VhostBlkDev {
         st.acked_features = 0;
         st.acked_backend_features = 0;
         st.serial = [0; uapi::VIRTIO_BLK_ID_BYTES];
+        st.writeback = true;
         st.owner = None;
         st.blkcg = None;
     }
@@ -422,6 +426,8 @@ impl VhostBlkDev {
     /// Prints the device's fdinfo lines.
     pub(crate) fn show_fdinfo(&self, out: &mut SeqFile) -> core::fmt::Result {
         writeln!(out, "vhost-blk-device:\t{}", self.id)?;
+        let writeback = self.state.lock().writeback;
+        writeln!(out, "vhost-blk-writeback:\t{}", u8::from(writeback))?;
         let mut first = true;
         for (_, w) in self.workers() {
             if first {
@@ -613,7 +619,7 @@ impl VhostBlkDev {
                         ""
                     }
                 );
-                st.limits = Some(limits(&bdev, st.acked_features));
+                st.limits = Some(limits(&bdev, st.acked_features, st.writeback));
                 st.backend = Some(Arc::new(bdev, GFP_KERNEL)?);
                 if let Err(e) = self.start_queues(st) {
                     st.backend = None;
@@ -628,6 +634,24 @@ impl VhostBlkDev {
                 UserSlice::new(arg, VhostBlkConfig::SIZE)
                     .writer()
                     .write_slice(&c.to_bytes())?;
+                Ok(0)
+            }
+            uapi::VHOST_BLK_SET_WRITEBACK => {
+                let writeback = match u32::from_ne_bytes(read_arg(arg)?) {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(EINVAL),
+                };
+                st.writeback = writeback;
+                if let Some(l) = st.limits.as_mut() {
+                    l.set_writeback(writeback);
+                }
+                // Running queues apply it from their next request.
+                for q in self.queues.iter() {
+                    if let Some(ctx) = q.lock().ctx.as_mut() {
+                        ctx.limits.set_writeback(writeback);
+                    }
+                }
                 Ok(0)
             }
             uapi::VHOST_BLK_SET_SERIAL => {
@@ -671,9 +695,12 @@ fn disk(bdev: &BdevFile) -> blk::Disk {
     }
 }
 
-/// What requests to `bdev` are checked against, with the features `acked`.
-fn limits(bdev: &BdevFile, acked: u64) -> BlkLimits {
-    BlkLimits::for_disk(&disk(bdev), acked)
+/// What requests to `bdev` are checked against, with the features `acked`
+/// and the driver's cache mode.
+fn limits(bdev: &BdevFile, acked: u64, writeback: bool) -> BlkLimits {
+    let mut l = BlkLimits::for_disk(&disk(bdev), acked);
+    l.set_writeback(writeback);
+    l
 }
 
 /// Copies the `N`-byte argument of an ioctl from userspace.

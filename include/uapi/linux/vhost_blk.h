@@ -29,14 +29,14 @@ struct vhost_blk_backend {
 	__u32 flags;
 };
 
+/* Serve the device read-only, whatever the file's access mode. */
+#define VHOST_BLK_BACKEND_F_READ_ONLY	(1 << 0)
+
 /**
  * struct vhost_blk_serial - argument of VHOST_BLK_SET_SERIAL
  * @serial: the ID string VIRTIO_BLK_T_GET_ID returns; NUL-padded, not
  *          necessarily NUL-terminated (as in the virtio specification).
  */
-/* Serve the device read-only, whatever the file's access mode. */
-#define VHOST_BLK_BACKEND_F_READ_ONLY	(1 << 0)
-
 struct vhost_blk_serial {
 	__u8 serial[20];
 };
@@ -114,5 +114,16 @@ struct vhost_blk_config {
  * Errors: EPERM (no owner), ENODEV (no backend attached), EFAULT.
  */
 #define VHOST_BLK_GET_CONFIG _IOR(VHOST_VIRTIO, 0x52, struct vhost_blk_config)
+
+/*
+ * VHOST_BLK_SET_WRITEBACK: the cache mode the driver chose (virtio's
+ * VIRTIO_BLK_F_CONFIG_WCE and the config field "writeback"), a __u32.
+ * 1, the default, lets writes complete in the disk's volatile cache, for
+ * FLUSH to make durable; 0 makes every write durable on completion, as
+ * when the driver did not negotiate FLUSH. It applies to the requests
+ * started after it, needs no backend, and lasts until VHOST_RESET_OWNER.
+ * Errors: EINVAL (not 0 or 1), EPERM (no owner), EFAULT.
+ */
+#define VHOST_BLK_SET_WRITEBACK _IOW(VHOST_VIRTIO, 0x53, __u32)
 
 #endif /* _UAPI_LINUX_VHOST_BLK_H */

@@ -218,6 +218,12 @@ impl VhostBlk {
         Ok(uapi::VhostBlkConfig::from_bytes(&b))
     }
 
+    /// `VHOST_BLK_SET_WRITEBACK` with `value` (1 writeback, 0 writethrough;
+    /// tests pass others too).
+    pub fn set_writeback(&self, value: u32) -> io::Result<()> {
+        self.ioctl_struct(uapi::VHOST_BLK_SET_WRITEBACK, &mut { value })
+    }
+
     /// `VHOST_BLK_SET_SERIAL`.
     pub fn set_serial(&self, serial: &[u8; uapi::VIRTIO_BLK_ID_BYTES]) -> io::Result<()> {
         self.ioctl_struct(

@@ -59,6 +59,7 @@ pub fn chain_and_request(data: &[u8]) {
         max_write_zeroes_sectors: 16384,
         max_transfer: 8 << 20,
         write_zeroes_offload: false,
+        write_cache: false,
         write_through: false,
     };
     let mut chain = Chain::new();

@@ -66,9 +66,11 @@ pub struct BlkLimits {
     pub max_transfer: u32,
     /// WRITE_ZEROES is offloaded to the device (else written as zeroes).
     pub write_zeroes_offload: bool,
-    /// Writes must be durable when they complete: the driver did not
-    /// negotiate FLUSH, so it assumes a write-through cache, but the
-    /// backend has a volatile one.
+    /// The disk has a volatile write cache.
+    pub write_cache: bool,
+    /// Writes must be durable when they complete: the backend has a
+    /// volatile cache, but the driver did not negotiate FLUSH (so it
+    /// assumes a write-through cache) or turned writeback off.
     pub write_through: bool,
 }
 
@@ -137,8 +139,16 @@ impl BlkLimits {
             },
             max_transfer: MAX_TRANSFER,
             write_zeroes_offload: offload,
+            write_cache: disk.write_cache,
             write_through: disk.write_cache && !flush,
         }
+    }
+
+    /// The driver's cache mode (`VIRTIO_BLK_F_CONFIG_WCE`): without
+    /// `writeback`, writes to a disk with a volatile cache are durable on
+    /// completion, as without FLUSH.
+    pub fn set_writeback(&mut self, writeback: bool) {
+        self.write_through = self.write_cache && !(self.flush && writeback);
     }
 }
 

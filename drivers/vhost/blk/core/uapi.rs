@@ -371,6 +371,8 @@ pub const VHOST_BLK_SET_BACKEND: u32 = iow(0x50, core::mem::size_of::<VhostBlkBa
 pub const VHOST_BLK_SET_SERIAL: u32 = iow(0x51, core::mem::size_of::<VhostBlkSerial>());
 /// `VHOST_BLK_GET_CONFIG`.
 pub const VHOST_BLK_GET_CONFIG: u32 = ior(0x52, VhostBlkConfig::SIZE);
+/// `VHOST_BLK_SET_WRITEBACK`: a `u32`, 1 (writeback) or 0 (writethrough).
+pub const VHOST_BLK_SET_WRITEBACK: u32 = iow(0x53, 4);
 
 /// The ioctls anyone holding the file may issue: feature negotiation and
 /// `VHOST_SET_OWNER`.
@@ -386,7 +388,7 @@ pub const OPEN_IOCTLS: [u32; 5] = [
 /// address space that called `VHOST_SET_OWNER`). Any other command,
 /// `VHOST_SET_LOG_BASE` and `VHOST_SET_LOG_FD` included, is `ENOTTY` for
 /// everyone.
-pub const OWNER_IOCTLS: [u32; 12] = [
+pub const OWNER_IOCTLS: [u32; 13] = [
     VHOST_RESET_OWNER,
     VHOST_SET_MEM_TABLE,
     VHOST_SET_VRING_NUM,
@@ -399,6 +401,7 @@ pub const OWNER_IOCTLS: [u32; 12] = [
     VHOST_BLK_SET_BACKEND,
     VHOST_BLK_SET_SERIAL,
     VHOST_BLK_GET_CONFIG,
+    VHOST_BLK_SET_WRITEBACK,
 ];
 
 #[cfg(test)]
@@ -427,6 +430,7 @@ mod tests {
         assert_eq!(VHOST_BLK_SET_BACKEND, 0x4008_af50);
         assert_eq!(VHOST_BLK_SET_SERIAL, 0x4014_af51);
         assert_eq!(VHOST_BLK_GET_CONFIG, 0x8060_af52);
+        assert_eq!(VHOST_BLK_SET_WRITEBACK, 0x4004_af53);
     }
 
     #[test]

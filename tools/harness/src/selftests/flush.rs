@@ -14,9 +14,13 @@
 //! - without FLUSH negotiated the guest assumes a write-through disk
 //!   (virtio 1.2, 5.2.6; Linux `virtblk_get_cache_mode`), so on a backend
 //!   with a volatile cache every write must be durable when it completes:
-//!   logged with FUA, or followed by a flush, before anything later.
+//!   logged with FUA, or followed by a flush, before anything later;
+//! - the same once the driver turns writeback off
+//!   (`VIRTIO_BLK_F_CONFIG_WCE`, `VHOST_BLK_SET_WRITEBACK` 0), and not
+//!   after it turns it on again.
 
 use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use vhost_blk_core::blk::*;
@@ -35,6 +39,7 @@ pub fn run(r: &mut Runner) {
         r,
         flush_becomes_preflush_in_order,
         write_through_without_flush_feature,
+        write_through_while_writeback_is_off,
     );
 }
 
@@ -232,6 +237,57 @@ fn write_through_without_flush_feature() -> CaseResult {
     })?;
     println!(
         "  {} log entries: 4 writes and the zeroes each durable on completion",
+        log.len()
+    );
+    Ok(())
+}
+
+fn write_through_while_writeback_is_off() -> CaseResult {
+    let (logged, f) = Logged::new("c")?;
+    let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+    match t.dev.set_writeback(2) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        other => return Err(format!("SET_WRITEBACK 2: {other:?}, expected EINVAL")),
+    }
+    let a = t.buf(4096, 4096);
+    ctx(t.dev.set_writeback(0), "writeback off")?;
+    let fdinfo = format!("/proc/self/fdinfo/{}", t.dev.as_raw_fd());
+    let info = fs::read_to_string(&fdinfo).map_err(|e| format!("{fdinfo}: {e}"))?;
+    ensure(info.lines().any(|l| l == "vhost-blk-writeback:\t0"), || {
+        format!("{fdinfo} does not show writeback off: {info}")
+    })?;
+    for i in 0..2u64 {
+        write(&mut t, a, i * 64, 20 + i)?;
+    }
+    ctx(t.dev.set_writeback(1), "writeback on")?;
+    write(&mut t, a, 128, 22)?;
+    drop(t);
+    drop(f);
+    let log = logged.finish()?;
+    let durable = |i: usize| {
+        log[i].flags & LOG_FUA != 0
+            || log
+                .get(i + 1)
+                .is_some_and(|e| e.flags & LOG_FLUSH != 0 && e.nr_sectors == 0)
+    };
+    for i in 0..2u64 {
+        let w = find_write(&log, i * 64, 20 + i)?;
+        ensure(durable(w), || {
+            format!(
+                "write {i} with writeback off was not durable on completion: {}",
+                describe(&log)
+            )
+        })?;
+    }
+    let w = find_write(&log, 128, 22)?;
+    ensure(log[w].flags & LOG_FUA == 0, || {
+        format!(
+            "with writeback on again, a write carried FUA: {}",
+            describe(&log)
+        )
+    })?;
+    println!(
+        "  {} log entries: 2 writes durable, then 1 cached",
         log.len()
     );
     Ok(())

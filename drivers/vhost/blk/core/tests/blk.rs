@@ -22,6 +22,7 @@ const LIMITS: BlkLimits = BlkLimits {
     max_write_zeroes_sectors: 512,
     max_transfer: 1 << 20,
     write_zeroes_offload: false,
+    write_cache: false,
     write_through: false,
 };
 
@@ -828,4 +829,30 @@ fn limits_follow_block_size_read_only_and_flush() {
     assert!(!BlkLimits::for_disk(&cached, FLUSH).write_through);
     assert!(BlkLimits::for_disk(&cached, 0).write_through);
     assert!(!BlkLimits::for_disk(&disk(), 0).write_through);
+}
+
+#[test]
+fn writeback_off_writes_through_a_volatile_cache() {
+    let cached = Disk {
+        write_cache: true,
+        ..disk()
+    };
+    for (disk, acked, writeback, through) in [
+        (cached, FLUSH, false, true),
+        (cached, FLUSH, true, false),
+        (cached, 0, true, true),
+        (cached, 0, false, true),
+        (disk(), FLUSH, false, false),
+        (disk(), 0, false, false),
+    ] {
+        let mut l = BlkLimits::for_disk(&disk, acked);
+        l.set_writeback(writeback);
+        assert_eq!(
+            l.write_through,
+            through,
+            "cache {} flush {} writeback {writeback}",
+            disk.write_cache,
+            acked != 0
+        );
+    }
 }
