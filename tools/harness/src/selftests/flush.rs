@@ -119,6 +119,15 @@ fn find_write(log: &[Entry], sector: u64, seed: u64) -> Result<usize, String> {
         .ok_or_else(|| format!("the write at sector {sector} (seed {seed}) is not in the log"))
 }
 
+/// Whether log entry `i`, a write, was durable when it completed: it
+/// carries FUA, or a flush follows it before anything else.
+fn durable(log: &[Entry], i: usize) -> bool {
+    log[i].flags & LOG_FUA != 0
+        || log
+            .get(i + 1)
+            .is_some_and(|e| e.flags & LOG_FLUSH != 0 && e.nr_sectors == 0)
+}
+
 fn describe(log: &[Entry]) -> String {
     log.iter()
         .map(|e| format!("[{} +{} flags {:#x}]", e.sector, e.nr_sectors, e.flags))
@@ -206,18 +215,11 @@ fn write_through_without_flush_feature() -> CaseResult {
     drop(t);
     drop(f);
     let log = logged.finish()?;
-    // Each write must be durable before the next one was even sent: it
-    // carries FUA, or a flush follows it before the next write.
-    let durable = |i: usize| {
-        log[i].flags & LOG_FUA != 0
-            || log
-                .get(i + 1)
-                .is_some_and(|e| e.flags & LOG_FLUSH != 0 && e.nr_sectors == 0)
-    };
+    // Each write must be durable before the next one was even sent.
     let mut last = 0;
     for i in 0..4u64 {
         let w = find_write(&log, i * 64, 10 + i)?;
-        ensure(durable(w) && (i == 0 || w > last), || {
+        ensure(durable(&log, w) && (i == 0 || w > last), || {
             format!(
                 "write {i} was not durable on completion: {}",
                 describe(&log)
@@ -229,7 +231,7 @@ fn write_through_without_flush_feature() -> CaseResult {
         .iter()
         .position(|e| e.sector == 256 && e.nr_sectors == 8 && e.data.iter().all(|b| *b == 0))
         .ok_or_else(|| format!("the zeroes are not in the log: {}", describe(&log)))?;
-    ensure(durable(z) && z > last, || {
+    ensure(durable(&log, z) && z > last, || {
         format!(
             "the zeroes were not durable on completion: {}",
             describe(&log)
@@ -264,15 +266,9 @@ fn write_through_while_writeback_is_off() -> CaseResult {
     drop(t);
     drop(f);
     let log = logged.finish()?;
-    let durable = |i: usize| {
-        log[i].flags & LOG_FUA != 0
-            || log
-                .get(i + 1)
-                .is_some_and(|e| e.flags & LOG_FLUSH != 0 && e.nr_sectors == 0)
-    };
     for i in 0..2u64 {
         let w = find_write(&log, i * 64, 20 + i)?;
-        ensure(durable(w), || {
+        ensure(durable(&log, w), || {
             format!(
                 "write {i} with writeback off was not durable on completion: {}",
                 describe(&log)
