@@ -162,9 +162,11 @@ enum Attempt {
 /// kernel log.
 ///
 /// That the thread never ran is checked, not assumed: it made no pass, and
-/// its CPU time did not grow from then until it was stopped. A thread that
-/// ran anyway (the held CPU given to it) makes the attempt void, and the
-/// case tries again, up to three times.
+/// its CPU time did not grow from then until the closer waited in
+/// `kthread_stop` (the stop flag set, so no run could start after). A
+/// thread that ran anyway (the held CPU given to it), or a close that never
+/// reached `kthread_stop` while the CPU was held, makes the attempt void,
+/// and the case tries again, up to three times.
 pub(super) fn workers_stopped_before_first_run(module: Option<&std::path::Path>) -> CaseResult {
     let module = module.ok_or("--module not given")?;
     let module = module.to_str().ok_or("bad module path")?;
@@ -229,11 +231,25 @@ fn stop_before_first_run(module: &str) -> Result<Attempt, String> {
     // The close takes the worker out of the pool, then waits in
     // kthread_stop for a thread that has still not run: on a thread of its
     // own (on this CPU), so that this one can free the CPU.
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let closer = thread::spawn(move || {
+        // SAFETY: gettid() has no preconditions.
+        let _ = tid_tx.send(unsafe { libc::gettid() });
         drop(kicks);
         drop(dev);
     });
+    let closer_tid = tid_rx
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|e| format!("the closer's tid: {e}"))?;
     let reaped = wait_for(10, || Ok(stats()?.worker(worker).is_none()));
+    // The stop is under way once the closer waits in kthread_stop: the
+    // thread has been told to stop, so it can no longer start its
+    // function. Its CPU time read any earlier could miss a run that starts
+    // between that read and the stop.
+    let wchan = format!("/proc/self/task/{closer_tid}/wchan");
+    let stopping = wait_for(10, || {
+        Ok(fs::read_to_string(&wchan).is_ok_and(|w| w.trim() == "kthread_stop"))
+    })?;
     let task = format!("/proc/{pid}");
     let ran_after = cpu_time_ns(pid);
     drop(hog);
@@ -254,6 +270,12 @@ fn stop_before_first_run(module: &str) -> Result<Attempt, String> {
         .into_iter()
         .filter(|l| l.contains("never freed"))
         .collect();
+    if !stopping {
+        return Ok(Attempt::Ran(format!(
+            "the close never waited in kthread_stop for worker {worker}'s thread {pid} while \
+             CPU {last} was held"
+        )));
+    }
     if ran_after != Some(ran_before) {
         // Whatever the log says, this attempt did not stop an unrun thread.
         return Ok(Attempt::Ran(match ran_after {
