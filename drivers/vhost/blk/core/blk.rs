@@ -114,11 +114,11 @@ pub struct Disk {
 
 impl BlkLimits {
     /// What requests to a device on `disk` are checked against, once the
-    /// driver acked the features `acked`.
+    /// driver acked the features `acked` (in writeback mode, the default).
     pub fn for_disk(disk: &Disk, acked: u64) -> Self {
         let flush = acked & features::bit(features::VIRTIO_BLK_F_FLUSH) != 0;
         let offload = disk.max_write_zeroes_sectors != 0;
-        Self {
+        let mut limits = Self {
             capacity: disk.capacity,
             logical_block_size: disk.logical_block_size.max(SECTOR_SIZE as u32),
             read_only: disk.read_only,
@@ -140,8 +140,10 @@ impl BlkLimits {
             max_transfer: MAX_TRANSFER,
             write_zeroes_offload: offload,
             write_cache: disk.write_cache,
-            write_through: disk.write_cache && !flush,
-        }
+            write_through: false,
+        };
+        limits.set_writeback(true);
+        limits
     }
 
     /// The driver's cache mode (`VIRTIO_BLK_F_CONFIG_WCE`): without
