@@ -604,6 +604,12 @@ impl VhostBlkDev {
                     return Err(EBUSY);
                 }
                 let mut bdev = BdevFile::from_fd(b.fd)?;
+                // Served as a plain disk, a zoned one would fail every write
+                // off its zones' write pointers: VIRTIO_BLK_F_ZONED is not
+                // offered, so such a disk is refused.
+                if bdev.info().zoned != 0 {
+                    return Err(errno(kernel::bindings::EOPNOTSUPP));
+                }
                 if b.flags & uapi::VHOST_BLK_BACKEND_F_READ_ONLY != 0 {
                     bdev.set_read_only();
                 }

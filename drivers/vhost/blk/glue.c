@@ -128,6 +128,7 @@ struct file *vhost_blk_bdev_fget(int fd, struct vhost_blk_bdev_info *info)
 	info->read_only = !(file->f_mode & FMODE_WRITE) || bdev_read_only(bdev);
 	info->write_cache = bdev_write_cache(bdev);
 	info->nowait = bdev_nowait(bdev);
+	info->zoned = bdev_is_zoned(bdev);
 	info->major = MAJOR(bdev->bd_dev);
 	info->minor = MINOR(bdev->bd_dev);
 	info->physical_block_size = bdev_physical_block_size(bdev);

@@ -49,7 +49,7 @@ void vhost_blk_misc_deregister(void);
  * @io_min: the smallest I/O without a read-modify-write, in bytes
  * @io_opt: the preferred I/O size in bytes, 0 if none
  * @discard_granularity: in bytes
- * @pad: zero
+ * @zoned: a zoned device (writes must follow each zone's write pointer)
  * @pad2: zero
  *
  * Mirrored by BdevInfo in ffi/bdev.rs, which asserts the same size.
@@ -65,7 +65,7 @@ struct vhost_blk_bdev_info {
 	u8 read_only;
 	u8 write_cache;
 	u8 nowait;
-	u8 pad;
+	u8 zoned;
 	u32 major;
 	u32 minor;
 	u32 physical_block_size;

@@ -33,7 +33,9 @@ pub(crate) struct BdevInfo {
     pub(crate) write_cache: u8,
     /// The device takes `REQ_NOWAIT` bios.
     pub(crate) nowait: u8,
-    pad: u8,
+    /// A zoned disk (host-managed or host-aware): writes must follow each
+    /// zone's write pointer.
+    pub(crate) zoned: u8,
     /// Device number, major part.
     pub(crate) major: u32,
     /// Device number, minor part.

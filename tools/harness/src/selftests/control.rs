@@ -26,6 +26,7 @@ pub fn run(r: &mut Runner) {
         vring_config_validation,
         vring_eventfds_validation,
         backend_validation,
+        zoned_backend_refused,
         queue_geometry_locked_while_backend_attached,
         wrong_argument_size_is_enotty,
         close_with_everything_attached,
@@ -394,6 +395,47 @@ fn backend_validation() -> CaseResult {
         libc::EFAULT,
         "SET_SERIAL NULL",
     )
+}
+
+/// A zoned disk is refused at attach: served as a plain disk, every write
+/// off a zone's write pointer would fail in the guest.
+fn zoned_backend_refused() -> CaseResult {
+    let dev = owned()?;
+    let zoned = ctx(
+        NullBlk::create(
+            "vbzoned0",
+            64,
+            &[("memory_backed", "1"), ("zoned", "1"), ("zone_size", "4")],
+        ),
+        "zoned null_blk (needs CONFIG_BLK_DEV_ZONED)",
+    )?;
+    let f = ctx(
+        OpenOptions::new().read(true).write(true).open(zoned.path()),
+        "open zoned nullb",
+    )?;
+    expect_errno(
+        dev.set_backend(f.as_raw_fd()),
+        libc::EOPNOTSUPP,
+        "zoned disk",
+    )?;
+    expect_errno(
+        dev.set_backend_flags(f.as_raw_fd(), uapi::VHOST_BLK_BACKEND_F_READ_ONLY),
+        libc::EOPNOTSUPP,
+        "zoned disk, read-only",
+    )?;
+    // Nothing stays attached: the config has no disk, and a plain disk
+    // attaches.
+    expect_errno(dev.get_config(), libc::ENODEV, "GET_CONFIG after refusal")?;
+    let plain = ctx(
+        NullBlk::create("vbzoned1", 16, &[("memory_backed", "1")]),
+        "null_blk",
+    )?;
+    let rw = ctx(
+        OpenOptions::new().read(true).write(true).open(plain.path()),
+        "open nullb",
+    )?;
+    ctx(dev.set_backend(rw.as_raw_fd()), "attach a plain disk after")?;
+    ctx(dev.set_backend(-1), "detach")
 }
 
 fn queue_geometry_locked_while_backend_attached() -> CaseResult {
