@@ -7,12 +7,14 @@
 # series, in qos-test) against the real module: I/O checked on the disk,
 # config, flush, GET_ID, bad requests, discard and write-zeroes, indirect
 # descriptors, EVENT_IDX, multiqueue and hot-plug, a legacy driver that
-# kicks before DRIVER_OK, a start that fails, a resize under I/O, and the
+# kicks before DRIVER_OK, a start that fails, a resize under I/O, the
 # advertised limits on a scsi_debug disk with 4 KiB blocks and small
-# limits. Every case must pass, none skipped. Then each QEMU mutant of
-# tools/testing/mutants/qemu/cases (built by qemu.sh into
-# QEMU_BUILD_DIR/mutants/) must fail the case named for it (not with
-# --no-mutants).
+# limits, a zoned null_blk refused, and memory hot-plug capped at the
+# module's memory regions (vhost.ko's limit must be above the module's:
+# boot with vhost.max_mem_regions=509). Every case must pass, none
+# skipped. Then each QEMU mutant of tools/testing/mutants/qemu/cases
+# (built by qemu.sh into QEMU_BUILD_DIR/mutants/) must fail the case
+# named for it (not with --no-mutants).
 # Exits with 0 if all of that holds.
 
 set -u
@@ -30,8 +32,13 @@ fail() {
 	echo "qtest: FAIL: $*"
 	rc=1
 }
+zoned=/sys/kernel/config/nullb/qtzoned
 cleanup() {
 	rmmod scsi_debug 2>/dev/null
+	if [ -d "$zoned" ]; then
+		echo 0 >"$zoned/power"
+		rmdir "$zoned"
+	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -62,6 +69,21 @@ for d in /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*:*/block/*; 
 done
 [ -b "$limited" ] || { say "no scsi_debug disk"; exit 1; }
 export QTEST_VHOST_BLK_LIMITED_DISK=$limited
+
+# A zoned disk (null_blk, 4 MiB zones), which the device must refuse.
+mkdir "$zoned" && echo 64 >"$zoned/size" && echo 1 >"$zoned/memory_backed" &&
+	echo 1 >"$zoned/zoned" && echo 4 >"$zoned/zone_size" &&
+	echo 1 >"$zoned/power" || { say "zoned null_blk setup failed"; exit 1; }
+udevadm settle 2>/dev/null
+[ -b /dev/qtzoned ] || { say "/dev/qtzoned did not appear"; exit 1; }
+export QTEST_VHOST_BLK_ZONED_DISK=/dev/qtzoned
+
+# The memslots case tells vhost.ko's limit from the module's only where
+# they differ: make check-qtest raises vhost.ko's, as hosts set up for
+# memory hot-plug do.
+vhost_regions=$(cat /sys/module/vhost/parameters/max_mem_regions 2>/dev/null)
+[ "${vhost_regions:-0}" -gt 64 ] ||
+	fail "vhost.max_mem_regions is ${vhost_regions:-unset}: boot with vhost.max_mem_regions=509"
 
 QTEST_QEMU_BINARY=$(wrap "$build/qemu-system-x86_64")
 export QTEST_QEMU_BINARY

@@ -45,7 +45,8 @@ struct vhost_blk_serial {
  * VHOST_BLK_SET_BACKEND: attach (fd >= 0) or detach (fd == -1) the host
  * block device that serves every virtqueue of this vhost-blk device.
  * Errors: EBADF (not an open fd), ENOTBLK (not a block device), EINVAL
- * (unknown flags), EBUSY (a virtqueue is running), EPERM (no owner).
+ * (unknown flags), EOPNOTSUPP (a zoned block device: VIRTIO_BLK_F_ZONED
+ * is not offered), EBUSY (a virtqueue is running), EPERM (no owner).
  */
 #define VHOST_BLK_SET_BACKEND _IOW(VHOST_VIRTIO, 0x50, struct vhost_blk_backend)
 
