@@ -17,6 +17,7 @@ pub mod fuzz;
 pub mod logwrites;
 pub mod mem;
 pub mod nullb;
+pub mod nvmet;
 pub mod plot;
 pub mod selftests;
 pub mod stats;

@@ -184,6 +184,16 @@ impl DmDev {
         &self.dev
     }
 
+    /// `dmsetup status`: each target's status line.
+    pub fn status(&self) -> io::Result<String> {
+        dmsetup(&["status", &self.name])
+    }
+
+    /// `dmsetup message` to sector 0 (e.g. a thin pool's `create_thin 0`).
+    pub fn message(&self, msg: &str) -> io::Result<()> {
+        dmsetup(&["message", &self.name, "0", msg]).map(|_| ())
+    }
+
     /// Removes the device now, reporting failure (`drop` ignores it).
     pub fn remove(mut self) -> io::Result<()> {
         self.removed = true;

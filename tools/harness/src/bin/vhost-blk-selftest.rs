@@ -224,6 +224,7 @@ fn main() {
     r.run("unknown_ioctls_enotty", unknown_ioctls_enotty);
     vhost_blk_harness::selftests::control::run(&mut r);
     vhost_blk_harness::selftests::config::run(&mut r, args.kdir.as_deref());
+    vhost_blk_harness::selftests::disks::run(&mut r);
     vhost_blk_harness::selftests::io::run(&mut r);
     vhost_blk_harness::selftests::completion::run(&mut r);
     vhost_blk_harness::selftests::workers::run(&mut r, args.module.as_deref());

@@ -149,7 +149,11 @@ fn expected(dev: &Path, read_only: bool) -> Result<VhostBlkConfig, String> {
 
 /// The config of a device on `f` (the file of `dev`), checked against
 /// sysfs; `seg_max` and `size_max` must fit the transfer limit.
-fn checked_config(t: &TestDevice, dev: &Path, read_only: bool) -> Result<VhostBlkConfig, String> {
+pub(crate) fn checked_config(
+    t: &TestDevice,
+    dev: &Path,
+    read_only: bool,
+) -> Result<VhostBlkConfig, String> {
     let got = ctx(t.dev.get_config(), "GET_CONFIG")?;
     let want = VhostBlkConfig {
         seg_max: got.seg_max,
@@ -182,7 +186,7 @@ fn range(t: &mut TestDevice, ty: u32, sector: u64, n: u32) -> Result<u8, String>
 /// Requests as large as `c` allows are served, and ranges one block
 /// larger refused (IOERR); the last block is reachable, the next is not.
 /// Returns what was checked, for the log.
-fn limits_hold(t: &mut TestDevice, c: &VhostBlkConfig) -> Result<String, String> {
+pub(crate) fn limits_hold(t: &mut TestDevice, c: &VhostBlkConfig) -> Result<String, String> {
     let block = c.logical_block_size / 512;
     let mut checked = Vec::new();
     let mut ranges = vec![(

@@ -101,7 +101,11 @@ pub(crate) fn slow_backend(name: &str, ms: u64) -> Result<(NullBlk, File), Strin
     backend(name, 16, &[("irqmode", "2"), ("completion_nsec", &nsec)])
 }
 
-fn expect_status(got: Result<(u8, u32), String>, want: u8, what: &str) -> Result<u32, String> {
+pub(crate) fn expect_status(
+    got: Result<(u8, u32), String>,
+    want: u8,
+    what: &str,
+) -> Result<u32, String> {
     let (s, len) = got.map_err(|e| format!("{what}: {e}"))?;
     ensure(s == want, || {
         format!(
@@ -246,7 +250,7 @@ pub(crate) fn range_list(t: &mut TestDevice, ranges: &[(u64, u32, u32)]) -> Buf 
 }
 
 /// Fills `sectors` sectors at `sector` with pattern `seed`.
-fn fill(t: &mut TestDevice, sector: u64, sectors: u64, seed: u64) -> CaseResult {
+pub(crate) fn fill(t: &mut TestDevice, sector: u64, sectors: u64, seed: u64) -> CaseResult {
     let len = sectors * 512;
     let a = t.buf(len, 4096);
     let data: Vec<u8> = (0..len).map(|i| pattern(seed, i)).collect();
@@ -260,7 +264,7 @@ fn fill(t: &mut TestDevice, sector: u64, sectors: u64, seed: u64) -> CaseResult 
 }
 
 /// Reads `sectors` at `sector` and returns them.
-fn read_back(t: &mut TestDevice, sector: u64, sectors: u64) -> Result<Vec<u8>, String> {
+pub(crate) fn read_back(t: &mut TestDevice, sector: u64, sectors: u64) -> Result<Vec<u8>, String> {
     let len = sectors * 512;
     let a = t.buf(len, 4096);
     t.mem

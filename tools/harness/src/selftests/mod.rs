@@ -5,6 +5,7 @@
 pub mod completion;
 pub mod config;
 pub mod control;
+pub mod disks;
 pub mod failing;
 pub mod flush;
 pub mod hostile;
