@@ -124,10 +124,12 @@ test-host:
 	@if grep -q '^warning' build/test-host.log; then \
 		echo "test-host: the build printed warnings (see above); it must be warning-free"; exit 1; fi
 
-check-vm: module tools
+# (QEMU's qemu-img and qemu-nbd serve the qcow2 disk over NBD.)
+check-vm: module tools qemu
 	$(TESTING)/vm-run.sh --timeout $(VM_TIMEOUT) -- \
 		$(CURDIR)/target/release/vhost-blk-selftest --module $(CURDIR)/$(BUILD)/vhost_blk.ko \
-		--kdir $(KDIR) $(if $(SELFTEST_FILTER),--filter $(SELFTEST_FILTER))
+		--kdir $(KDIR) --qemu $$(dirname $$($(TESTING)/qemu.sh --print)) \
+		$(if $(SELFTEST_FILTER),--filter $(SELFTEST_FILTER))
 
 check-runner: kernel
 	$(TESTING)/runner-selftest.sh

@@ -4,7 +4,8 @@
 # Builds qemu-system-x86_64 with the vhost-blk-pci series of qemu-patches/
 # into a cache keyed by the QEMU source version, the patches, the QEMU
 # mutants and this recipe, and prints the binary's path. Beside it in
-# build/: tests/qtest/qos-test (the series' qtest, run by qtest.sh), and
+# build/: tests/qtest/qos-test (the series' qtest, run by qtest.sh),
+# qemu-img and qemu-nbd (the selftests' qcow2 disk over NBD), and
 # mutants/NAME/qemu-system-x86_64 for each QEMU mutant
 # (tools/testing/mutants/qemu/NAME.diff against the patched tree).
 #
@@ -137,7 +138,7 @@ mkdir -p build
 cd build
 ../configure --python="$venv/bin/python3" --target-list=x86_64-softmmu --disable-docs --disable-user \
 	--disable-gtk --disable-sdl --disable-vnc --disable-spice \
-	--disable-opengl --disable-virglrenderer --disable-xen --disable-tools \
+	--disable-opengl --disable-virglrenderer --disable-xen --enable-tools \
 	--disable-install-blobs --enable-kvm --enable-vhost-kernel \
 	--enable-linux-aio --enable-linux-io-uring --enable-slirp \
 	>configure.log 2>&1 || {
@@ -150,7 +151,7 @@ build() {
 		exit 1
 	}
 }
-build qemu-system-x86_64 tests/qtest/qos-test
+build qemu-system-x86_64 tests/qtest/qos-test qemu-img qemu-nbd
 for m in "$repo"/tools/testing/mutants/qemu/*.diff; do
 	name=$(basename "$m" .diff)
 	echo "qemu: building mutant $name" >&2

@@ -16,6 +16,7 @@ pub use vhost_blk_core::test_utils::driver;
 pub mod fuzz;
 pub mod logwrites;
 pub mod mem;
+pub mod nbd;
 pub mod nullb;
 pub mod nvmet;
 pub mod plot;

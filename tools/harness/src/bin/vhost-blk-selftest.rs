@@ -3,11 +3,12 @@
 //! VM selftests of `vhost_blk.ko`. Run inside the test VM (see
 //! `tools/testing/vm-run.sh`) with the module loaded:
 //!
-//! `vhost-blk-selftest --module PATH [--kdir DIR] [--filter SUBSTRING] [--show]`
+//! `vhost-blk-selftest --module PATH [--kdir DIR] [--qemu DIR] [--filter SUBSTRING] [--show]`
 //!
 //! `--module` names the `.ko`, for the unload/reload cases. `--kdir` names
 //! the build tree of the running kernel, whose `scsi_debug.ko` the 4 KiB
-//! block case loads. `--show` prints what the device offers before the
+//! block case loads. `--qemu` names the QEMU build directory whose
+//! `qemu-img` and `qemu-nbd` the NBD case runs. `--show` prints what the device offers before the
 //! tests. The last line is
 //! `N passed, N failed`; the exit status is 0 only if all passed.
 
@@ -25,6 +26,8 @@ struct Args {
     module: Option<PathBuf>,
     /// `--kdir`: the running kernel's build tree.
     kdir: Option<PathBuf>,
+    /// `--qemu`: a QEMU build directory with `qemu-img` and `qemu-nbd`.
+    qemu: Option<PathBuf>,
     /// `--filter`: run only the cases whose name contains it.
     filter: Option<String>,
     /// `--show`: print what the device offers first.
@@ -35,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         module: None,
         kdir: None,
+        qemu: None,
         filter: None,
         show: false,
     };
@@ -43,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
         match a.as_str() {
             "--module" => args.module = Some(it.next().ok_or("--module needs a path")?.into()),
             "--kdir" => args.kdir = Some(it.next().ok_or("--kdir needs a directory")?.into()),
+            "--qemu" => args.qemu = Some(it.next().ok_or("--qemu needs a directory")?.into()),
             "--filter" => args.filter = Some(it.next().ok_or("--filter needs a string")?),
             "--show" => args.show = true,
             _ => return Err(format!("unknown argument {a}")),
@@ -224,7 +229,7 @@ fn main() {
     r.run("unknown_ioctls_enotty", unknown_ioctls_enotty);
     vhost_blk_harness::selftests::control::run(&mut r);
     vhost_blk_harness::selftests::config::run(&mut r, args.kdir.as_deref());
-    vhost_blk_harness::selftests::disks::run(&mut r);
+    vhost_blk_harness::selftests::disks::run(&mut r, args.qemu.as_deref());
     vhost_blk_harness::selftests::io::run(&mut r);
     vhost_blk_harness::selftests::completion::run(&mut r);
     vhost_blk_harness::selftests::workers::run(&mut r, args.module.as_deref());

@@ -2,8 +2,9 @@
 
 //! The disks operators attach besides null_blk and loop: a linear volume
 //! over two disks (what LVM makes of two physical volumes), a thin volume
-//! whose discards give space back to its pool, a dm-crypt volume, and a
-//! namespace over NVMe/TCP from a loopback nvmet target. Each gets the
+//! whose discards give space back to its pool, a dm-crypt volume, a
+//! namespace over NVMe/TCP from a loopback nvmet target, and a qcow2
+//! image over a backing file served by `qemu-nbd`. Each gets the
 //! same checks: the config is what the block layer says of the disk,
 //! data written through the device is found on the disk (at its start
 //! and at its end), FLUSH, WRITE_ZEROES with and without UNMAP read back
@@ -11,7 +12,8 @@
 //! advertised limit are served. (Scsi_debug with 4 KiB sectors and small
 //! limits, and a partition of it, are `config_limits_hold_*`'s.)
 
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -21,12 +23,14 @@ use vhost_blk_core::uapi::{self, VhostBlkConfig};
 use super::config::{checked_config, limits_hold};
 use super::io::{backend, expect_status, fill, range_list, read_back, write_read_check};
 use crate::blk::{pattern, Config, TestDevice};
+use crate::nbd::{run as run_tool, Nbd};
 use crate::nullb::DmDev;
 use crate::nvmet::NvmeTcp;
 use crate::testing::{ctx, ensure, CaseResult, Runner};
 
-/// Registers this area's cases.
-pub fn run(r: &mut Runner) {
+/// Registers this area's cases; `qemu` is the QEMU build directory with
+/// `qemu-img` and `qemu-nbd`.
+pub fn run(r: &mut Runner, qemu: Option<&Path>) {
     crate::cases!(
         r,
         disks_linear_volume_over_two_disks,
@@ -34,9 +38,23 @@ pub fn run(r: &mut Runner) {
         disks_dm_crypt,
         disks_nvme_over_tcp,
     );
+    r.run("disks_qcow2_over_nbd_with_a_backing_file", || {
+        disks_qcow2_over_nbd_with_a_backing_file(qemu)
+    });
 }
 
 const SECTORS_PER_MIB: u64 = 2048;
+
+/// `dev` opened read-only with O_DIRECT, to find what landed.
+fn open_direct(dev: &Path) -> Result<File, String> {
+    ctx(
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(dev),
+        format!("{} with O_DIRECT", dev.display()),
+    )
+}
 
 /// `dev` opened read-write, and again with O_DIRECT to find what landed.
 fn open_disk(dev: &Path) -> Result<(File, File), String> {
@@ -44,14 +62,7 @@ fn open_disk(dev: &Path) -> Result<(File, File), String> {
         OpenOptions::new().read(true).write(true).open(dev),
         dev.display(),
     )?;
-    let direct = ctx(
-        OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(dev),
-        format!("{} with O_DIRECT", dev.display()),
-    )?;
-    Ok((f, direct))
+    Ok((f, open_direct(dev)?))
 }
 
 /// Sectors `sector..sector + sectors` of the disk, read past every cache.
@@ -323,5 +334,90 @@ fn disks_nvme_over_tcp() -> CaseResult {
         println!("  NVMe/TCP {}: {summary}", nvme.path().display());
     }
     drop(nvme);
+    Ok(())
+}
+
+/// Sectors of a qcow2 image's backing file that the overlay must show.
+const BACKING_AT: u64 = 16384;
+
+/// A qcow2 image whose backing file (qcow2 too) holds 1 MiB at sector
+/// 16384, served by `qemu-nbd`: the device reads the backing data through
+/// the overlay, the usual checks pass, and the backing file is unchanged.
+fn disks_qcow2_over_nbd_with_a_backing_file(qemu: Option<&Path>) -> CaseResult {
+    let qemu = qemu.ok_or("no --qemu: qemu-img and qemu-nbd are needed")?;
+    let (img, qemu_nbd) = (qemu.join("qemu-img"), qemu.join("qemu-nbd"));
+    let dir = Path::new("/tmp/vhost-blk-qcow2");
+    let _ = fs::remove_dir_all(dir);
+    ctx(fs::create_dir_all(dir), dir.display())?;
+    let (base, top) = (dir.join("base.qcow2"), dir.join("top.qcow2"));
+    let name = |p: &Path| p.to_string_lossy().into_owned();
+    ctx(
+        run_tool(&img, &["create", "-q", "-f", "qcow2", &name(&base), "64M"]),
+        "qemu-img create base",
+    )?;
+    let data: Vec<u8> = (0..1u64 << 20).map(|i| pattern(100, i)).collect();
+    {
+        let nbd = ctx(
+            Nbd::connect(&qemu_nbd, "nbd0", &base, false),
+            "qemu-nbd base",
+        )?;
+        let mut f = ctx(OpenOptions::new().write(true).open(nbd.path()), "open nbd0")?;
+        ctx(
+            std::os::unix::fs::FileExt::write_all_at(&f, &data, BACKING_AT * 512),
+            "write the backing file",
+        )?;
+        ctx(f.flush().and_then(|_| f.sync_all()), "sync nbd0")?;
+    }
+    ctx(
+        run_tool(
+            &img,
+            &[
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-b",
+                &name(&base),
+                "-F",
+                "qcow2",
+                &name(&top),
+            ],
+        ),
+        "qemu-img create overlay",
+    )?;
+    let summary = {
+        let nbd = ctx(
+            Nbd::connect(&qemu_nbd, "nbd0", &top, false),
+            "qemu-nbd overlay",
+        )?;
+        let f = ctx(
+            OpenOptions::new().read(true).write(true).open(nbd.path()),
+            "open nbd0",
+        )?;
+        let mut t = ctx(TestDevice::new(&f, Config::default()), "device")?;
+        let got = read_back(&mut t, BACKING_AT, 2048)?;
+        ensure(got == data, || {
+            "the overlay does not show its backing file's data".into()
+        })?;
+        drop(t);
+        disk_holds(nbd.path(), 101)?.2
+    };
+    // The backing file kept its data and got none of the overlay's writes.
+    let nbd = ctx(
+        Nbd::connect(&qemu_nbd, "nbd1", &base, true),
+        "qemu-nbd base, read-only",
+    )?;
+    let direct = open_direct(nbd.path())?;
+    ensure(read_disk(&direct, BACKING_AT, 2048)? == data, || {
+        "the backing file's data changed".into()
+    })?;
+    ensure(read_disk(&direct, 8, 512)?.iter().all(|b| *b == 0), || {
+        "the overlay's writes reached the backing file".into()
+    })?;
+    drop(nbd);
+    let _ = fs::remove_dir_all(dir);
+    println!(
+        "  qcow2 over a backing file, on NBD: {summary}; backing data seen, backing file unchanged"
+    );
     Ok(())
 }
