@@ -14,14 +14,16 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use vhost_blk_core::blk::*;
 use vhost_blk_core::uapi::{self, VhostBlkConfig};
 
 use super::config::{checked_config, limits_hold};
-use super::io::{backend, expect_status, fill, range_list, read_back, write_read_check};
+use super::io::{
+    backend, direct_read, expect_status, fill, first_wrong_sector, open_direct_read, range_list,
+    read_back, write_read_check,
+};
 use crate::blk::{pattern, Config, TestDevice};
 use crate::nbd::{run as run_tool, Nbd};
 use crate::nullb::DmDev;
@@ -45,38 +47,13 @@ pub fn run(r: &mut Runner, qemu: Option<&Path>) {
 
 const SECTORS_PER_MIB: u64 = 2048;
 
-/// `dev` opened read-only with O_DIRECT, to find what landed.
-fn open_direct(dev: &Path) -> Result<File, String> {
-    ctx(
-        OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(dev),
-        format!("{} with O_DIRECT", dev.display()),
-    )
-}
-
 /// `dev` opened read-write, and again with O_DIRECT to find what landed.
 fn open_disk(dev: &Path) -> Result<(File, File), String> {
     let f = ctx(
         OpenOptions::new().read(true).write(true).open(dev),
         dev.display(),
     )?;
-    Ok((f, open_direct(dev)?))
-}
-
-/// Sectors `sector..sector + sectors` of the disk, read past every cache.
-fn read_disk(direct: &File, sector: u64, sectors: u64) -> Result<Vec<u8>, String> {
-    // O_DIRECT wants an aligned buffer: a page-aligned piece of a larger one.
-    let len = (sectors * 512) as usize;
-    let mut raw = vec![0u8; len + 4096];
-    let off = raw.as_ptr().align_offset(4096);
-    let buf = &mut raw[off..off + len];
-    let n = std::os::unix::fs::FileExt::read_at(direct, buf, sector * 512);
-    ensure(n.as_ref().ok() == Some(&len), || {
-        format!("O_DIRECT read of {sectors} sectors at {sector}: {n:?}")
-    })?;
-    Ok(buf.to_vec())
+    Ok((f, open_direct_read(dev)?))
 }
 
 /// WRITE_ZEROES (with `flags`) of sectors 8..24 of 64 filled ones: the
@@ -91,21 +68,12 @@ fn zeroes_land(t: &mut TestDevice, direct: &File, at: u64, flags: u32, seed: u64
     )?;
     for (what, got) in [
         ("the device", read_back(t, at, 64)?),
-        ("the disk", read_disk(direct, at, 64)?),
+        ("the disk", direct_read(direct, at, 64 * 512)?),
     ] {
-        for s in 0..64u64 {
-            let zeroed = (8..24).contains(&s);
-            let chunk = &got[(s * 512) as usize..((s + 1) * 512) as usize];
-            let ok = chunk.iter().enumerate().all(|(i, b)| {
-                *b == if zeroed {
-                    0
-                } else {
-                    pattern(seed, s * 512 + i as u64)
-                }
-            });
-            ensure(ok, || {
-                format!("write zeroes (flags {flags}): sector {s} wrong on {what}")
-            })?;
+        if let Some(s) = first_wrong_sector(&got, seed, |s| (8..24).contains(&s)) {
+            return Err(format!(
+                "write zeroes (flags {flags}): sector {s} wrong on {what}"
+            ));
         }
     }
     Ok(())
@@ -188,7 +156,7 @@ fn disks_linear_volume_over_two_disks() -> CaseResult {
     let lv = ctx(DmDev::create("vbdisk-linear", &table), "dm-linear")?;
     let (mut t, _, summary) = disk_holds(lv.path(), 60)?;
     // Across the seam: the end of the first disk and the start of the second.
-    let (_, direct) = open_disk(lv.path())?;
+    let direct = open_direct_read(lv.path())?;
     write_read_check(
         &mut t,
         0,
@@ -200,8 +168,8 @@ fn disks_linear_volume_over_two_disks() -> CaseResult {
         66,
         Some(&direct),
     )?;
-    let (_, second) = open_disk(b.path())?;
-    let got = read_disk(&second, 0, 64)?;
+    let second = open_direct_read(b.path())?;
+    let got = direct_read(&second, 0, 64 * 512)?;
     let ok = got
         .iter()
         .enumerate()
@@ -305,8 +273,8 @@ fn disks_dm_crypt() -> CaseResult {
     {
         let (mut t, _, summary) = disk_holds(crypt.path(), 80)?;
         fill(&mut t, 0, 64, 81)?;
-        let (_, below) = open_disk(raw.path())?;
-        let cipher = read_disk(&below, 0, 64)?;
+        let below = open_direct_read(raw.path())?;
+        let cipher = direct_read(&below, 0, 64 * 512)?;
         let same = cipher
             .iter()
             .enumerate()
@@ -407,13 +375,14 @@ fn disks_qcow2_over_nbd_with_a_backing_file(qemu: Option<&Path>) -> CaseResult {
         Nbd::connect(&qemu_nbd, "nbd1", &base, true),
         "qemu-nbd base, read-only",
     )?;
-    let direct = open_direct(nbd.path())?;
-    ensure(read_disk(&direct, BACKING_AT, 2048)? == data, || {
+    let direct = open_direct_read(nbd.path())?;
+    ensure(direct_read(&direct, BACKING_AT, 1 << 20)? == data, || {
         "the backing file's data changed".into()
     })?;
-    ensure(read_disk(&direct, 8, 512)?.iter().all(|b| *b == 0), || {
-        "the overlay's writes reached the backing file".into()
-    })?;
+    ensure(
+        direct_read(&direct, 8, 512 * 512)?.iter().all(|b| *b == 0),
+        || "the overlay's writes reached the backing file".into(),
+    )?;
     drop(nbd);
     let _ = fs::remove_dir_all(dir);
     println!(

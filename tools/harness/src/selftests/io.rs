@@ -11,6 +11,7 @@ mod inflight;
 mod ranges;
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use vhost_blk_core::blk::*;
@@ -261,6 +262,54 @@ pub(crate) fn fill(t: &mut TestDevice, sector: u64, sectors: u64, seed: u64) -> 
         "fill",
     )
     .map(|_| ())
+}
+
+/// The first sector of `got`, read back from where pattern `seed` was
+/// written (`fill`), that is wrong: zeroes are wanted where `zeroed(s)`,
+/// the pattern elsewhere.
+pub(crate) fn first_wrong_sector(
+    got: &[u8],
+    seed: u64,
+    zeroed: impl Fn(u64) -> bool,
+) -> Option<u64> {
+    (0..got.len() as u64 / 512).find(|&s| {
+        let chunk = &got[(s * 512) as usize..((s + 1) * 512) as usize];
+        !if zeroed(s) {
+            chunk.iter().all(|b| *b == 0)
+        } else {
+            chunk
+                .iter()
+                .enumerate()
+                .all(|(i, b)| *b == pattern(seed, s * 512 + i as u64))
+        }
+    })
+}
+
+/// `dev` opened read-only with O_DIRECT, to find what reached the disk.
+pub(crate) fn open_direct_read(dev: &std::path::Path) -> Result<File, String> {
+    ctx(
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(dev),
+        format!("open {} with O_DIRECT", dev.display()),
+    )
+}
+
+/// Reads `len` bytes at `sector` of `f` (opened with O_DIRECT) into an
+/// aligned buffer.
+pub(crate) fn direct_read(f: &File, sector: u64, len: u64) -> Result<Vec<u8>, String> {
+    let mut buf = vec![0u8; len as usize + 4096];
+    let off = buf.as_ptr().align_offset(4096);
+    ctx(
+        std::os::unix::fs::FileExt::read_exact_at(
+            f,
+            &mut buf[off..off + len as usize],
+            sector * 512,
+        ),
+        format!("O_DIRECT read of {len} bytes at sector {sector}"),
+    )?;
+    Ok(buf[off..off + len as usize].to_vec())
 }
 
 /// Reads `sectors` at `sector` and returns them.

@@ -7,7 +7,9 @@ use std::fs::{File, OpenOptions};
 
 use vhost_blk_core::blk::*;
 
-use super::{backend, expect_status, fill, range_list, read_back, write_read, MIB};
+use super::{
+    backend, expect_status, fill, first_wrong_sector, range_list, read_back, write_read, MIB,
+};
 use crate::blk::{pattern, Config, TestDevice};
 use crate::driver::Buf;
 use crate::nullb::LoopDev;
@@ -28,20 +30,12 @@ pub(super) fn io_discard_and_write_zeroes() -> CaseResult {
             "write zeroes",
         )?;
         let got = read_back(&mut t, 0, 256)?;
-        for s in 0..256u64 {
-            let zeroed = (8..24).contains(&s) || s == 100 || (200..240).contains(&s);
-            let chunk = &got[(s * 512) as usize..((s + 1) * 512) as usize];
-            let ok = if zeroed {
-                chunk.iter().all(|b| *b == 0)
-            } else {
-                chunk
-                    .iter()
-                    .enumerate()
-                    .all(|(i, b)| *b == pattern(seed, s * 512 + i as u64))
-            };
-            ensure(ok, || {
-                format!("write zeroes (flags {flags}): sector {s} wrong (zeroed: {zeroed})")
-            })?;
+        let zeroed = |s: u64| (8..24).contains(&s) || s == 100 || (200..240).contains(&s);
+        if let Some(s) = first_wrong_sector(&got, seed, zeroed) {
+            return Err(format!(
+                "write zeroes (flags {flags}): sector {s} wrong (zeroed: {})",
+                zeroed(s)
+            ));
         }
     }
     // The largest write-zeroes range (8 MiB), crossing many bios.
@@ -65,20 +59,12 @@ pub(super) fn io_discard_and_write_zeroes() -> CaseResult {
         "discard",
     )?;
     let got = read_back(&mut t, 0, 64)?;
-    for s in 0..64u64 {
-        let gone = (8..16).contains(&s) || (32..48).contains(&s);
-        let chunk = &got[(s * 512) as usize..((s + 1) * 512) as usize];
-        let ok = if gone {
-            chunk.iter().all(|b| *b == 0)
-        } else {
-            chunk
-                .iter()
-                .enumerate()
-                .all(|(i, b)| *b == pattern(4, s * 512 + i as u64))
-        };
-        ensure(ok, || {
-            format!("discard: sector {s} wrong (discarded: {gone})")
-        })?;
+    let gone = |s: u64| (8..16).contains(&s) || (32..48).contains(&s);
+    if let Some(s) = first_wrong_sector(&got, 4, gone) {
+        return Err(format!(
+            "discard: sector {s} wrong (discarded: {})",
+            gone(s)
+        ));
     }
     // A backend without discard answers UNSUPP; write-zeroes still works.
     let (_nb2, f2) = backend("vbio12", 16, &[])?;
@@ -251,18 +237,9 @@ pub(super) fn io_loop_backend() -> CaseResult {
         let list = range_list(&mut t, &[(8, 16, flags)]);
         expect_status(t.request(0, ty, 0, &[list], false), VIRTIO_BLK_S_OK, what)?;
         let got = read_back(&mut t, 0, 64)?;
-        for s in 0..64u64 {
-            let gone = (8..24).contains(&s);
-            let chunk = &got[(s * 512) as usize..((s + 1) * 512) as usize];
-            let ok = if gone {
-                chunk.iter().all(|b| *b == 0)
-            } else {
-                chunk
-                    .iter()
-                    .enumerate()
-                    .all(|(i, b)| *b == pattern(50, s * 512 + i as u64))
-            };
-            ensure(ok, || format!("{what}: sector {s} wrong (cleared: {gone})"))?;
+        let gone = |s: u64| (8..24).contains(&s);
+        if let Some(s) = first_wrong_sector(&got, 50, gone) {
+            return Err(format!("{what}: sector {s} wrong (cleared: {})", gone(s)));
         }
     }
     Ok(())

@@ -16,7 +16,7 @@
 //! covers: the log check looks for each.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use vhost_blk_core::blk::*;
@@ -27,7 +27,7 @@ use crate::blk::{pattern, status_name, Config, TestDevice};
 use crate::driver::Buf;
 use crate::logwrites::{Log, LogWrites, LOG_DISCARD, LOG_FLUSH, LOG_MARK};
 use crate::nullb::NullBlk;
-use crate::selftests::io::{backend, write_read_check};
+use crate::selftests::io::{backend, direct_read, open_direct_read, write_read_check};
 use crate::testing::{ctx, ensure, CaseResult, KernelLog};
 
 /// The block size of the disks under test.
@@ -93,18 +93,6 @@ fn logical_block_size(dev: &Path) -> Result<u64, String> {
     s.trim().parse().map_err(|e| format!("{p}: {e}"))
 }
 
-/// Reads `len` bytes at `sector` of `f` (opened with O_DIRECT) into an
-/// aligned buffer.
-pub(super) fn direct_read(f: &File, sector: u64, len: u64) -> Result<Vec<u8>, String> {
-    let mut buf = vec![0u8; len as usize + BLOCK as usize];
-    let off = buf.as_ptr().align_offset(BLOCK as usize);
-    ctx(
-        f.read_exact_at(&mut buf[off..off + len as usize], sector * 512),
-        format!("O_DIRECT read of {len} bytes at sector {sector}"),
-    )?;
-    Ok(buf[off..off + len as usize].to_vec())
-}
-
 /// All checks on `data`, a disk of 4 KiB blocks, through dm-log-writes
 /// (target `vbi4<tag>`, logging to a null_blk): returns a summary.
 fn check_disk(data: &Path, tag: &str) -> Result<String, String> {
@@ -118,13 +106,7 @@ fn check_disk(data: &Path, tag: &str) -> Result<String, String> {
     ensure(lbs == BLOCK, || {
         format!("the log-writes target has {lbs}-byte blocks, expected the disk's 4096")
     })?;
-    let direct = ctx(
-        OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(data),
-        "open the disk with O_DIRECT",
-    )?;
+    let direct = open_direct_read(data)?;
     let mut posted = Vec::new();
     let (skewed, split) = {
         let f = ctx(

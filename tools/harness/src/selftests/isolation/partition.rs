@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use vhost_blk_core::blk::*;
 use vhost_blk_core::memory::UserMemory;
 
-use super::blocks4k::direct_read;
 use super::scsi_debug::ScsiDebug;
 use crate::bench::open_direct;
 use crate::blk::{pattern, status_name, Config, TestDevice};
 use crate::driver::Buf;
+use crate::selftests::io::direct_read;
 use crate::stats::{fd_ids, Stats};
 use crate::testing::{ctx, ensure, CaseResult};
 
