@@ -7,22 +7,9 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Runs `prog` with `args`; its stderr in the error.
-pub fn run(prog: &Path, args: &[&str]) -> io::Result<()> {
-    let out = Command::new(prog).args(args).output()?;
-    if !out.status.success() {
-        return Err(io::Error::other(format!(
-            "{} {}: {}",
-            prog.display(),
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
-}
+use crate::nullb::run_tool;
 
 /// `qemu-nbd` serving an image on an NBD device; disconnected when
 /// dropped.
@@ -39,7 +26,7 @@ impl Nbd {
         let mut args = vec!["-c", dev.to_str().unwrap_or(""), "-f", "qcow2"];
         args.push(if read_only { "-r" } else { "--discard=unmap" });
         args.push(image.to_str().unwrap_or(""));
-        run(qemu_nbd, &args)?;
+        run_tool(qemu_nbd, &args)?;
         let nbd = Self {
             qemu_nbd: qemu_nbd.to_path_buf(),
             dev,
@@ -64,6 +51,6 @@ impl Nbd {
 
 impl Drop for Nbd {
     fn drop(&mut self) {
-        let _ = run(&self.qemu_nbd, &["-d", self.dev.to_str().unwrap_or("")]);
+        let _ = run_tool(&self.qemu_nbd, &["-d", self.dev.to_str().unwrap_or("")]);
     }
 }

@@ -130,16 +130,24 @@ pub struct DmDev {
     removed: bool,
 }
 
-fn dmsetup(args: &[&str]) -> io::Result<String> {
-    let out = Command::new("dmsetup").args(args).output()?;
+/// Runs `prog` with `args` and returns its standard output; a failure
+/// carries its standard error.
+pub fn run_tool(prog: impl AsRef<Path>, args: &[&str]) -> io::Result<String> {
+    let prog = prog.as_ref();
+    let out = Command::new(prog).args(args).output()?;
     if !out.status.success() {
         return Err(io::Error::other(format!(
-            "dmsetup {}: {}",
+            "{} {}: {}",
+            prog.display(),
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn dmsetup(args: &[&str]) -> io::Result<String> {
+    run_tool("dmsetup", args)
 }
 
 impl DmDev {

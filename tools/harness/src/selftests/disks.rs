@@ -25,8 +25,8 @@ use super::io::{
     read_back, write_read_check,
 };
 use crate::blk::{pattern, Config, TestDevice};
-use crate::nbd::{run as run_tool, Nbd};
-use crate::nullb::DmDev;
+use crate::nbd::Nbd;
+use crate::nullb::{run_tool, DmDev};
 use crate::nvmet::NvmeTcp;
 use crate::testing::{ctx, ensure, CaseResult, Runner};
 
