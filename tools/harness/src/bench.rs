@@ -198,6 +198,13 @@ pub struct Sample {
     pub lost: u64,
     /// Queues whose err eventfd fired (their requests count as lost).
     pub ring_errors: u64,
+    /// Waits for an interrupt that timed out ([`WAIT_TIMEOUT`]) although
+    /// the used ring held completions the driver had asked to be told of:
+    /// the back end did not signal them.
+    pub missed_signals: u64,
+    /// Waits that timed out with requests in flight and none completed:
+    /// the back end held every request of the queue for that long.
+    pub stalls: u64,
     /// Wall time from the first submission to the last completion.
     pub elapsed: Duration,
     /// Latencies in ns, per queue.
@@ -273,6 +280,8 @@ impl Sample {
             out.bad_status += r.bad_status;
             out.lost += r.lost;
             out.ring_errors += u64::from(r.ring_error);
+            out.missed_signals += r.missed_signals;
+            out.stalls += r.stalls;
             last = last.max(r.last);
             out.lat_ns.push(r.lat_ns);
         }
@@ -390,6 +399,8 @@ struct QueueResult {
     bad_status: u64,
     lost: u64,
     ring_error: bool,
+    missed_signals: u64,
+    stalls: u64,
     last: Instant,
     lat_ns: Vec<u64>,
 }
@@ -403,11 +414,17 @@ impl QueueResult {
             bad_status: 0,
             lost: 0,
             ring_error: false,
+            missed_signals: 0,
+            stalls: 0,
             last: Instant::now(),
             lat_ns: Vec::with_capacity(1 << 16),
         }
     }
 }
+
+/// How long a driver sleeping for its interrupt waits before it looks at
+/// the used ring again (and counts a missed signal or a stall).
+pub const WAIT_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// How many empty polls of the used ring a polling guest makes between
 /// reads of the error eventfd.
@@ -543,7 +560,13 @@ fn drive_queue(
             res.ring_error = true;
             break;
         }
-        queue.call.wait(Duration::from_millis(100));
+        if !queue.call.wait(WAIT_TIMEOUT) {
+            if queue.ring.has_used(mem) {
+                res.missed_signals += 1;
+            } else {
+                res.stalls += 1;
+            }
+        }
         queue.call.take();
     }
     if poll {
