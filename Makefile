@@ -16,8 +16,8 @@
 #                     verification)
 #
 #   make bench        the side-by-side benchmark in the test VM: vhost-blk
-#                     against qemu-storage-daemon (vhost-user-blk) and raw
-#                     io_uring; table, CSV, JSON and SVG plots under
+#                     against QEMU 10.0's qemu-storage-daemon (vhost-user-blk)
+#                     and raw io_uring; table, CSV, JSON and SVG plots under
 #                     results/<date>/ (BENCH_ARGS: see vhost-blk-bench --help;
 #                     BENCH_APPEND: VM kernel parameters, e.g. idle=poll)
 #   make bench-e2e    the end-to-end benchmark: fio in an L2 guest on
@@ -196,10 +196,15 @@ BENCH_ARGS ?=
 # (idle vCPUs spin instead of halting: what TCG's wake-ups cost without
 # the halt, see Documentation/vhost-blk/benchmarks.rst).
 BENCH_APPEND ?=
-bench: module tools
+# The daemon peer: QEMU 10.0's from qemu.sh's build, without libvhost-user's
+# per-request stack zeroing (BENCH_QSD=storage-daemon/qemu-storage-daemon
+# for the daemon as QEMU builds it).
+BENCH_QSD ?= peers/unzeroed/qemu-storage-daemon
+bench: module tools qemu
 	$(TESTING)/vm-run.sh --timeout 5400 --out $(BENCH_OUT) \
 		$(if $(BENCH_APPEND),--append "$(BENCH_APPEND)") -- \
-		$(CURDIR)/target/release/vhost-blk-bench --out $(abspath $(BENCH_OUT))/data $(BENCH_ARGS)
+		$(CURDIR)/target/release/vhost-blk-bench --out $(abspath $(BENCH_OUT))/data \
+		--qsd $$(dirname $$($(TESTING)/qemu.sh --print))/$(BENCH_QSD) $(BENCH_ARGS)
 	@echo "bench: results in $(BENCH_OUT)/data (table.txt, summary.csv, results.json, *.svg)"
 
 # The benchmark on vhost-blk alone, this module (A) against another (B,
@@ -212,8 +217,9 @@ bench-ab: module tools
 		$(abspath $(BENCH_OUT)) $(CURDIR)/$(BUILD)/vhost_blk.ko $(abspath $(BENCH_B)) $(BENCH_ARGS)
 
 # The main job: an L2 guest, booted in the test VM by the patched QEMU, runs
-# the same short fio jobs on a vhost-blk-pci disk, a virtio-blk-pci disk
-# (iothread, aio=native) and a vhost-user-blk-pci disk (qemu-storage-daemon),
+# the same short fio jobs on a vhost-blk-pci disk, virtio-blk-pci disks
+# (an iothread per queue; aio=native, io_uring) and a vhost-user-blk-pci
+# disk (QEMU 10.0's qemu-storage-daemon),
 # each on its own identical null_blk, and prints them side by side.
 run: module tools qemu fio
 	$(TESTING)/vm-run.sh --timeout 2400 --memory 3G -- \

@@ -5,8 +5,12 @@
 # into a cache keyed by the QEMU source version, the patches, the QEMU
 # mutants and this recipe, and prints the binary's path. Beside it in
 # build/: tests/qtest/qos-test (the series' qtest, run by qtest.sh),
-# qemu-img and qemu-nbd (the selftests' qcow2 disk over NBD), and
-# mutants/NAME/qemu-system-x86_64 for each QEMU mutant
+# qemu-img and qemu-nbd (the selftests' qcow2 disk over NBD),
+# storage-daemon/qemu-storage-daemon (the benchmark's and the selftests'
+# vhost-user-blk peer), peers/unzeroed/qemu-storage-daemon (the same daemon
+# with the changes of tools/testing/qemu-peer/*.diff, the benchmark's peer
+# without a cost TCG magnifies; see Documentation/vhost-blk/benchmarks.rst)
+# and mutants/NAME/qemu-system-x86_64 for each QEMU mutant
 # (tools/testing/mutants/qemu/NAME.diff against the patched tree).
 #
 #   tools/testing/qemu.sh              build if needed, print the binary
@@ -38,6 +42,7 @@ key=$( {
 		cat "$repo/qemu-patches/$p"
 	done <"$repo/qemu-patches/series"
 	cat "$repo"/tools/testing/mutants/qemu/*
+	cat "$repo"/tools/testing/qemu-peer/*
 } | sha256sum | cut -c1-16)
 out=$cache/qemu-$key
 bin=$out/build/qemu-system-x86_64
@@ -151,7 +156,17 @@ build() {
 		exit 1
 	}
 }
-build qemu-system-x86_64 tests/qtest/qos-test qemu-img qemu-nbd
+qsd=storage-daemon/qemu-storage-daemon
+build qemu-system-x86_64 tests/qtest/qos-test qemu-img qemu-nbd $qsd
+for d in "$repo"/tools/testing/qemu-peer/*.diff; do
+	patch -d .. -p1 --quiet <"$d" || { echo "qemu: $(basename "$d") does not apply" >&2; exit 1; }
+done
+build $qsd
+mkdir -p peers/unzeroed
+cp $qsd peers/unzeroed/
+for d in "$repo"/tools/testing/qemu-peer/*.diff; do
+	patch -d .. -p1 -R --quiet <"$d"
+done
 for m in "$repo"/tools/testing/mutants/qemu/*.diff; do
 	name=$(basename "$m" .diff)
 	echo "qemu: building mutant $name" >&2
@@ -161,8 +176,8 @@ for m in "$repo"/tools/testing/mutants/qemu/*.diff; do
 	cp qemu-system-x86_64 "mutants/$name/"
 	patch -d .. -p1 -R --quiet <"$m"
 done
-# The unmutated binary again.
-build qemu-system-x86_64
+# The unmutated binaries again.
+build qemu-system-x86_64 $qsd
 cd "$cache"
 rm -rf "$out"
 mv "$out.tmp" "$out"

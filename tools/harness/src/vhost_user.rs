@@ -296,6 +296,9 @@ fn send_with_fds(sock: RawFd, buf: &[u8], fds: &[RawFd]) -> io::Result<()> {
     Ok(())
 }
 
+/// The daemon [`StorageDaemon::use_program`] chose.
+static PROGRAM: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 /// A `qemu-storage-daemon` exporting one block device as vhost-user-blk,
 /// killed when dropped. Its QMP monitor, on a socket beside the export's,
 /// sets how long its iothread polls ([`StorageDaemon::set_poll_max_ns`]).
@@ -308,9 +311,46 @@ pub struct StorageDaemon {
 }
 
 impl StorageDaemon {
-    /// The program run (override with `$QEMU_STORAGE_DAEMON`).
+    /// The program run: the one [`StorageDaemon::use_program`] chose,
+    /// else `$QEMU_STORAGE_DAEMON`, else `qemu-storage-daemon` on the
+    /// `PATH`.
     pub fn program() -> String {
+        if let Some(p) = PROGRAM.get() {
+            return p.display().to_string();
+        }
         std::env::var("QEMU_STORAGE_DAEMON").unwrap_or_else(|_| "qemu-storage-daemon".into())
+    }
+
+    /// Runs the daemon at `path` from now on (`tools/testing/qemu.sh`
+    /// builds QEMU's with the patched QEMU). The first choice stands.
+    pub fn use_program(path: &Path) -> io::Result<()> {
+        if !path.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no qemu-storage-daemon at {}", path.display()),
+            ));
+        }
+        let _ = PROGRAM.set(path.to_path_buf());
+        Ok(())
+    }
+
+    /// The first line of the program's `--version`, e.g.
+    /// `qemu-storage-daemon version 10.0.2`.
+    pub fn version() -> io::Result<String> {
+        let out = std::process::Command::new(Self::program())
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", Self::program())))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        match text.lines().next() {
+            Some(line) if out.status.success() => Ok(line.trim().to_string()),
+            _ => Err(io::Error::other(format!(
+                "{} --version: {}",
+                Self::program(),
+                out.status
+            ))),
+        }
     }
 
     /// Exports `dev` with `num_queues` queues on a socket at `sock`, with

@@ -44,6 +44,8 @@ const USAGE: &str = "usage: vhost-blk-bench --out DIR [--secs S] [--reps N] [--p
                value, its iothread's poll-max-ns set to that budget)
                (default qsd,io_uring; `none` for vhost-blk alone, e.g.
                under a profiler)
+  --qsd PATH   the qemu-storage-daemon to run (default: $QEMU_STORAGE_DAEMON,
+               else the one on the PATH; make bench gives QEMU 10.0's)
    or: vhost-blk-bench --qsd-args DEV SOCKET QUEUES
                print, one per line, the qemu-storage-daemon arguments the
                benchmark exports DEV with (used by the end-to-end demo)";
@@ -73,6 +75,8 @@ struct Args {
     /// The matrix's peers beside vhost-blk (`qsd-matched` expanded to
     /// one daemon configuration per poll budget).
     peers: Vec<Engine>,
+    /// `--qsd`: the daemon to run.
+    qsd: Option<PathBuf>,
 }
 
 impl Args {
@@ -91,6 +95,7 @@ fn parse_args() -> Result<Args, String> {
         only: None,
         scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
         peers: Vec::new(),
+        qsd: None,
     };
     let mut peers = vec!["qsd", "io_uring"]
         .into_iter()
@@ -119,6 +124,7 @@ fn parse_args() -> Result<Args, String> {
                 a.scenarios = list;
             }
             "--peers" => peers = val("--peers")?.split(',').map(String::from).collect(),
+            "--qsd" => a.qsd = Some(PathBuf::from(val("--qsd")?)),
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {arg}\n{USAGE}")),
         }
@@ -195,7 +201,7 @@ impl Row {
     fn csv(&self) -> String {
         let q = self.lat_queue;
         format!(
-            "{},{},{},{},{},{},{:.0},{:.2},{:.1},{:.1},{:.1},{:.2},{:.2},{:.3},{}\n",
+            "{},{},{},{},{},{},{:.0},{:.2},{:.1},{:.1},{:.1},{:.2},{:.2},{:.3},{},{},{}\n",
             self.scenario,
             self.backing,
             self.workload,
@@ -211,12 +217,14 @@ impl Row {
             self.s.backend_cpu_us_per_io(),
             self.s.ctxt as f64 / self.s.ios.max(1) as f64,
             self.threads,
+            self.s.missed_signals,
+            self.s.stalls,
         )
     }
 }
 
 const CSV_HEADER: &str = "scenario,backing,workload,engine,rep,ios,iops,mbps,p50_us,p99_us,\
-p999_us,cpu_us_per_io,backend_cpu_us_per_io,ctxt_per_io,threads\n";
+p999_us,cpu_us_per_io,backend_cpu_us_per_io,ctxt_per_io,threads,missed_signals,stalls\n";
 
 /// Medians over the repetitions of one (scenario, backing, workload, engine).
 #[derive(Clone)]
@@ -290,6 +298,56 @@ struct Extra {
     wakeups: String,
     /// How the VM's idle CPUs wait ([`vm_idle`]).
     idle: String,
+    /// Each engine's version and options ([`engines`]).
+    engines: Vec<String>,
+}
+
+/// What each engine of the run is and how it runs: the module's
+/// parameters, the daemon's version and arguments, the kernel io_uring
+/// runs on.
+fn engines(a: &Args) -> Vec<String> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".into(), |r| r.trim().to_string());
+    let params = std::fs::read_dir("/sys/module/vhost_blk/parameters")
+        .map(|dir| {
+            let mut v: Vec<String> = dir
+                .flatten()
+                .map(|e| {
+                    let value = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    format!("{}={}", e.file_name().to_string_lossy(), value.trim())
+                })
+                .collect();
+            v.sort();
+            v.join(" ")
+        })
+        .unwrap_or_else(|e| format!("unreadable ({e})"));
+    let polls: Vec<String> = a.polls.iter().map(u32::to_string).collect();
+    let mut v = vec![format!(
+        "vhost-blk: vhost_blk.ko on Linux {release}, poll_budget_us {} per device; \
+         module parameters {params}",
+        polls.join(", ")
+    )];
+    if a.peers.iter().any(|p| matches!(p, Engine::Qsd { .. })) {
+        let version = StorageDaemon::version().unwrap_or_else(|e| format!("version unknown: {e}"));
+        let args = StorageDaemon::args(Path::new("DEV"), Path::new("SOCKET"), 1)
+            .join(" ")
+            .replace("num-queues=1", "num-queues=QUEUES");
+        let mut line = format!("{QSD}: {version} ({}), {args}", StorageDaemon::program());
+        if a.peers
+            .iter()
+            .any(|p| matches!(p, Engine::Qsd { poll_us: Some(_) }))
+        {
+            line.push_str("; -pollN: the iothread's poll-max-ns set to N us over QMP");
+        }
+        v.push(line);
+    }
+    if a.peers.contains(&Engine::Uring) {
+        v.push(format!(
+            "io_uring: Linux {release}, one ring and thread per queue, O_DIRECT reads and \
+             writes, completions by interrupt (no SQPOLL, no IOPOLL)"
+        ));
+    }
+    v
 }
 
 /// How this kernel's idle CPUs wait for work, from its command line: the
@@ -348,6 +406,9 @@ fn raise_nofile() {
 }
 
 fn run(a: &Args) -> Result<bool, String> {
+    if let Some(qsd) = &a.qsd {
+        StorageDaemon::use_program(qsd).map_err(|e| format!("--qsd: {e}"))?;
+    }
     raise_nofile();
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     let mut rows: Vec<Row> = Vec::new();
@@ -355,7 +416,8 @@ fn run(a: &Args) -> Result<bool, String> {
     let mut raw = String::from(CSV_HEADER);
     let mut log = |r: &Row| {
         eprintln!(
-            "bench: {:<12} {:<10} {:<26} {:<22} rep {} {:>8.0} IOPS p50 {:>7.1} us cpu {:>6.1} us/io",
+            "bench: {:<12} {:<10} {:<26} {:<22} rep {} {:>8.0} IOPS p50 {:>7.1} us p99.9 {:>9.1} us \
+             cpu {:>6.1} us/io; timed-out waits: {} missed signals, {} stalls",
             r.scenario,
             r.backing,
             r.workload,
@@ -363,7 +425,10 @@ fn run(a: &Args) -> Result<bool, String> {
             r.rep,
             r.s.iops(),
             r.s.lat_us(r.lat_queue, 50.0),
-            r.s.cpu_us_per_io()
+            r.s.lat_us(r.lat_queue, 99.9),
+            r.s.cpu_us_per_io(),
+            r.s.missed_signals,
+            r.s.stalls
         );
         raw.push_str(&r.csv());
     };
@@ -430,6 +495,7 @@ fn run(a: &Args) -> Result<bool, String> {
         memory: mem_line,
         wakeups,
         idle: vm_idle(),
+        engines: engines(a),
     };
     let (mut table, json) = report(a, &sums, &extra, &failures);
     if !failures.is_empty() {

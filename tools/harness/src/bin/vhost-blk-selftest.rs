@@ -8,8 +8,9 @@
 //! `--module` names the `.ko`, for the unload/reload cases. `--kdir` names
 //! the build tree of the running kernel, whose `scsi_debug.ko` the 4 KiB
 //! block case loads. `--qemu` names the QEMU build directory whose
-//! `qemu-img` and `qemu-nbd` the NBD case runs. `--show` prints what the device offers before the
-//! tests. The last line is
+//! `qemu-img` and `qemu-nbd` the NBD case runs and whose
+//! `qemu-storage-daemon` the peer cases run. `--show` prints what the
+//! device offers before the tests. The last line is
 //! `N passed, N failed`; the exit status is 0 only if all passed.
 
 use std::os::unix::fs::FileTypeExt;
@@ -26,7 +27,8 @@ struct Args {
     module: Option<PathBuf>,
     /// `--kdir`: the running kernel's build tree.
     kdir: Option<PathBuf>,
-    /// `--qemu`: a QEMU build directory with `qemu-img` and `qemu-nbd`.
+    /// `--qemu`: a QEMU build directory with `qemu-img`, `qemu-nbd` and
+    /// `storage-daemon/qemu-storage-daemon`.
     qemu: Option<PathBuf>,
     /// `--filter`: run only the cases whose name contains it.
     filter: Option<String>,
@@ -216,6 +218,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(dir) = &args.qemu {
+        let qsd = dir.join("storage-daemon/qemu-storage-daemon");
+        if let Err(e) = vhost_blk_harness::vhost_user::StorageDaemon::use_program(&qsd) {
+            eprintln!("vhost-blk-selftest: --qemu: {e}");
+            std::process::exit(2);
+        }
+    }
     if args.show {
         if let Err(e) = show() {
             eprintln!("vhost-blk-selftest: {e}");

@@ -137,6 +137,10 @@ fn table(a: &Args, sums: &[Summary], extra: &Extra) -> String {
             s.engine, s.iops, s.ios_per_cpu_s, s.ctxt_per_io, s.threads
         );
     }
+    let _ = writeln!(t, "\nengines:");
+    for e in &extra.engines {
+        let _ = writeln!(t, "  {e}");
+    }
     let _ = writeln!(t, "\nmemory: {}", extra.memory);
     let _ = writeln!(t, "\nwake-ups: {}", extra.wakeups);
     t
@@ -287,6 +291,15 @@ fn scaling_targets(tg: &mut Targets, a: &Args, sums: &[Summary]) {
     }
 }
 
+/// `v` as the members of a JSON array of strings (quotes made single,
+/// backslashes doubled).
+fn json_strings(v: &[String]) -> String {
+    v.iter()
+        .map(|f| format!("\"{}\"", f.replace('\\', "\\\\").replace('"', "'")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The JSON summary: every row, the targets, and the run's facts.
 fn json(
     a: &Args,
@@ -315,12 +328,9 @@ fn json(
     j.push_str(&targets.join(",\n    "));
     let _ = write!(
         j,
-        "\n  ],\n  \"failures\": [{}],\n  \"memory\": \"{}\",\n  \"wakeups\": \"{}\",\n  \"vm_idle\": \"{}\",\n  \"secs\": {},\n  \"reps\": {}\n}}\n",
-        failures
-            .iter()
-            .map(|f| format!("\"{}\"", f.replace('"', "'")))
-            .collect::<Vec<_>>()
-            .join(", "),
+        "\n  ],\n  \"failures\": [{}],\n  \"engines\": [{}],\n  \"memory\": \"{}\",\n  \"wakeups\": \"{}\",\n  \"vm_idle\": \"{}\",\n  \"secs\": {},\n  \"reps\": {}\n}}\n",
+        json_strings(failures),
+        json_strings(&extra.engines),
         extra.memory,
         extra.wakeups,
         extra.idle,
