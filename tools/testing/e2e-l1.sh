@@ -19,8 +19,9 @@
 #   QMP). Last, with the module unloaded, QEMU must say so.
 # demo (make run, make bench-e2e): an L2 guest runs e2e-demo.sh, the same
 #   fio jobs on four disks, each on its own identical null_blk:
-#   vhost-blk-pci, QEMU's virtio-blk-pci (iothread, aio=native and
-#   aio=io_uring) and vhost-user-blk-pci over qemu-storage-daemon; then
+#   vhost-blk-pci, QEMU's virtio-blk-pci (an iothread per queue,
+#   aio=native and aio=io_uring) and vhost-user-blk-pci over QEMU's
+#   qemu-storage-daemon (qemu.sh's peers/unzeroed build); then
 #   e2e-report.py prints the results side by side. E2E_REPS, E2E_JOBS
 #   (quick|full), E2E_DEMO_SECS tune it; E2E_OUT=DIR keeps e2e.csv and
 #   e2e-table.txt.
@@ -415,9 +416,10 @@ check)
 	;;
 demo)
 	for n in 0 1 2 3; do make_nullb vbdemo$n; done
-	# The daemon runs as the benchmark's vhost-user peer does, with the
-	# arguments the harness gives it.
-	qsd=${QEMU_STORAGE_DAEMON:-qemu-storage-daemon}
+	# The daemon runs as the benchmark's vhost-user peer does: QEMU's own,
+	# from the same build (without libvhost-user's per-request stack
+	# zeroing, see qemu.sh), with the arguments the harness gives it.
+	qsd=${QEMU_STORAGE_DAEMON:-$(dirname "$qemu")/peers/unzeroed/qemu-storage-daemon}
 	mapfile -t qsd_args < <("$here/../../target/release/vhost-blk-bench" \
 		--qsd-args /dev/vbdemo3 "$tmp/vu.sock" 2)
 	[ "${#qsd_args[@]}" -gt 0 ] || { say "vhost-blk-bench --qsd-args failed"; exit 1; }
@@ -427,14 +429,19 @@ demo)
 	[ -S "$tmp/vu.sock" ] || { cat "$tmp/qsd.log"; say "qemu-storage-daemon did not start"; exit 1; }
 	# One disk per peer, each on its own null_blk, 2 queues each; the
 	# vhost-user one needs the guest's memory shared with the daemon.
+	# QEMU's own virtio-blk at its best: each queue served by an iothread
+	# of its own (iothread-vq-mapping, QEMU 9.0 on).
+	vq_map() { # DRIVE FILE AIO SERIAL: a virtio-blk-pci on 2 iothreads
+		echo "-blockdev driver=host_device,node-name=$1,filename=$2,cache.direct=on,aio=$3"
+		echo "-object iothread,id=$1a -object iothread,id=$1b"
+		echo "-device {\"driver\":\"virtio-blk-pci\",\"drive\":\"$1\",\"num-queues\":2,\"serial\":\"$4\",\"iothread-vq-mapping\":[{\"iothread\":\"$1a\"},{\"iothread\":\"$1b\"}]}"
+	}
+	# shellcheck disable=SC2046 # each word of vq_map is one argument
 	boot_l2 "$logs/l2.log" "vhost_blk_e2e.reps=${E2E_REPS:-1} vhost_blk_e2e.jobs=${E2E_JOBS:-quick}" \
 		-m 1G -object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem \
 		-device vhost-blk-pci,path=/dev/vbdemo0,num-queues=2,serial=vhost-blk \
-		-object iothread,id=io1 -object iothread,id=io2 \
-		-blockdev driver=host_device,node-name=d1,filename=/dev/vbdemo1,cache.direct=on,aio=native \
-		-device virtio-blk-pci,drive=d1,iothread=io1,num-queues=2,serial=virtio-aio \
-		-blockdev driver=host_device,node-name=d2,filename=/dev/vbdemo2,cache.direct=on,aio=io_uring \
-		-device virtio-blk-pci,drive=d2,iothread=io2,num-queues=2,serial=virtio-uring \
+		$(vq_map d1 /dev/vbdemo1 native virtio-aio) \
+		$(vq_map d2 /dev/vbdemo2 io_uring virtio-uring) \
 		-chardev "socket,id=vu,path=$tmp/vu.sock" \
 		-device vhost-user-blk-pci,chardev=vu,num-queues=2
 	rc=$l2rc
