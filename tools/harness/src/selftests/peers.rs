@@ -135,6 +135,15 @@ fn bench_peers_agree() -> CaseResult {
         ensure(s.errors == 0 && s.ios > 0 && s.lat_ns.len() == 2, || {
             format!("{engine}, {mode}: {} requests, {} errors", s.ios, s.errors)
         })?;
+        // Every completion the driver asked to be told of was signalled:
+        // no wait for an interrupt timed out with completions waiting.
+        ensure(s.missed_signals == 0, || {
+            format!(
+                "{engine}, {mode}: {} waits for an interrupt timed out with completions on \
+                 the used ring",
+                s.missed_signals
+            )
+        })?;
         // A polling guest keeps used_event 65535 completions ahead of
         // its used index: each queue may be signalled once per wrap.
         if poll {
