@@ -12,6 +12,7 @@ use vhost_blk_core::uapi;
 
 use crate::device::VhostBlk;
 use crate::nullb::NullBlk;
+use crate::selftests::io::nullb_rw;
 use crate::testing::{ctx, ensure, expect_errno, CaseResult, Runner};
 
 /// Registers this area's cases.
@@ -401,17 +402,11 @@ fn backend_validation() -> CaseResult {
 /// off a zone's write pointer would fail in the guest.
 fn zoned_backend_refused() -> CaseResult {
     let dev = owned()?;
-    let zoned = ctx(
-        NullBlk::create(
-            "vbzoned0",
-            64,
-            &[("memory_backed", "1"), ("zoned", "1"), ("zone_size", "4")],
-        ),
-        "zoned null_blk (needs CONFIG_BLK_DEV_ZONED)",
-    )?;
-    let f = ctx(
-        OpenOptions::new().read(true).write(true).open(zoned.path()),
-        "open zoned nullb",
+    // (A zoned null_blk needs CONFIG_BLK_DEV_ZONED.)
+    let (_zoned, f) = nullb_rw(
+        "vbzoned0",
+        64,
+        &[("memory_backed", "1"), ("zoned", "1"), ("zone_size", "4")],
     )?;
     expect_errno(
         dev.set_backend(f.as_raw_fd()),
@@ -426,14 +421,7 @@ fn zoned_backend_refused() -> CaseResult {
     // Nothing stays attached: the config has no disk, and a plain disk
     // attaches.
     expect_errno(dev.get_config(), libc::ENODEV, "GET_CONFIG after refusal")?;
-    let plain = ctx(
-        NullBlk::create("vbzoned1", 16, &[("memory_backed", "1")]),
-        "null_blk",
-    )?;
-    let rw = ctx(
-        OpenOptions::new().read(true).write(true).open(plain.path()),
-        "open nullb",
-    )?;
+    let (_plain, rw) = nullb_rw("vbzoned1", 16, &[("memory_backed", "1")])?;
     ctx(dev.set_backend(rw.as_raw_fd()), "attach a plain disk after")?;
     ctx(dev.set_backend(-1), "detach")
 }
