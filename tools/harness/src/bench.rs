@@ -26,8 +26,8 @@ use vhost_blk_core::features;
 use vhost_blk_core::memory::UserMemory;
 
 use crate::blk::Queue;
-use crate::driver::Buf;
 use crate::mem::{BumpAllocator, ProcessMemory};
+use crate::request::{Chain, RequestSlot};
 use crate::testing::Rng;
 
 /// The features the benchmark's guest acks, on every virtqueue back end:
@@ -97,25 +97,9 @@ fn pin_guest(cpu: Option<usize>) -> Option<crate::testing::CpuPin> {
     })
 }
 
-/// The buffers of one request slot in guest memory.
-#[derive(Clone, Copy, Debug)]
-pub struct Slot {
-    header: u64,
-    data: u64,
-    status: u64,
-    table: u64,
-}
-
 /// Allocates `qd` request slots of `bs` data bytes each.
-pub fn alloc_slots(alloc: &mut BumpAllocator, qd: u16, bs: u32) -> Vec<Slot> {
-    (0..qd)
-        .map(|_| Slot {
-            header: alloc.alloc(16, 16),
-            data: alloc.alloc(u64::from(bs), 4096),
-            status: alloc.alloc(1, 1),
-            table: alloc.alloc(48, 16),
-        })
-        .collect()
+pub fn alloc_slots(alloc: &mut BumpAllocator, qd: u16, bs: u32) -> Vec<RequestSlot> {
+    (0..qd).map(|_| RequestSlot::alloc(alloc, bs)).collect()
 }
 
 /// Guest memory in MiB for `queues` queues at depth `qd` of `bs` bytes.
@@ -131,7 +115,7 @@ pub struct Job<'a> {
     /// The queue.
     pub queue: &'a mut Queue,
     /// Its request slots (at least the queue depth).
-    pub slots: &'a [Slot],
+    pub slots: &'a [RequestSlot],
     /// Whether EVENT_IDX was negotiated.
     pub event_idx: bool,
     /// Queue depth.
@@ -348,7 +332,7 @@ pub fn event_idx_acked(features: u64) -> bool {
 pub fn run_virtqueues(
     mem: &ProcessMemory,
     queues: &mut [Queue],
-    slots: &[Vec<Slot>],
+    slots: &[Vec<RequestSlot>],
     features: u64,
     w: &Workload,
     sectors: u64,
@@ -472,27 +456,14 @@ fn drive_queue(
         if !stop && !free.is_empty() {
             let old = queue.ring.avail_idx();
             while let Some(k) = free.pop() {
-                let s = slots[k];
                 let (read, sector) = picker.pick();
                 let ty = if read {
                     VIRTIO_BLK_T_IN
                 } else {
                     VIRTIO_BLK_T_OUT
                 };
-                let mut h = [0u8; 16];
-                h[..4].copy_from_slice(&ty.to_le_bytes());
-                h[8..].copy_from_slice(&sector.to_le_bytes());
-                mem.write(s.header, &h).expect("header");
-                mem.write(s.status, &[0xff]).expect("status");
-                let data = if read {
-                    Buf::w(s.data, bs)
-                } else {
-                    Buf::r(s.data, bs)
-                };
-                let bufs = [Buf::r(s.header, 16), data, Buf::w(s.status, 1)];
-                let head = queue
-                    .ring
-                    .add_indirect(mem, s.table, &bufs)
+                let head = slots[k]
+                    .post(mem, &mut queue.ring, ty, sector, Chain::Indirect)
                     .expect("a free descriptor per slot");
                 inflight[usize::from(head)] = Some((k, Instant::now()));
                 outstanding += 1;
@@ -510,9 +481,7 @@ fn drive_queue(
                 continue;
             };
             outstanding -= 1;
-            let mut st = [0u8];
-            mem.read(slots[k].status, &mut st).expect("status");
-            if st[0] == VIRTIO_BLK_S_OK {
+            if slots[k].read_status(mem) == Ok(VIRTIO_BLK_S_OK) {
                 res.ios += 1;
                 res.bytes += u64::from(bs);
             } else {

@@ -16,6 +16,7 @@ use vhost_blk_core::ring::VRING_AVAIL_F_NO_INTERRUPT;
 use crate::device::VhostBlk;
 use crate::driver::{Buf, DriverRing};
 use crate::mem::{BumpAllocator, ProcessMemory};
+use crate::request::header;
 
 /// How long a device may take from publishing a used entry to signalling
 /// the call eventfd. The signal follows the used index in the same worker
@@ -184,10 +185,7 @@ impl TestDevice {
     /// Writes a request header into guest memory; returns its address.
     pub fn header(&mut self, ty: u32, sector: u64) -> u64 {
         let h = self.buf(16, 16);
-        let mut b = [0u8; 16];
-        b[..4].copy_from_slice(&ty.to_le_bytes());
-        b[8..].copy_from_slice(&sector.to_le_bytes());
-        self.mem.write(h, &b).expect("header");
+        self.mem.write(h, &header(ty, sector)).expect("header");
         h
     }
 
@@ -412,10 +410,8 @@ pub fn request_on(
     timeout: Duration,
 ) -> Result<(u8, u32), String> {
     let h = alloc.alloc(16, 16);
-    let mut b = [0u8; 16];
-    b[..4].copy_from_slice(&ty.to_le_bytes());
-    b[8..].copy_from_slice(&sector.to_le_bytes());
-    mem.write(h, &b).map_err(|_| "header".to_string())?;
+    mem.write(h, &header(ty, sector))
+        .map_err(|_| "header".to_string())?;
     let s = alloc.alloc(1, 1);
     mem.write(s, &[0xff]).map_err(|_| "status".to_string())?;
     let mut bufs = vec![Buf::r(h, 16)];

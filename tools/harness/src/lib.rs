@@ -20,6 +20,8 @@ pub mod nbd;
 pub mod nullb;
 pub mod nvmet;
 pub mod plot;
+/// virtio-blk requests as the guest driver builds them (the core's test double).
+pub use vhost_blk_core::test_utils::request;
 pub mod selftests;
 pub mod stats;
 pub mod testing;

@@ -30,6 +30,7 @@ use vhost_blk_core::memory::UserMemory;
 use crate::blk::{pattern, status_name, Config, TestDevice};
 use crate::driver::Buf;
 use crate::logwrites::{Entry, LogWrites, LOG_FLUSH, LOG_FUA};
+use crate::request::range;
 use crate::selftests::io::backend;
 use crate::testing::{ctx, ensure, CaseResult, Runner};
 
@@ -204,10 +205,7 @@ fn write_through_without_flush_feature() -> CaseResult {
     }
     // Write-zeroes is a write too.
     let seg = t.buf(16, 16);
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&256u64.to_le_bytes());
-    b[8..12].copy_from_slice(&8u32.to_le_bytes());
-    t.mem.write(seg, &b).map_err(|_| "segment")?;
+    t.mem.write(seg, &range(256, 8, 0)).map_err(|_| "segment")?;
     let (s, _) = t.request(0, VIRTIO_BLK_T_WRITE_ZEROES, 0, &[Buf::r(seg, 16)], false)?;
     ensure(s == VIRTIO_BLK_S_OK, || {
         format!("write-zeroes: {}", status_name(s))

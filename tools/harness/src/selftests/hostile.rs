@@ -17,6 +17,7 @@ use crate::blk::{pattern, Config, EventFd, TestDevice};
 use crate::device::VhostBlk;
 use crate::driver::Buf;
 use crate::mem::ProcessMemory;
+use crate::request::{header, range};
 use crate::selftests::io::backend;
 use crate::testing::{ctx, CaseResult, Rng, Runner};
 use vhost_blk_core::blk::*;
@@ -276,8 +277,7 @@ impl HostileGuest {
                 // readable (a disk write, for the types that write) or
                 // writable.
                 let h = scratch + 16 * rng.below(64);
-                let mut hdr = [0u8; 16];
-                hdr[..4].copy_from_slice(&(rng.below(16) as u32).to_le_bytes());
+                let ty = rng.below(16) as u32;
                 // Far below the healthy queue's sectors (a chain carries at
                 // most 256 buffers of under 8 KiB: 4096 sectors), or far
                 // past the end: a guest may write its own disk, not the
@@ -287,8 +287,7 @@ impl HostileGuest {
                 } else {
                     rng.next() | 1 << 40
                 };
-                hdr[8..].copy_from_slice(&sector.to_le_bytes());
-                let _ = t.mem.write(h, &hdr);
+                let _ = t.mem.write(h, &header(ty, sector));
                 let len = (rng.below(16) * 512) as u32 + if rng.below(4) == 0 { 7 } else { 0 };
                 let data = if rng.below(2) == 0 {
                     Buf::w(scratch + 4096, len)
@@ -325,15 +324,8 @@ impl HostileGuest {
         } else {
             VIRTIO_BLK_T_OUT
         };
-        let mut hdr = [0u8; 16];
-        hdr[..4].copy_from_slice(&ty.to_le_bytes());
-        hdr[8..].copy_from_slice(&sector.to_le_bytes());
-        let _ = t.mem.write(h, &hdr);
-        let mut range = [0u8; 16];
-        range[..8].copy_from_slice(&sector.to_le_bytes());
-        range[8..12].copy_from_slice(&8u32.to_le_bytes());
-        range[12..].copy_from_slice(&0x80u32.to_le_bytes());
-        let _ = t.mem.write(data, &range);
+        let _ = t.mem.write(h, &header(ty, sector));
+        let _ = t.mem.write(data, &range(sector, 8, 0x80));
         let bufs = match rng.below(3) {
             // OUT: 519 bytes; WRITE_ZEROES: one range, reserved flags.
             0 if zeroes => vec![Buf::r(h, 16), Buf::r(data, 16), Buf::w(s, 1)],
@@ -448,9 +440,9 @@ fn hostile_guest_random_rings() -> CaseResult {
         // Broken means stopped: a good request is not served.
         let used = q.ring.used_idx(&t.mem);
         let (h, a, s) = (g.aimed, g.aimed + 1024, g.aimed + 2048);
-        let mut hdr = [0u8; 16];
-        hdr[..4].copy_from_slice(&VIRTIO_BLK_T_IN.to_le_bytes());
-        t.mem.write(h, &hdr).map_err(|_| "header".to_string())?;
+        t.mem
+            .write(h, &header(VIRTIO_BLK_T_IN, 0))
+            .map_err(|_| "header".to_string())?;
         if let Some(head) = q
             .ring
             .build_chain(&t.mem, &[Buf::r(h, 16), Buf::w(a, 512), Buf::w(s, 1)])

@@ -20,6 +20,7 @@ use vhost_blk_core::memory::UserMemory;
 use crate::blk::{pattern, status_name, TestDevice};
 use crate::driver::Buf;
 use crate::nullb::NullBlk;
+use crate::request::range;
 use crate::testing::{ctx, ensure, CaseResult, Runner};
 
 /// Registers this area's cases.
@@ -241,11 +242,9 @@ pub(crate) fn write_read_check(
 pub(crate) fn range_list(t: &mut TestDevice, ranges: &[(u64, u32, u32)]) -> Buf {
     let a = t.buf(16 * ranges.len() as u64, 16);
     for (i, (sector, n, flags)) in ranges.iter().enumerate() {
-        let mut b = [0u8; 16];
-        b[..8].copy_from_slice(&sector.to_le_bytes());
-        b[8..12].copy_from_slice(&n.to_le_bytes());
-        b[12..].copy_from_slice(&flags.to_le_bytes());
-        t.mem.write(a + 16 * i as u64, &b).expect("range list");
+        t.mem
+            .write(a + 16 * i as u64, &range(*sector, *n, *flags))
+            .expect("range list");
     }
     Buf::r(a, 16 * ranges.len() as u32)
 }

@@ -24,7 +24,7 @@ use vhost_blk_core::features::{self, bit};
 use vhost_blk_core::memory::UserMemory;
 
 use crate::blk::{pattern, TestDevice};
-use crate::driver::Buf;
+use crate::request::{Chain, RequestSlot};
 use crate::stats::Stats;
 use crate::testing::{ctx, ensure, CaseResult, Runner};
 
@@ -70,8 +70,7 @@ type Reaped = (u16, Duration, u64, u64, u64);
 struct Flow {
     q: usize,
     len: u32,
-    /// Per slot: header, data, status, indirect table.
-    slots: Vec<(u64, u64, u64, u64)>,
+    slots: Vec<RequestSlot>,
     free: Vec<usize>,
     /// head -> (slot, submitted at, sector, seed)
     inflight: HashMap<u16, (usize, Instant, u64, u64)>,
@@ -83,14 +82,7 @@ struct Flow {
 impl Flow {
     fn new(t: &mut TestDevice, q: usize, depth: usize, len: u32) -> Self {
         let slots = (0..depth)
-            .map(|_| {
-                (
-                    t.buf(16, 16),
-                    t.buf(u64::from(len), 4096),
-                    t.buf(1, 1),
-                    t.buf(16 * 3, 16),
-                )
-            })
+            .map(|_| RequestSlot::alloc(&mut t.alloc, len))
             .collect();
         Self {
             q,
@@ -112,24 +104,16 @@ impl Flow {
     /// writes carry `pattern(seed, ..)`. Kicks only if the device wants it.
     fn submit(&mut self, t: &mut TestDevice, ty: u32, sector: u64, seed: u64) -> u16 {
         let slot = self.free.pop().expect("a free slot");
-        let (h, d, s, table) = self.slots[slot];
-        let mut hdr = [0u8; 16];
-        hdr[..4].copy_from_slice(&ty.to_le_bytes());
-        hdr[8..].copy_from_slice(&sector.to_le_bytes());
-        t.mem.write(h, &hdr).expect("header");
-        t.mem.write(s, &[0xff]).expect("status");
-        let data = if ty == VIRTIO_BLK_T_OUT {
+        let rs = self.slots[slot];
+        if ty == VIRTIO_BLK_T_OUT {
             let bytes: Vec<u8> = (0..u64::from(self.len)).map(|i| pattern(seed, i)).collect();
-            t.mem.write(d, &bytes).expect("data");
-            Buf::r(d, self.len)
-        } else {
-            Buf::w(d, self.len)
-        };
+            t.mem.write(rs.data, &bytes).expect("data");
+        }
         let event_idx = t.cfg.features & bit(features::VIRTIO_RING_F_EVENT_IDX) != 0;
         let ring = &mut t.queues[self.q].ring;
         let old = ring.avail_idx();
-        let head = ring
-            .add_indirect(&t.mem, table, &[Buf::r(h, 16), data, Buf::w(s, 1)])
+        let head = rs
+            .post(&t.mem, ring, ty, sector, Chain::Indirect)
             .expect("a free descriptor");
         if ring.needs_kick(&t.mem, old, event_idx) {
             t.queues[self.q].kick.signal();
@@ -151,14 +135,14 @@ impl Flow {
                 .inflight
                 .remove(&head)
                 .ok_or_else(|| format!("queue {}: unknown used id {}", self.q, d.id))?;
-            let (_, data, s, _) = self.slots[slot];
-            let st = t.read_status(s);
+            let rs = self.slots[slot];
+            let st = t.read_status(rs.status);
             ensure(st == VIRTIO_BLK_S_OK, || {
                 format!("queue {}: request at sector {sector}: status {st}", self.q)
             })?;
             self.free.push(slot);
             self.done += 1;
-            out.push((head, at.elapsed(), sector, seed, data));
+            out.push((head, at.elapsed(), sector, seed, rs.data));
         }
         Ok(out)
     }
@@ -173,7 +157,7 @@ impl Flow {
         for (sector, seed) in written {
             self.submit(t, VIRTIO_BLK_T_IN, sector, 0);
             self.drain(t, Duration::from_secs(10))?;
-            let (_, data, _, _) = self.slots[*self.free.last().expect("slot")];
+            let data = self.slots[*self.free.last().expect("slot")].data;
             let mut got = vec![0u8; self.len as usize];
             t.mem.read(data, &mut got).map_err(|_| "read back")?;
             let bad = (0..u64::from(self.len)).find(|&i| got[i as usize] != pattern(seed, i));

@@ -8,6 +8,7 @@
 
 pub mod driver;
 pub mod memory;
+pub mod request;
 mod rng;
 
 pub use rng::Rng;

@@ -10,6 +10,7 @@ use vhost_blk_core::blk::*;
 use vhost_blk_core::memory::{MemTable, UserMemory};
 use vhost_blk_core::ring::RingFeatures;
 use vhost_blk_core::test_utils::driver::Buf;
+use vhost_blk_core::test_utils::request::{header, range, Chain, RequestSlot};
 
 const LIMITS: BlkLimits = BlkLimits {
     capacity: 2048,
@@ -46,10 +47,7 @@ impl T {
 
     fn header(&mut self, ty: u32, sector: u64) -> u64 {
         let h = self.f.buf(16);
-        let mut b = [0u8; 16];
-        b[..4].copy_from_slice(&ty.to_le_bytes());
-        b[8..].copy_from_slice(&sector.to_le_bytes());
-        self.f.mem.write(h, &b).unwrap();
+        self.f.mem.write(h, &header(ty, sector)).unwrap();
         h
     }
 
@@ -120,10 +118,7 @@ fn write_request_with_header_merged_into_its_data_buffer() {
     // ANY_LAYOUT: one readable buffer holds the header and the data.
     let mut t = T::new();
     let buf = t.f.buf(16 + 1024);
-    let mut hdr = [0u8; 16];
-    hdr[..4].copy_from_slice(&VIRTIO_BLK_T_OUT.to_le_bytes());
-    hdr[8..].copy_from_slice(&2u64.to_le_bytes());
-    t.f.mem.write(buf, &hdr).unwrap();
+    t.f.mem.write(buf, &header(VIRTIO_BLK_T_OUT, 2)).unwrap();
     let s = t.f.buf(1);
     let r = t.ok(&[Buf::r(buf, 16 + 1024), Buf::w(s, 1)]);
     assert_eq!(r.op, Op::Write);
@@ -227,13 +222,8 @@ fn flush_get_id_discard_write_zeroes() {
     ] {
         let h = t.header(ty, 0);
         let seg = t.f.buf(32);
-        let mut b = [0u8; 32];
-        b[..8].copy_from_slice(&100u64.to_le_bytes());
-        b[8..12].copy_from_slice(&8u32.to_le_bytes());
-        b[12..16].copy_from_slice(&flags.to_le_bytes());
-        b[16..24].copy_from_slice(&200u64.to_le_bytes());
-        b[24..28].copy_from_slice(&16u32.to_le_bytes());
-        t.f.mem.write(seg, &b).unwrap();
+        t.f.mem.write(seg, &range(100, 8, flags)).unwrap();
+        t.f.mem.write(seg + 16, &range(200, 16, 0)).unwrap();
         let r = t.ok(&[Buf::r(h, 16), Buf::r(seg, 32), Buf::w(s, 1)]);
         assert_eq!(r.op, op);
         let mut regions = t.f.regions.clone();
@@ -694,9 +684,7 @@ fn every_guest_byte_of_a_request_is_fetched_once() {
     assert_eq!((r.op, r.sector, r.data.len), (Op::Read, 8, 1024));
     // A write through an indirect table, the header merged into the data.
     let buf = t.f.buf(16 + 512);
-    let mut hdr = [0u8; 16];
-    hdr[..4].copy_from_slice(&VIRTIO_BLK_T_OUT.to_le_bytes());
-    t.f.mem.write(buf, &hdr).unwrap();
+    t.f.mem.write(buf, &header(VIRTIO_BLK_T_OUT, 0)).unwrap();
     let table = t.f.buf(16 * 4);
     let (r, _) = fetched_once(&mut t, &[Buf::r(buf, 16 + 512), Buf::w(s, 1)], Some(table));
     assert_eq!((r.op, r.data.len), (Op::Write, 512));
@@ -707,12 +695,8 @@ fn every_guest_byte_of_a_request_is_fetched_once() {
     ] {
         let h = t.header(ty, 0);
         let seg = t.f.buf(32);
-        let mut b = [0u8; 32];
-        b[..8].copy_from_slice(&100u64.to_le_bytes());
-        b[8..12].copy_from_slice(&8u32.to_le_bytes());
-        b[16..24].copy_from_slice(&200u64.to_le_bytes());
-        b[24..28].copy_from_slice(&8u32.to_le_bytes());
-        t.f.mem.write(seg, &b).unwrap();
+        t.f.mem.write(seg, &range(100, 8, 0)).unwrap();
+        t.f.mem.write(seg + 16, &range(200, 8, 0)).unwrap();
         let (r, ranges) = fetched_once(
             &mut t,
             &[
@@ -854,5 +838,39 @@ fn writeback_off_writes_through_a_volatile_cache() {
             disk.write_cache,
             acked != 0
         );
+    }
+}
+
+/// The request slot the harness's selftests and benchmark post through
+/// builds, in either chain layout, the request the device parses: the
+/// type, the sector, the data's direction and length, and a status byte
+/// preset to 0xff.
+#[test]
+fn request_slot_posts_what_the_device_parses() {
+    let mut t = T::new();
+    let rs = RequestSlot::alloc(&mut t.f.alloc, 4096);
+    for (chain, ty, op, writable) in [
+        (Chain::Direct, VIRTIO_BLK_T_IN, Op::Read, true),
+        (Chain::Indirect, VIRTIO_BLK_T_IN, Op::Read, true),
+        (Chain::Direct, VIRTIO_BLK_T_OUT, Op::Write, false),
+        (Chain::Indirect, VIRTIO_BLK_T_OUT, Op::Write, false),
+    ] {
+        t.f.mem.write(rs.status, &[0]).unwrap();
+        rs.post(&t.f.mem, &mut t.f.drv, ty, 24, chain).unwrap();
+        assert!(t.f.pop().unwrap());
+        assert_eq!(t.f.chain.segments().len(), 3, "{chain:?}");
+        let mut regions = t.f.regions.clone();
+        let table = MemTable::validate(&mut regions).unwrap();
+        let r = match parse(&t.f.mem, &table, &t.f.chain, &LIMITS) {
+            Parsed::Request(r) => r,
+            other => panic!("{chain:?} {op:?}: not a request: {other:?}"),
+        };
+        assert_eq!((r.op, r.sector, r.status_addr), (op, 24, rs.status));
+        assert_eq!((r.data.writable, r.data.len), (writable, 4096));
+        assert_eq!(rs.read_status(&t.f.mem), Ok(0xff));
+        t.f.dev
+            .add_used(&t.f.mem, &[(t.f.chain.head(), 1)])
+            .unwrap();
+        assert!(t.f.drv.pop_used(&t.f.mem).is_some());
     }
 }

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use vhost_blk_harness::bench::{
     alloc_slots, event_idx_acked, mem_mib_for, open_direct, run_jobs, run_uring, run_virtqueues,
-    slab_kib, wake_cost, Job, Sample, Slot, Workload, GUEST_FEATURES,
+    slab_kib, wake_cost, Job, Sample, Workload, GUEST_FEATURES,
 };
 use vhost_blk_harness::blk::{Config, TestDevice};
 use vhost_blk_harness::nullb::sectors;
+use vhost_blk_harness::request::RequestSlot;
 use vhost_blk_harness::stats::{ParamGuard, Stats};
 use vhost_blk_harness::vhost_user::{StorageDaemon, VhostUserBlk};
 
@@ -46,9 +47,9 @@ fn workloads(quick: bool) -> Vec<Workload> {
 /// reused by every repetition.
 struct Peers {
     vb: TestDevice,
-    vb_slots: Vec<Vec<Slot>>,
+    vb_slots: Vec<Vec<RequestSlot>>,
     vu: VhostUserBlk,
-    vu_slots: Vec<Vec<Slot>>,
+    vu_slots: Vec<Vec<RequestSlot>>,
     direct: File,
 }
 
@@ -58,7 +59,7 @@ fn vhost_blk_device(
     backend: &File,
     queues: usize,
     w: &Workload,
-) -> Result<(TestDevice, Vec<Vec<Slot>>), String> {
+) -> Result<(TestDevice, Vec<Vec<RequestSlot>>), String> {
     let qd = *w.qd.iter().max().unwrap();
     let mut dev = TestDevice::new(
         backend,
@@ -81,7 +82,7 @@ fn vhost_blk_device(
 fn vhost_user_device(
     qsd: &StorageDaemon,
     w: &Workload,
-) -> Result<(VhostUserBlk, Vec<Vec<Slot>>), String> {
+) -> Result<(VhostUserBlk, Vec<Vec<RequestSlot>>), String> {
     let queues = w.qd.len();
     let qd = *w.qd.iter().max().unwrap();
     let mut vu = VhostUserBlk::connect(
@@ -102,7 +103,7 @@ fn vhost_user_device(
 
 fn run_vhost_blk(
     dev: &mut TestDevice,
-    slots: &[Vec<Slot>],
+    slots: &[Vec<RequestSlot>],
     w: &Workload,
     sectors: u64,
     dur: Duration,
@@ -164,11 +165,35 @@ impl Layout {
         })
     }
 
-    fn scenario(self) -> &'static str {
+    pub(super) fn scenario(self) -> &'static str {
         match self {
             Layout::Shared => "matrix",
             Layout::IoCore { .. } => "iocore",
             Layout::GuestPoll => "guestpoll",
+        }
+    }
+
+    /// The workloads this layout runs: all of them wherever the
+    /// scheduler puts the threads, the latency and throughput targets
+    /// (QD1 and QD32 reads) in the other layouts.
+    pub(super) fn workloads(self, quick: bool) -> Vec<Workload> {
+        match self {
+            Layout::Shared => workloads(quick),
+            // The workloads of the latency and throughput targets.
+            Layout::IoCore { guest, .. } => [1, 32]
+                .into_iter()
+                .map(|qd| Workload {
+                    guest_cpu: Some(guest),
+                    ..Workload::new("randread", 4096, qd, 1)
+                })
+                .collect(),
+            Layout::GuestPoll => [1, 32]
+                .into_iter()
+                .map(|qd| Workload {
+                    guest_poll: true,
+                    ..Workload::new("randread", 4096, qd, 1)
+                })
+                .collect(),
         }
     }
 
@@ -205,24 +230,7 @@ pub(super) fn matrix(
     layout.place_qsd(&qsd)?;
     let dur = Duration::from_secs_f64(a.secs);
     let scenario = layout.scenario();
-    let list = match layout {
-        Layout::Shared => workloads(a.quick),
-        // The workloads of the latency and throughput targets.
-        Layout::IoCore { guest, .. } => [1, 32]
-            .into_iter()
-            .map(|qd| Workload {
-                guest_cpu: Some(guest),
-                ..Workload::new("randread", 4096, qd, 1)
-            })
-            .collect(),
-        Layout::GuestPoll => [1, 32]
-            .into_iter()
-            .map(|qd| Workload {
-                guest_poll: true,
-                ..Workload::new("randread", 4096, qd, 1)
-            })
-            .collect(),
-    };
+    let list = layout.workloads(a.quick);
     let mut engines: Vec<Engine> = a
         .polls
         .iter()
@@ -418,7 +426,10 @@ fn run_device_per_queue(
 
 /// One job per queue of every device in `devs`, the queues of device `i`
 /// at depth `qds[i]`.
-fn device_jobs<'a>(devs: &'a mut [(TestDevice, Vec<Vec<Slot>>)], qds: &[u16]) -> Vec<Job<'a>> {
+fn device_jobs<'a>(
+    devs: &'a mut [(TestDevice, Vec<Vec<RequestSlot>>)],
+    qds: &[u16],
+) -> Vec<Job<'a>> {
     let mut jobs = Vec::new();
     for ((dev, slots), &qd) in devs.iter_mut().zip(qds) {
         let ei = event_idx_acked(dev.cfg.features);

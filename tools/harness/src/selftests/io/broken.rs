@@ -15,6 +15,7 @@ use vhost_blk_core::ring::{
 use super::{backend, expect_status, slow_backend, write_read, MIB};
 use crate::blk::{status_name, Config, TestDevice};
 use crate::driver::Buf;
+use crate::request::header;
 use crate::stats::ParamGuard;
 use crate::testing::{ctx, ensure, CaseResult};
 
@@ -114,9 +115,9 @@ pub(super) fn io_bad_requests_get_status() -> CaseResult {
     // A header the VMM made unreadable (its page PROT_NONE) cannot be
     // parsed: IOERR, used length 1, and the queue goes on.
     let hp = t.buf(4096, 4096);
-    let mut hdr = [0u8; 16];
-    hdr[..4].copy_from_slice(&VIRTIO_BLK_T_IN.to_le_bytes());
-    t.mem.write(hp, &hdr).map_err(|_| "header".to_string())?;
+    t.mem
+        .write(hp, &header(VIRTIO_BLK_T_IN, 0))
+        .map_err(|_| "header".to_string())?;
     let s = t.status();
     ctx(t.mem.protect(hp, 4096, libc::PROT_NONE), "mprotect")?;
     t.submit(0, &[Buf::r(hp, 16), Buf::w(a, 512), Buf::w(s, 1)], false);

@@ -16,6 +16,7 @@ use vhost_blk_core::memory::UserMemory;
 use super::{backend, expect_status, range_list, read_back, write_read, write_read_check, MIB};
 use crate::blk::{pattern, status_name, Config, TestDevice};
 use crate::driver::Buf;
+use crate::request::header;
 use crate::testing::{ctx, ensure, CaseResult};
 
 pub(super) fn io_write_read_verify() -> CaseResult {
@@ -374,10 +375,7 @@ pub(super) fn io_split_memory_table() -> CaseResult {
         // Header straddling G+8M, status just after it.
         let hdr_gpa = G + 8 * MIB - 8;
         let status_gpa = G + 8 * MIB + 4 * 1024 + k as u64;
-        let mut h = [0u8; 16];
-        h[..4].copy_from_slice(&VIRTIO_BLK_T_OUT.to_le_bytes());
-        h[8..].copy_from_slice(&sector.to_le_bytes());
-        put(&dev, hdr_gpa, &h);
+        put(&dev, hdr_gpa, &header(VIRTIO_BLK_T_OUT, sector));
         put(&dev, status_gpa, &[0xff]);
         let data: Vec<u8> = (0..u64::from(LEN)).map(|i| pattern(seed, i)).collect();
         put(&dev, data_gpa, &data);
@@ -401,8 +399,7 @@ pub(super) fn io_split_memory_table() -> CaseResult {
         // Read it back into a buffer straddling the boundary itself.
         let rd_gpa = boundary - 4096 - 512 * k as u64;
         put(&dev, rd_gpa, &vec![0u8; LEN as usize]);
-        h[..4].copy_from_slice(&VIRTIO_BLK_T_IN.to_le_bytes());
-        put(&dev, hdr_gpa, &h);
+        put(&dev, hdr_gpa, &header(VIRTIO_BLK_T_IN, sector));
         put(&dev, status_gpa, &[0xff]);
         serve(
             &mut dev,

@@ -17,6 +17,7 @@ use crate::blk::{Config, TestDevice};
 use crate::cgroup::{self, Cgroup};
 use crate::driver::{desc_bytes, Buf};
 use crate::nullb::NullBlk;
+use crate::request::range;
 use crate::selftests::io::backend;
 use crate::stats::ParamGuard;
 use crate::testing::{ctx, ensure, CaseResult};
@@ -110,9 +111,11 @@ pub(super) fn isolation_write_zeroes_memory_bounded() -> CaseResult {
         let list = t.buf(16 * WZ_RANGES, 16);
         let mut bytes = Vec::new();
         for j in 0..WZ_RANGES {
-            bytes.extend_from_slice(&((i * WZ_RANGES + j) * WZ_SECTORS).to_le_bytes());
-            bytes.extend_from_slice(&(WZ_SECTORS as u32).to_le_bytes());
-            bytes.extend_from_slice(&0u32.to_le_bytes());
+            bytes.extend_from_slice(&range(
+                (i * WZ_RANGES + j) * WZ_SECTORS,
+                WZ_SECTORS as u32,
+                0,
+            ));
         }
         t.mem.write(list, &bytes).map_err(|_| "guest memory")?;
         let s = t.status();

@@ -16,6 +16,7 @@ use crate::blk::{pattern, status_name, Config, TestDevice};
 use crate::cgroup::{self, Cgroup};
 use crate::child::{self, describe_status, Child, Sender};
 use crate::driver::Buf;
+use crate::request::{Chain, RequestSlot};
 use crate::selftests::io::{backend, write_read};
 use crate::stats::{fd_ids, ParamGuard, Stats};
 use crate::testing::{ctx, ensure, CaseResult};
@@ -164,14 +165,12 @@ pub(super) fn isolation_userfaultfd_stall_spares_neighbour() -> CaseResult {
 /// A queue kept busy with writes of `len` bytes, refilled as they
 /// complete; every completion must be OK.
 struct Flood {
-    /// Per slot: header, data and status addresses.
-    slots: Vec<(u64, u64, u64)>,
+    /// Per slot: its buffers and the sector it writes.
+    slots: Vec<(RequestSlot, u64)>,
     /// Slots not in flight.
     free: Vec<usize>,
     /// Head of each request in flight -> its slot.
     inflight: HashMap<u16, usize>,
-    /// Bytes per write.
-    len: u32,
     /// Requests completed.
     done: u64,
 }
@@ -183,17 +182,15 @@ impl Flood {
     fn new(t: &mut TestDevice, depth: usize, len: u32) -> Result<Self, String> {
         let mut slots = Vec::new();
         for k in 0..depth as u64 {
-            let h = t.header(VIRTIO_BLK_T_OUT, 2 * k * u64::from(len) / 512);
-            let d = t.buf(u64::from(len), 4096);
+            let rs = RequestSlot::alloc(&mut t.alloc, len);
             let data: Vec<u8> = (0..u64::from(len)).map(|i| pattern(k, i)).collect();
-            t.mem.write(d, &data).map_err(|_| "guest memory")?;
-            slots.push((h, d, t.buf(1, 1)));
+            t.mem.write(rs.data, &data).map_err(|_| "guest memory")?;
+            slots.push((rs, 2 * k * u64::from(len) / 512));
         }
         Ok(Self {
             slots,
             free: (0..depth).collect(),
             inflight: HashMap::new(),
-            len,
             done: 0,
         })
     }
@@ -205,7 +202,7 @@ impl Flood {
                 .inflight
                 .remove(&(d.id as u16))
                 .ok_or_else(|| format!("unknown used id {}", d.id))?;
-            let st = t.read_status(self.slots[slot].2);
+            let st = t.read_status(self.slots[slot].0.status);
             ensure(st == VIRTIO_BLK_S_OK, || {
                 format!("a flooding write: {}", status_name(st))
             })?;
@@ -222,12 +219,16 @@ impl Flood {
             return Ok(());
         }
         while let Some(slot) = self.free.pop() {
-            let (h, d, s) = self.slots[slot];
-            t.mem.write(s, &[0xff]).map_err(|_| "guest memory")?;
-            let head = t.queues[0]
-                .ring
-                .add_chain(&t.mem, &[Buf::r(h, 16), Buf::r(d, self.len), Buf::w(s, 1)])
-                .ok_or("no free descriptors for a flooding write")?;
+            let (rs, sector) = self.slots[slot];
+            let head = rs
+                .post(
+                    &t.mem,
+                    &mut t.queues[0].ring,
+                    VIRTIO_BLK_T_OUT,
+                    sector,
+                    Chain::Direct,
+                )
+                .map_err(|e| format!("a flooding write: {e}"))?;
             self.inflight.insert(head, slot);
         }
         t.queues[0].kick.signal();
