@@ -19,7 +19,7 @@ mod scenarios;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use vhost_blk_harness::bench::{median, open_direct, Sample};
+use vhost_blk_harness::bench::{median, open_direct, Sample, Workload};
 use vhost_blk_harness::nullb::{sectors, NullBlk};
 use vhost_blk_harness::vhost_user::StorageDaemon;
 
@@ -27,6 +27,9 @@ use crate::report::{plots, report};
 use crate::scenarios::{fairness, many_devices, matrix, memory, wakeups, Layout};
 
 const USAGE: &str = "usage: vhost-blk-bench --out DIR [--secs S] [--reps N] [--poll LIST] [--quick]
+  --list       print the groups of rows that would run, one per line
+               (SCENARIO BACKING WORKLOAD; `-` where the scenario takes
+               no --backing or --only), and run nothing
   --out DIR    where results.csv, summary.csv, results.json, table.txt and
                the plots go (created)
   --secs S     seconds per run (default 2)
@@ -35,6 +38,9 @@ const USAGE: &str = "usage: vhost-blk-bench --out DIR [--secs S] [--reps N] [--p
   --quick      a short pass over a few workloads (smoke test)
   --only TEXT  only the matrix, iocore and guestpoll workloads whose name
                contains TEXT, and no other scenario
+  --backing LIST
+               which null_blk disks the matrix, iocore and guestpoll
+               scenarios run on, of nullb-mem,nullb-null (default both)
   --scenarios LIST
                which scenarios run, of matrix,iocore,guestpoll,fairness,
                devices,memory,wakeup (default all)
@@ -61,6 +67,10 @@ const SCENARIOS: [&str; 7] = [
     "wakeup",
 ];
 
+/// The disks the matrix scenarios run on: a memory-backed null_blk (the
+/// data is copied) and one that discards it.
+const BACKINGS: [&str; 2] = ["nullb-mem", "nullb-null"];
+
 /// The scenarios that run the workloads against every engine.
 const MATRIX_SCENARIOS: [&str; 3] = ["matrix", "iocore", "guestpoll"];
 
@@ -72,20 +82,50 @@ struct Args {
     quick: bool,
     only: Option<String>,
     scenarios: Vec<String>,
+    /// `--backing`: the disks of the matrix scenarios.
+    backings: Vec<String>,
     /// The matrix's peers beside vhost-blk (`qsd-matched` expanded to
     /// one daemon configuration per poll budget).
     peers: Vec<Engine>,
     /// `--qsd`: the daemon to run.
     qsd: Option<PathBuf>,
+    /// `--list`: print the row groups instead of running them.
+    list: bool,
 }
 
 impl Args {
     fn runs(&self, scenario: &str) -> bool {
         self.scenarios.iter().any(|s| s == scenario)
     }
+
+    fn on(&self, backing: &str) -> bool {
+        self.backings.iter().any(|b| b == backing)
+    }
+
+    /// Whether `--only` lets workload `w` run.
+    fn selects(&self, w: &Workload) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| w.name.contains(o.as_str()))
+    }
+
+    /// The layouts of the matrix scenarios that run.
+    fn layouts(&self) -> Result<Vec<Layout>, String> {
+        let mut layouts = Vec::new();
+        if self.runs("matrix") {
+            layouts.push(Layout::Shared);
+        }
+        if self.runs("iocore") {
+            layouts.push(Layout::io_core()?);
+        }
+        if self.runs("guestpoll") {
+            layouts.push(Layout::GuestPoll);
+        }
+        Ok(layouts)
+    }
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut a = Args {
         out: PathBuf::new(),
         secs: 2.0,
@@ -94,14 +134,16 @@ fn parse_args() -> Result<Args, String> {
         quick: false,
         only: None,
         scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
+        backings: BACKINGS.iter().map(|s| s.to_string()).collect(),
         peers: Vec::new(),
         qsd: None,
+        list: false,
     };
     let mut peers = vec!["qsd", "io_uring"]
         .into_iter()
         .map(String::from)
         .collect::<Vec<_>>();
-    let mut it = std::env::args().skip(1);
+    let mut it = argv.into_iter();
     while let Some(arg) = it.next() {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
@@ -115,6 +157,7 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?
             }
             "--quick" => a.quick = true,
+            "--list" => a.list = true,
             "--only" => a.only = Some(val("--only")?),
             "--scenarios" => {
                 let list: Vec<String> = val("--scenarios")?.split(',').map(String::from).collect();
@@ -123,13 +166,20 @@ fn parse_args() -> Result<Args, String> {
                 }
                 a.scenarios = list;
             }
+            "--backing" => {
+                let list: Vec<String> = val("--backing")?.split(',').map(String::from).collect();
+                if let Some(bad) = list.iter().find(|b| !BACKINGS.contains(&b.as_str())) {
+                    return Err(format!("--backing: unknown disk {bad}\n{USAGE}"));
+                }
+                a.backings = list;
+            }
             "--peers" => peers = val("--peers")?.split(',').map(String::from).collect(),
             "--qsd" => a.qsd = Some(PathBuf::from(val("--qsd")?)),
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {arg}\n{USAGE}")),
         }
     }
-    if a.out.as_os_str().is_empty() {
+    if a.out.as_os_str().is_empty() && !a.list {
         return Err(format!("--out is required\n{USAGE}"));
     }
     for p in &peers {
@@ -433,17 +483,8 @@ fn run(a: &Args) -> Result<bool, String> {
         raw.push_str(&r.csv());
     };
     let size = if a.quick { "128" } else { "512" };
-    let mut layouts = Vec::new();
-    if a.runs("matrix") {
-        layouts.push(Layout::Shared);
-    }
-    if a.runs("iocore") {
-        layouts.push(Layout::io_core()?);
-    }
-    if a.runs("guestpoll") {
-        layouts.push(Layout::GuestPoll);
-    }
-    if !layouts.is_empty() {
+    let layouts = a.layouts()?;
+    if !layouts.is_empty() && a.on("nullb-mem") {
         let nb = NullBlk::create("benchmem", size.parse().unwrap(), &[("memory_backed", "1")])
             .map_err(|e| format!("null_blk: {e}"))?;
         prefill(nb.path())?;
@@ -462,7 +503,7 @@ fn run(a: &Args) -> Result<bool, String> {
     let mem_line;
     {
         let nb = NullBlk::create("benchnull", 4096, &[]).map_err(|e| format!("null_blk: {e}"))?;
-        for &layout in &layouts {
+        for &layout in layouts.iter().filter(|_| a.on("nullb-null")) {
             matrix(
                 a,
                 layout,
@@ -552,6 +593,25 @@ fn run(a: &Args) -> Result<bool, String> {
     Ok(true)
 }
 
+/// `--list`: the groups of rows that `a` would run, one per line, each of
+/// which `--scenarios SCENARIO [--backing BACKING --only WORKLOAD]` runs
+/// alone (how `bench-ab.sh` interleaves two modules row by row). Only
+/// the scenarios whose rows compare modules are listed.
+fn list_groups(a: &Args) -> Result<Vec<String>, String> {
+    let mut groups = Vec::new();
+    for layout in a.layouts()? {
+        for backing in BACKINGS.iter().filter(|b| a.on(b)) {
+            for w in layout.workloads(a.quick).iter().filter(|w| a.selects(w)) {
+                groups.push(format!("{} {backing} {}", layout.scenario(), w.name));
+            }
+        }
+    }
+    if a.runs("fairness") {
+        groups.push("fairness - -".into());
+    }
+    Ok(groups)
+}
+
 /// `--qsd-args DEV SOCKET QUEUES`: the peer's daemon arguments, one per
 /// line, for scripts that start the same daemon (`e2e-l1.sh`).
 fn print_qsd_args(rest: &[String]) -> Result<(), String> {
@@ -584,13 +644,23 @@ fn main() {
         }
         return;
     }
-    let a = match parse_args() {
+    let a = match parse_args(argv) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("vhost-blk-bench: {e}");
             std::process::exit(2);
         }
     };
+    if a.list {
+        match list_groups(&a) {
+            Ok(groups) => groups.iter().for_each(|g| println!("{g}")),
+            Err(e) => {
+                eprintln!("vhost-blk-bench: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     match run(&a) {
         Ok(_) => println!("VHOST_BLK_BENCH_DONE"),
         Err(e) => {
@@ -602,7 +672,43 @@ fn main() {
 
 #[cfg(test)]
 mod tests {
-    use super::idle_mode;
+    use super::{idle_mode, list_groups, parse_args};
+
+    fn parse(args: &str) -> Result<super::Args, String> {
+        parse_args(args.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn backing_and_list_select_the_groups_of_rows() {
+        let a = parse("--list --scenarios iocore,fairness --backing nullb-mem").unwrap();
+        assert_eq!(
+            list_groups(&a).unwrap(),
+            [
+                "iocore nullb-mem randread-4k-qd1-q1",
+                "iocore nullb-mem randread-4k-qd32-q1",
+                "fairness - -",
+            ]
+        );
+        let a = parse("--list --only qd128").unwrap();
+        assert_eq!(
+            list_groups(&a).unwrap(),
+            [
+                "matrix nullb-mem randread-4k-qd128-q1",
+                "matrix nullb-null randread-4k-qd128-q1",
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_arguments_are_refused_with_the_reason() {
+        let err = |args| parse(args).err().unwrap_or_default();
+        assert!(err("--out x --backing nullb-ssd").contains("unknown disk nullb-ssd"));
+        assert!(err("--out x --scenarios matrix,nope").contains("unknown scenario nope"));
+        assert!(err("--scenarios matrix").contains("--out is required"));
+        assert!(err("--out x --reps 0").contains("must be positive"));
+        assert!(err("--out x --peers qsd,nope").contains("unknown peer nope"));
+        assert!(err("--out x --backing").contains("--backing needs a value"));
+    }
 
     #[test]
     fn idle_mode_names_the_idle_and_nohz_parameters_only() {

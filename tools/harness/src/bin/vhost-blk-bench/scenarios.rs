@@ -237,10 +237,7 @@ pub(super) fn matrix(
         .map(|&p| Engine::VhostBlk { poll_us: p })
         .collect();
     engines.extend(a.peers.iter().copied());
-    for w in list
-        .into_iter()
-        .filter(|w| a.only.as_ref().is_none_or(|o| w.name.contains(o.as_str())))
-    {
+    for w in list.into_iter().filter(|w| a.selects(w)) {
         let queues = w.qd.len();
         let (vb, vb_slots) = vhost_blk_device(&backend, queues, &w)?;
         if let Layout::IoCore { io, .. } = layout {
