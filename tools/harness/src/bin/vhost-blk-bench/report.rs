@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use serde_json::{json, Value};
 use vhost_blk_harness::plot::BarChart;
 
 use super::{Args, Engine, Extra, Summary, MATRIX_SCENARIOS, QSD};
@@ -24,7 +25,7 @@ fn find<'a>(
 #[derive(Default)]
 struct Targets {
     lines: String,
-    json: Vec<String>,
+    json: Vec<Value>,
 }
 
 impl Targets {
@@ -38,18 +39,22 @@ impl Targets {
             goal,
             if met { "met" } else { "MISSED" }
         );
-        self.json.push(format!(
-            "{{\"target\":\"{name}\",\"value\":{},\"goal\":\"{goal}\",\"met\":{met}}}",
-            num(value)
-        ));
+        self.json.push(json!({
+            "target": name,
+            "value": num(value),
+            "goal": goal,
+            "met": met,
+        }));
     }
 }
 
-fn num(v: f64) -> String {
+/// `v` to four decimals, or null if it is not a number (a ratio to a
+/// peer that did not run).
+fn num(v: f64) -> Value {
     if v.is_finite() {
-        format!("{v:.4}")
+        json!((v * 1e4).round() / 1e4)
     } else {
-        "null".into()
+        Value::Null
     }
 }
 
@@ -291,53 +296,51 @@ fn scaling_targets(tg: &mut Targets, a: &Args, sums: &[Summary]) {
     }
 }
 
-/// `v` as the members of a JSON array of strings (quotes made single,
-/// backslashes doubled).
-fn json_strings(v: &[String]) -> String {
-    v.iter()
-        .map(|f| format!("\"{}\"", f.replace('\\', "\\\\").replace('"', "'")))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The JSON summary: every row, the targets, and the run's facts.
 fn json(
     a: &Args,
     sums: &[Summary],
-    targets: &[String],
+    targets: &[Value],
     extra: &Extra,
     failures: &[String],
 ) -> String {
-    let mut j = String::from("{\n  \"summary\": [\n");
-    let rowsj: Vec<String> = sums
+    let summary: Vec<Value> = sums
         .iter()
         .map(|s| {
-            format!(
-                "    {{\"scenario\":\"{}\",\"backing\":\"{}\",\"workload\":\"{}\",\"engine\":\"{}\",\
-                 \"iops\":{},\"iops_min\":{},\"iops_max\":{},\"mbps\":{},\"p50_us\":{},\"p99_us\":{},\
-                 \"p999_us\":{},\"cpu_us_per_io\":{},\"backend_cpu_us_per_io\":{},\"ios_per_cpu_s\":{},\
-                 \"ctxt_per_io\":{},\"threads\":{}}}",
-                s.scenario, s.backing, s.workload, s.engine, num(s.iops), num(s.iops_min),
-                num(s.iops_max), num(s.mbps), num(s.p50), num(s.p99), num(s.p999), num(s.cpu),
-                num(s.backend_cpu), num(s.ios_per_cpu_s), num(s.ctxt_per_io), s.threads
-            )
+            json!({
+                "scenario": s.scenario,
+                "backing": s.backing,
+                "workload": s.workload,
+                "engine": s.engine,
+                "iops": num(s.iops),
+                "iops_min": num(s.iops_min),
+                "iops_max": num(s.iops_max),
+                "mbps": num(s.mbps),
+                "p50_us": num(s.p50),
+                "p99_us": num(s.p99),
+                "p999_us": num(s.p999),
+                "cpu_us_per_io": num(s.cpu),
+                "backend_cpu_us_per_io": num(s.backend_cpu),
+                "ios_per_cpu_s": num(s.ios_per_cpu_s),
+                "ctxt_per_io": num(s.ctxt_per_io),
+                "threads": s.threads,
+            })
         })
         .collect();
-    j.push_str(&rowsj.join(",\n"));
-    j.push_str("\n  ],\n  \"targets\": [\n    ");
-    j.push_str(&targets.join(",\n    "));
-    let _ = write!(
-        j,
-        "\n  ],\n  \"failures\": [{}],\n  \"engines\": [{}],\n  \"memory\": \"{}\",\n  \"wakeups\": \"{}\",\n  \"vm_idle\": \"{}\",\n  \"secs\": {},\n  \"reps\": {}\n}}\n",
-        json_strings(failures),
-        json_strings(&extra.engines),
-        extra.memory,
-        extra.wakeups,
-        extra.idle,
-        a.secs,
-        a.reps
-    );
-    j
+    let doc = json!({
+        "summary": summary,
+        "targets": targets,
+        "failures": failures,
+        "engines": extra.engines,
+        "memory": extra.memory,
+        "wakeups": extra.wakeups,
+        "vm_idle": extra.idle,
+        "secs": a.secs,
+        "reps": a.reps,
+    });
+    let mut text = serde_json::to_string_pretty(&doc).expect("a JSON value always serializes");
+    text.push('\n');
+    text
 }
 
 pub(super) fn plots(sums: &[Summary]) -> Vec<(String, String)> {
@@ -397,4 +400,54 @@ pub(super) fn plots(sums: &[Summary]) -> Vec<(String, String)> {
         out.push((format!("p50-{backing}.svg"), lat.svg()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{json, Extra, Summary};
+
+    /// The JSON summary parses, and keeps every string as it was: a
+    /// daemon path, an error or a kernel command line may hold quotes,
+    /// backslashes or newlines.
+    #[test]
+    fn json_summary_parses_and_keeps_strings_whole() {
+        let a = super::super::parse_args(["--out", "x"].map(String::from)).unwrap();
+        let odd = "a \"quoted\" C:\\path\nand a tab\t";
+        let sums = [Summary {
+            scenario: "matrix".into(),
+            backing: "nullb-null".into(),
+            workload: odd.into(),
+            engine: "vhost-blk".into(),
+            iops: 1234.56789,
+            iops_min: f64::NAN,
+            iops_max: f64::INFINITY,
+            mbps: 0.0,
+            p50: 1.0,
+            p99: 2.0,
+            p999: 3.0,
+            cpu: 4.0,
+            backend_cpu: 5.0,
+            ios_per_cpu_s: 6.0,
+            ctxt_per_io: 7.0,
+            threads: 2,
+        }];
+        let extra = Extra {
+            memory: odd.into(),
+            wakeups: odd.into(),
+            idle: odd.into(),
+            engines: vec![odd.into()],
+        };
+        let text = json(&a, &sums, &[], &extra, &[odd.into()]);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        for key in ["memory", "wakeups", "vm_idle"] {
+            assert_eq!(v[key], odd, "{key}");
+        }
+        assert_eq!(v["failures"][0], odd);
+        assert_eq!(v["engines"][0], odd);
+        let row = &v["summary"][0];
+        assert_eq!(row["workload"], odd);
+        assert_eq!(row["iops"], 1234.5679);
+        assert!(row["iops_min"].is_null() && row["iops_max"].is_null());
+        assert_eq!(row["threads"], 2);
+    }
 }
