@@ -110,6 +110,16 @@ watch_boot() {
 	kill "$(cat "$out/qemu.pid")" 2>/dev/null || true
 }
 
+# For runner-selftest.sh only: QEMU killed with SIGSEGV $VM_RUN_CRASH_QEMU
+# seconds after it started, as if it had crashed.
+crash_qemu() {
+	until [ -s "$out/qemu.pid" ]; do
+		sleep 0.2
+	done
+	sleep "$VM_RUN_CRASH_QEMU"
+	kill -SEGV "$(cat "$out/qemu.pid")" 2>/dev/null || true
+}
+
 attempt=0
 while :; do
 	attempt=$((attempt + 1))
@@ -119,13 +129,18 @@ while :; do
 	set +e
 	watch_boot &
 	watcher=$!
+	crasher=
+	if [ -n "${VM_RUN_CRASH_QEMU:-}" ]; then
+		crash_qemu &
+		crasher=$!
+	fi
 	timeout -k 20 "$timeout" "$VNG" --disable-kvm --cpus 2 --memory "$memory" --verbose \
 		-r "$bzimage" --rwdir "$out" --append "$append" \
 		--qemu-opts="-pidfile $out/qemu.pid" \
 		--exec "$cmdline" </dev/null 2>&1 | tee "$log"
 	vm_status=${PIPESTATUS[0]}
-	kill "$watcher" 2>/dev/null
-	wait "$watcher" 2>/dev/null
+	kill "$watcher" $crasher 2>/dev/null
+	wait "$watcher" $crasher 2>/dev/null
 	set -e
 
 	rc=$(grep -a -o -E '^VHOST_BLK_VM_RC=[0-9]+' "$log" | tail -1 | cut -d= -f2 || true)
@@ -135,6 +150,21 @@ while :; do
 		echo "vm-run: the VM died of 'Oops: int3' before the command started" \
 			"(the known MTTCG text-patching race); booting again" >&2
 		continue
+	fi
+	# QEMU 7.2's TCG has segfaulted in early boot (once, in a debug
+	# kernel's PCI scan): a host fault, before the guest ran anything of
+	# ours. A guest kernel report, or a death after the command started,
+	# is never retried.
+	if [ -z "$rc" ] && [ -z "$report" ] && [ ! -e "$out/boot-hung" ] &&
+		[ "$vm_status" != 0 ] && [ "$vm_status" != 124 ] && [ "$vm_status" != 137 ] &&
+		! grep -a -q 'VHOST_BLK_VM_STARTED' "$log"; then
+		if [ $attempt -lt 3 ]; then
+			echo "vm-run: QEMU ended (status $vm_status) before the command started" \
+				"(a host-side crash); booting again" >&2
+			continue
+		fi
+		echo "vm-run: FAIL: QEMU ended (status $vm_status) before the command started, 3 times" >&2
+		exit 125
 	fi
 	if [ -e "$out/boot-hung" ]; then
 		if [ $attempt -lt 3 ]; then
