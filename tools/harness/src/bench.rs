@@ -27,7 +27,7 @@ use vhost_blk_core::memory::UserMemory;
 
 use crate::blk::Queue;
 use crate::mem::{BumpAllocator, ProcessMemory};
-use crate::request::{Chain, RequestSlot};
+use crate::request::{ChainLayout, RequestSlot};
 use crate::testing::Rng;
 
 /// The features the benchmark's guest acks, on every virtqueue back end:
@@ -463,7 +463,7 @@ fn drive_queue(
                     VIRTIO_BLK_T_OUT
                 };
                 let head = slots[k]
-                    .post(mem, &mut queue.ring, ty, sector, Chain::Indirect)
+                    .post(mem, &mut queue.ring, ty, sector, ChainLayout::Indirect)
                     .expect("a free descriptor per slot");
                 inflight[usize::from(head)] = Some((k, Instant::now()));
                 outstanding += 1;

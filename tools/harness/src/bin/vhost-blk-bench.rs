@@ -503,16 +503,18 @@ fn run(a: &Args) -> Result<bool, String> {
     let mem_line;
     {
         let nb = NullBlk::create("benchnull", 4096, &[]).map_err(|e| format!("null_blk: {e}"))?;
-        for &layout in layouts.iter().filter(|_| a.on("nullb-null")) {
-            matrix(
-                a,
-                layout,
-                "nullb-null",
-                nb.path(),
-                &mut rows,
-                &mut failures,
-                &mut log,
-            )?;
+        if a.on("nullb-null") {
+            for &layout in &layouts {
+                matrix(
+                    a,
+                    layout,
+                    "nullb-null",
+                    nb.path(),
+                    &mut rows,
+                    &mut failures,
+                    &mut log,
+                )?;
+            }
         }
         if a.runs("fairness") {
             fairness(a, nb.path(), &mut rows, &mut log)?;

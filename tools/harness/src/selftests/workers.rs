@@ -24,7 +24,7 @@ use vhost_blk_core::features::{self, bit};
 use vhost_blk_core::memory::UserMemory;
 
 use crate::blk::{pattern, TestDevice};
-use crate::request::{Chain, RequestSlot};
+use crate::request::{ChainLayout, RequestSlot};
 use crate::stats::Stats;
 use crate::testing::{ctx, ensure, CaseResult, Runner};
 
@@ -113,7 +113,7 @@ impl Flow {
         let ring = &mut t.queues[self.q].ring;
         let old = ring.avail_idx();
         let head = rs
-            .post(&t.mem, ring, ty, sector, Chain::Indirect)
+            .post(&t.mem, ring, ty, sector, ChainLayout::Indirect)
             .expect("a free descriptor");
         if ring.needs_kick(&t.mem, old, event_idx) {
             t.queues[self.q].kick.signal();

@@ -33,7 +33,7 @@ pub fn range(sector: u64, sectors: u32, flags: u32) -> [u8; 16] {
 
 /// How a request's three descriptors reach the ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Chain {
+pub enum ChainLayout {
     /// Three descriptors of the ring's own table.
     Direct,
     /// One ring descriptor pointing at the slot's indirect table.
@@ -104,7 +104,7 @@ impl RequestSlot {
         ring: &mut DriverRing,
         ty: u32,
         sector: u64,
-        chain: Chain,
+        chain: ChainLayout,
     ) -> Result<u16, PostError> {
         mem.write(self.header, &header(ty, sector))?;
         mem.write(self.status, &[0xff])?;
@@ -115,8 +115,8 @@ impl RequestSlot {
         };
         let bufs = [Buf::r(self.header, 16), data, Buf::w(self.status, 1)];
         match chain {
-            Chain::Direct => ring.add_chain(mem, &bufs),
-            Chain::Indirect => ring.add_indirect(mem, self.table, &bufs),
+            ChainLayout::Direct => ring.add_chain(mem, &bufs),
+            ChainLayout::Indirect => ring.add_indirect(mem, self.table, &bufs),
         }
         .ok_or(PostError::RingFull)
     }

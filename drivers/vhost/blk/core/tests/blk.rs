@@ -10,7 +10,7 @@ use vhost_blk_core::blk::*;
 use vhost_blk_core::memory::{MemTable, UserMemory};
 use vhost_blk_core::ring::RingFeatures;
 use vhost_blk_core::test_utils::driver::Buf;
-use vhost_blk_core::test_utils::request::{header, range, Chain, RequestSlot};
+use vhost_blk_core::test_utils::request::{header, range, ChainLayout, RequestSlot};
 
 const LIMITS: BlkLimits = BlkLimits {
     capacity: 2048,
@@ -850,10 +850,10 @@ fn request_slot_posts_what_the_device_parses() {
     let mut t = T::new();
     let rs = RequestSlot::alloc(&mut t.f.alloc, 4096);
     for (chain, ty, op, writable) in [
-        (Chain::Direct, VIRTIO_BLK_T_IN, Op::Read, true),
-        (Chain::Indirect, VIRTIO_BLK_T_IN, Op::Read, true),
-        (Chain::Direct, VIRTIO_BLK_T_OUT, Op::Write, false),
-        (Chain::Indirect, VIRTIO_BLK_T_OUT, Op::Write, false),
+        (ChainLayout::Direct, VIRTIO_BLK_T_IN, Op::Read, true),
+        (ChainLayout::Indirect, VIRTIO_BLK_T_IN, Op::Read, true),
+        (ChainLayout::Direct, VIRTIO_BLK_T_OUT, Op::Write, false),
+        (ChainLayout::Indirect, VIRTIO_BLK_T_OUT, Op::Write, false),
     ] {
         t.f.mem.write(rs.status, &[0]).unwrap();
         rs.post(&t.f.mem, &mut t.f.drv, ty, 24, chain).unwrap();

@@ -16,7 +16,7 @@ use crate::blk::{pattern, status_name, Config, TestDevice};
 use crate::cgroup::{self, Cgroup};
 use crate::child::{self, describe_status, Child, Sender};
 use crate::driver::Buf;
-use crate::request::{Chain, RequestSlot};
+use crate::request::{ChainLayout, RequestSlot};
 use crate::selftests::io::{backend, write_read};
 use crate::stats::{fd_ids, ParamGuard, Stats};
 use crate::testing::{ctx, ensure, CaseResult};
@@ -226,7 +226,7 @@ impl Flood {
                     &mut t.queues[0].ring,
                     VIRTIO_BLK_T_OUT,
                     sector,
-                    Chain::Direct,
+                    ChainLayout::Direct,
                 )
                 .map_err(|e| format!("a flooding write: {e}"))?;
             self.inflight.insert(head, slot);
